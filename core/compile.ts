@@ -1,0 +1,105 @@
+import { mkdtempSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Graph } from './ir/graph.ts';
+import type { HostTensor } from './ir/host.ts';
+import { assertGraph } from './ir/check.ts';
+import { formatShape } from './ir/shape.ts';
+import { specialize } from './ir/specialize.ts';
+import { eliminateDeadCode } from './ir/transform.ts';
+import { lowerGraph } from './onnx/lower.ts';
+import { encodeModel, type OnnxModel, type OnnxValueInfo } from './onnx/model.ts';
+import type { CompiledStep, Runner, RunnerSession } from '../runners/types.ts';
+import { ortNodeRunner } from '../runners/ort-node.ts';
+import { graphCost, type GraphCost } from './cost.ts';
+
+export interface CompileOptions {
+  /** Values of symbolic dims, e.g. `{ B: 16, T: 64 }`. */
+  dims?: Readonly<Record<string, number>>;
+  /** Inputs baked into the compiled session (frozen weights): not fed at run time, kept resident. */
+  resident?: ReadonlyMap<string, HostTensor> | Readonly<Record<string, HostTensor>>;
+  runner?: Runner;
+  /** Above this many bytes of initializers, weights go to an external data file (protobuf's 2 GB limit). */
+  externalDataThreshold?: number;
+}
+
+/** A compiled graph ready to run: feed the non-resident inputs by name, get every output by name. */
+export interface Executable {
+  readonly graph: Graph;
+  readonly inputs: readonly OnnxValueInfo[];
+  readonly outputs: readonly OnnxValueInfo[];
+  readonly cost: GraphCost;
+  run(feeds: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>>;
+  release(): Promise<void>;
+}
+
+const DEFAULT_EXTERNAL_THRESHOLD = 1.5 * 2 ** 30;
+
+/** Writes initializers to `weights.bin` beside `model.onnx`, so the protobuf stays small. */
+function withExternalData(model: OnnxModel): { path: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'tuneforge-onnx-'));
+  const fd = openSync(join(dir, 'weights.bin'), 'w');
+  let offset = 0;
+  const initializers = model.initializers.map((init) => {
+    if (!init.raw || init.raw.length < 1024) return init;
+    writeSync(fd, init.raw);
+    const ext = { ...init, raw: undefined, external: { location: 'weights.bin', offset, length: init.raw.length } };
+    offset += init.raw.length;
+    return ext;
+  });
+  closeSync(fd);
+  const path = join(dir, 'model.onnx');
+  writeFileSync(path, encodeModel({ ...model, initializers }));
+  return { path };
+}
+
+/**
+ * Specialises, checks, lowers and loads a graph.
+ *
+ * ```ts
+ * const exe = await compile(valueAndGrad(g, { of: 'loss', wrt: ['w'] }), { dims: { B: 32 }, resident: { x } });
+ * const { loss, 'grad:w': dw } = await exe.run({ w });
+ * ```
+ */
+export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<Executable> {
+  const concrete = eliminateDeadCode(specialize(graph, opts.dims ?? {}));
+  assertGraph(concrete, opts.dims ?? {});
+  const resident = opts.resident instanceof Map ? opts.resident : new Map(Object.entries(opts.resident ?? {}));
+  const { model, origins } = lowerGraph(concrete, { resident });
+  const initBytes = model.initializers.reduce((s, i) => s + (i.raw?.length ?? 0), 0);
+  const threshold = opts.externalDataThreshold ?? DEFAULT_EXTERNAL_THRESHOLD;
+  const step: CompiledStep = {
+    model: initBytes > threshold ? withExternalData(model) : { bytes: encodeModel(model) },
+    inputs: model.inputs,
+    outputs: model.outputs,
+    origins,
+  };
+  const session: RunnerSession = await (opts.runner ?? ortNodeRunner()).load(step);
+  return {
+    graph: concrete,
+    inputs: model.inputs,
+    outputs: model.outputs,
+    cost: graphCost(concrete),
+    run: (feeds) => {
+      checkFeeds(step.inputs, feeds);
+      return session.run(feeds);
+    },
+    release: () => session.release(),
+  };
+}
+
+/** Every expected input present with the right dtype and shape; nothing unexpected. All problems at once. */
+function checkFeeds(expected: readonly OnnxValueInfo[], feeds: Readonly<Record<string, HostTensor>>): void {
+  const problems: string[] = [];
+  for (const e of expected) {
+    const f = feeds[e.name];
+    if (!f) problems.push(`missing input '${e.name}' (${e.dtype}${formatShape(e.dims)})`);
+    else if (f.dtype !== e.dtype || f.shape.length !== e.dims.length || f.shape.some((d, i) => d !== e.dims[i])) {
+      problems.push(`input '${e.name}' is ${f.dtype}${formatShape(f.shape)}, expected ${e.dtype}${formatShape(e.dims)}`);
+    }
+  }
+  for (const name of Object.keys(feeds)) {
+    if (!expected.some((e) => e.name === name)) problems.push(`unexpected input '${name}' (expected: ${expected.map((e) => e.name).join(', ')})`);
+  }
+  if (problems.length) throw new Error(`bad feeds:\n  ${problems.join('\n  ')}`);
+}

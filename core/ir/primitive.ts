@@ -1,0 +1,67 @@
+import type { TypedArray } from './dtype.ts';
+import type { Eqn, Tensor, TensorType } from './graph.ts';
+
+/** ONNX attribute values a lowering may attach to a node. */
+export type AttrValue = number | string | number[] | { float: number } | { floats: number[] };
+
+/** What a primitive's lowering can do: name values, emit ONNX nodes, add small constant initializers. */
+export interface LowerCtx {
+  /** ONNX value name of an equation input / output. */
+  readonly inputs: readonly string[];
+  readonly out: string;
+  node(op: string, inputs: readonly string[], outputs: readonly string[], attrs?: Record<string, AttrValue>): void;
+  /** A fresh intermediate value name. */
+  temp(hint: string): string;
+  /** Name of a 1-D int64 initializer holding `values` (for shapes, axes, pads). */
+  int64s(values: readonly number[]): string;
+  /** Name of a scalar initializer of the given dtype. */
+  scalar(value: number, dtype: TensorType['dtype']): string;
+  /** Name of an initializer holding the given data. */
+  tensor(dtype: TensorType['dtype'], dims: readonly number[], data: TypedArray): string;
+}
+
+export interface JvpArgs<P> {
+  readonly primals: readonly Tensor[];
+  /** null where the input's tangent is zero. */
+  readonly tangents: readonly (Tensor | null)[];
+  readonly out: Tensor;
+  readonly params: P;
+}
+
+export interface VjpArgs<P> {
+  readonly primals: readonly Tensor[];
+  readonly out: Tensor;
+  /** Cotangent of the output. */
+  readonly ct: Tensor;
+  readonly params: P;
+  /** Which inputs need a cotangent: rules skip the others so frozen values cost nothing. */
+  readonly needs: readonly boolean[];
+}
+
+export interface Cost {
+  flops: number;
+  /** Bytes read and written. */
+  bytes: number;
+}
+
+/**
+ * A primitive: the only place that knows its shape rule, its ONNX lowering, its derivative rules and its cost.
+ * Everything else (softmax, attention, cross-entropy, ...) is composed from primitives.
+ */
+export interface Primitive<P extends object = object> {
+  readonly name: string;
+  /** Output type from input types and params. Throws an Error whose message says what is wrong. */
+  infer(inputs: readonly TensorType[], params: P): TensorType;
+  lower(ctx: LowerCtx, eqn: Eqn<P>): void;
+  /** Tangent of the output (null if zero). Called only when some tangent is non-null. */
+  jvp(args: JvpArgs<P>): Tensor | null;
+  /** Cotangent for each input (null where not needed or zero). */
+  vjp(args: VjpArgs<P>): (Tensor | null)[];
+  /** FLOPs and bytes moved, for concrete shapes. */
+  cost(eqn: Eqn<P>): Cost;
+}
+
+/** Identity helper that keeps the params type of a primitive definition. */
+export function definePrimitive<P extends object>(p: Primitive<P>): Primitive<P> {
+  return p;
+}

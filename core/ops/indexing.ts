@@ -1,0 +1,99 @@
+/**
+ * Indexing primitives. `gather` picks rows (embedding lookup), `take_along_axis` picks one element per position
+ * (the label's logit); each has a scatter-add partner that is its transpose.
+ */
+import { definePrimitive } from '../ir/primitive.ts';
+import { dimEq, formatShape, shapeEq } from '../ir/shape.ts';
+import * as op from './api.ts';
+import { bytesOf, requireArity, requireInt, streamingCost } from './util.ts';
+
+type NoParams = Record<string, never>;
+
+/** gather(table [V, ...rest], idx [...I]) -> [...I, ...rest]: rows of `table` along axis 0. */
+export const gather = definePrimitive<NoParams>({
+  name: 'gather',
+  infer: (types) => {
+    requireArity(types, 2);
+    const [table, idx] = [types[0]!, types[1]!];
+    requireInt(idx);
+    if (table.shape.length < 1) throw new Error('table must have rank >= 1');
+    return { dtype: table.dtype, shape: [...idx.shape, ...table.shape.slice(1)] };
+  },
+  lower: (ctx) => ctx.node('Gather', ctx.inputs, [ctx.out], { axis: 0 }),
+  jvp: ({ primals: [, idx], tangents: [t] }) => op.gather(t!, idx!),
+  vjp: ({ primals: [table, idx], ct }) => [op.scatterAddRows(op.zerosLike(table!), idx!, ct), null],
+  cost: (eqn) => ({ flops: 0, bytes: 2 * bytesOf(eqn.out) + bytesOf(eqn.inputs[1]!) }),
+});
+
+/** scatter_add_rows(base [V, ...rest], idx [...I], updates [...I, ...rest]): base with updates added to rows idx. */
+export const scatterAddRows = definePrimitive<NoParams>({
+  name: 'scatter_add_rows',
+  infer: (types) => {
+    requireArity(types, 3);
+    const [base, idx, upd] = [types[0]!, types[1]!, types[2]!];
+    requireInt(idx);
+    const expected = [...idx.shape, ...base.shape.slice(1)];
+    if (!shapeEq(upd.shape, expected) || upd.dtype !== base.dtype) {
+      throw new Error(`updates must be ${base.dtype}${formatShape(expected)}, got ${upd.dtype}${formatShape(upd.shape)}`);
+    }
+    return base;
+  },
+  lower: (ctx, eqn) => {
+    // ScatterND wants indices [...I, 1].
+    const idx64 = ctx.temp('idx64');
+    ctx.node('Cast', [ctx.inputs[1]!], [idx64], { to: 7 });
+    const idxNd = ctx.temp('idx_nd');
+    ctx.node('Unsqueeze', [idx64, ctx.int64s([eqn.inputs[1]!.shape.length])], [idxNd]);
+    ctx.node('ScatterND', [ctx.inputs[0]!, idxNd, ctx.inputs[2]!], [ctx.out], { reduction: 'add' });
+  },
+  jvp: ({ primals: [base, idx, upd], tangents: [tb, , tu] }) =>
+    op.scatterAddRows(tb ?? op.zerosLike(base!), idx!, tu ?? op.zerosLike(upd!)),
+  vjp: ({ primals: [, idx], ct, needs }) => [needs[0] ? ct : null, null, needs[2] ? op.gather(ct, idx!) : null],
+  cost: (eqn) => streamingCost(eqn, 0),
+});
+
+function checkAlongAxis(x: { shape: readonly (number | string)[] }, idx: { shape: readonly (number | string)[] }, axis: number): void {
+  if (idx.shape.length !== x.shape.length) throw new Error(`indices rank ${idx.shape.length} must equal data rank ${x.shape.length}`);
+  idx.shape.forEach((d, i) => {
+    if (i !== axis && !dimEq(d, x.shape[i]!)) {
+      throw new Error(`indices shape ${formatShape(idx.shape)} must match data ${formatShape(x.shape)} outside axis ${axis}`);
+    }
+  });
+}
+
+/** take_along_axis(x, idx, axis): out[..., j, ...] = x[..., idx[..., j, ...], ...] (ONNX GatherElements). */
+export const takeAlongAxis = definePrimitive<{ axis: number }>({
+  name: 'take_along_axis',
+  infer: (types, p) => {
+    requireArity(types, 2);
+    requireInt(types[1]!);
+    checkAlongAxis(types[0]!, types[1]!, p.axis);
+    return { dtype: types[0]!.dtype, shape: types[1]!.shape };
+  },
+  lower: (ctx, eqn) => ctx.node('GatherElements', ctx.inputs, [ctx.out], { axis: eqn.params.axis }),
+  jvp: ({ primals: [, idx], tangents: [t], params }) => op.takeAlongAxis(t!, idx!, params.axis),
+  vjp: ({ primals: [x, idx], ct, params }) => [op.scatterAddAlongAxis(op.zerosLike(x!), idx!, ct, params.axis), null],
+  cost: (eqn) => streamingCost(eqn, 0),
+});
+
+/** scatter_add_along_axis(base, idx, upd, axis): the transpose of take_along_axis (ONNX ScatterElements, add). */
+export const scatterAddAlongAxis = definePrimitive<{ axis: number }>({
+  name: 'scatter_add_along_axis',
+  infer: (types, p) => {
+    requireArity(types, 3);
+    const [base, idx, upd] = [types[0]!, types[1]!, types[2]!];
+    requireInt(idx);
+    checkAlongAxis(base, idx, p.axis);
+    if (!shapeEq(upd.shape, idx.shape) || upd.dtype !== base.dtype) {
+      throw new Error(`updates must be ${base.dtype}${formatShape(idx.shape)}, got ${upd.dtype}${formatShape(upd.shape)}`);
+    }
+    return base;
+  },
+  lower: (ctx, eqn) => ctx.node('ScatterElements', ctx.inputs, [ctx.out], { axis: eqn.params.axis, reduction: 'add' }),
+  jvp: ({ primals: [base, idx, upd], tangents: [tb, , tu], params }) =>
+    op.scatterAddAlongAxis(tb ?? op.zerosLike(base!), idx!, tu ?? op.zerosLike(upd!), params.axis),
+  vjp: ({ primals: [, idx], ct, params, needs }) =>
+    [needs[0] ? ct : null, null, needs[2] ? op.takeAlongAxis(ct, idx!, params.axis) : null],
+  cost: (eqn) => streamingCost(eqn, 0),
+});
+

@@ -1,0 +1,65 @@
+import * as ort from 'onnxruntime-node';
+import type { DType } from '../core/ir/dtype.ts';
+import type { HostTensor } from '../core/ir/host.ts';
+import { explainRuntimeError, type CompiledStep, type Runner, type RunnerSession } from './types.ts';
+
+export interface OrtNodeOptions {
+  /** Execution providers in order of preference (default: cpu). */
+  executionProviders?: string[];
+  intraOpNumThreads?: number;
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+}
+
+type OrtType = ort.Tensor.Type;
+const TO_ORT: Partial<Record<DType, OrtType>> = {
+  float32: 'float32', float64: 'float64', float16: 'float16', int64: 'int64', int32: 'int32', int8: 'int8', uint8: 'uint8', bool: 'bool',
+};
+
+function toOrt(name: string, t: HostTensor): ort.Tensor {
+  const type = TO_ORT[t.dtype];
+  if (!type) throw new Error(`input '${name}': dtype ${t.dtype} cannot be fed to onnxruntime-node`);
+  return new ort.Tensor(type, t.data as ort.Tensor.DataType, t.shape);
+}
+
+function fromOrt(t: ort.Tensor): HostTensor {
+  const dtype = t.type === 'float16' ? 'float16' : (t.type as DType);
+  return { dtype, shape: [...t.dims], data: t.data as HostTensor['data'] };
+}
+
+/** The default runner: onnxruntime-node on the CPU (its WebGPU provider can be asked for where a GPU exists). */
+export function ortNodeRunner(options: OrtNodeOptions = {}): Runner {
+  return {
+    name: 'onnxruntime-node',
+    async load(step: CompiledStep): Promise<RunnerSession> {
+      const sessionOptions: ort.InferenceSession.SessionOptions = {
+        executionProviders: options.executionProviders ?? ['cpu'],
+        graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
+        ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
+      };
+      let session: ort.InferenceSession;
+      try {
+        session = 'bytes' in step.model
+          ? await ort.InferenceSession.create(step.model.bytes, sessionOptions)
+          : await ort.InferenceSession.create(step.model.path, sessionOptions);
+      } catch (e) {
+        throw explainRuntimeError(e, step, 'load the compiled graph');
+      }
+      return {
+        async run(feeds) {
+          const ortFeeds: Record<string, ort.Tensor> = {};
+          for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = toOrt(name, t);
+          let results: ort.InferenceSession.ReturnType;
+          try {
+            results = await session.run(ortFeeds);
+          } catch (e) {
+            throw explainRuntimeError(e, step, 'run the compiled graph');
+          }
+          const out: Record<string, HostTensor> = {};
+          for (const [name, t] of Object.entries(results)) out[name] = fromOrt(t);
+          return out;
+        },
+        release: () => session.release(),
+      };
+    },
+  };
+}

@@ -1,0 +1,38 @@
+import type { HostTensor } from '../core/ir/host.ts';
+import type { NodeOrigin } from '../core/onnx/lower.ts';
+import type { OnnxValueInfo } from '../core/onnx/model.ts';
+
+/**
+ * A compiled step as a runner receives it: ONNX bytes (or a path, when the weights live in an external data file
+ * next to it) and the names and types of what is fed and returned.
+ */
+export interface CompiledStep {
+  readonly model: { bytes: Uint8Array } | { path: string };
+  readonly inputs: readonly OnnxValueInfo[];
+  readonly outputs: readonly OnnxValueInfo[];
+  /** Maps ONNX node names back to the IR equation that produced them, for error messages. */
+  readonly origins: ReadonlyMap<string, NodeOrigin>;
+}
+
+/** A loaded step: feed named host tensors, get named host tensors back. */
+export interface RunnerSession {
+  run(feeds: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>>;
+  release(): Promise<void>;
+}
+
+/** Where compiled steps run. Implementations: onnxruntime-node (CPU), later onnxruntime-web, WebGPU, a sidecar. */
+export interface Runner {
+  readonly name: string;
+  load(step: CompiledStep): Promise<RunnerSession>;
+}
+
+/** Rewrites a runtime error so it names the IR op and shapes behind the failing ONNX node. */
+export function explainRuntimeError(e: unknown, step: CompiledStep, phase: string): Error {
+  const message = e instanceof Error ? e.message : String(e);
+  const hits: string[] = [];
+  for (const [node, origin] of step.origins) {
+    if (new RegExp(`\\b${node}\\b`).test(message)) hits.push(`node '${node}' comes from equation ${origin.eqnIndex}: ${origin.signature}`);
+  }
+  const detail = hits.length ? `\n  ${hits.join('\n  ')}` : '';
+  return new Error(`onnxruntime failed to ${phase}: ${message}${detail}`, { cause: e });
+}
