@@ -62,8 +62,8 @@ function withExternalData(model: OnnxModel): { path: string } {
  * ```
  */
 export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<Executable> {
+  assertGraph(graph); // on the symbolic graph: shape rules see the dims as written
   const concrete = eliminateDeadCode(specialize(graph, opts.dims ?? {}));
-  assertGraph(concrete, opts.dims ?? {});
   const resident = opts.resident instanceof Map ? opts.resident : new Map(Object.entries(opts.resident ?? {}));
   const { model, origins } = lowerGraph(concrete, { resident });
   const initBytes = model.initializers.reduce((s, i) => s + (i.raw?.length ?? 0), 0);
@@ -80,7 +80,7 @@ export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<
     inputs: model.inputs,
     outputs: model.outputs,
     cost: graphCost(concrete),
-    run: (feeds) => {
+    run: async (feeds) => {
       checkFeeds(step.inputs, feeds);
       return session.run(feeds);
     },

@@ -1,12 +1,11 @@
 import type { Graph, Var } from './graph.ts';
-import { formatShape, resolveShape, shapeEq, type Shape } from './shape.ts';
+import { formatShape, shapeEq } from './shape.ts';
 
 /**
  * Type checker: every value is defined once before it is used, and every equation's output type is what its
  * primitive's shape rule says. Returns all problems found (empty when the graph is well typed).
- * With `dims`, symbolic dims in inferred shapes are resolved first (for specialised graphs).
  */
-export function checkGraph(graph: Graph, dims?: Readonly<Record<string, number>>): string[] {
+export function checkGraph(graph: Graph): string[] {
   const problems: string[] = [];
   const defined = new Set<number>();
   const define = (v: Var, where: string) => {
@@ -19,9 +18,8 @@ export function checkGraph(graph: Graph, dims?: Readonly<Record<string, number>>
     for (const v of eqn.inputs) if (!defined.has(v.id)) problems.push(`${where}: uses %${v.id} before it is defined`);
     try {
       const t = eqn.prim.infer(eqn.inputs, eqn.params);
-      const shape: Shape = dims ? resolveShape(t.shape, dims) : t.shape;
-      if (t.dtype !== eqn.out.dtype || !shapeEq(shape, eqn.out.shape)) {
-        problems.push(`${where}: output recorded as ${eqn.out.dtype}${formatShape(eqn.out.shape)} but the rule gives ${t.dtype}${formatShape(shape)}`);
+      if (t.dtype !== eqn.out.dtype || !shapeEq(t.shape, eqn.out.shape)) {
+        problems.push(`${where}: output recorded as ${eqn.out.dtype}${formatShape(eqn.out.shape)} but the rule gives ${t.dtype}${formatShape(t.shape)}`);
       }
     } catch (e) {
       problems.push(`${where}: ${(e as Error).message}`);
@@ -33,7 +31,7 @@ export function checkGraph(graph: Graph, dims?: Readonly<Record<string, number>>
 }
 
 /** Throws with every problem listed when the graph does not type-check. */
-export function assertGraph(graph: Graph, dims?: Readonly<Record<string, number>>): void {
-  const problems = checkGraph(graph, dims);
+export function assertGraph(graph: Graph): void {
+  const problems = checkGraph(graph);
   if (problems.length) throw new Error(`graph does not type-check:\n  ${problems.join('\n  ')}`);
 }

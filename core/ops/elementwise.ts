@@ -137,6 +137,7 @@ export const where = definePrimitive<NoParams>({
     requireArity(types, 3);
     if (types[0]!.dtype !== 'bool') throw new Error(`condition must be bool, got ${types[0]!.dtype}`);
     const ab = inferBinary([types[1]!, types[2]!]);
+    if (ab.dtype === 'bool') throw new Error('choosing between bool values is not supported by onnxruntime; combine masks arithmetically');
     const shape = broadcastShapes(types[0]!.shape, ab.shape);
     if (!shape) throw new Error(`condition shape ${formatShape(types[0]!.shape)} does not broadcast with ${formatShape(ab.shape)}`);
     return { dtype: ab.dtype, shape };

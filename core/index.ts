@@ -1,0 +1,33 @@
+/**
+ * Public API of the kernel. Plugins and user code import from here only.
+ *
+ * ```ts
+ * import { trace, op, nn, valueAndGrad, compile } from 'tuneforge/core';
+ * const g = trace((g) => {
+ *   const x = g.input('x', 'float32', ['B', 4]);
+ *   const w = g.input('w', 'float32', [2, 4]);
+ *   return { loss: op.mean(op.square(nn.linear(x, w))) };
+ * });
+ * const step = await compile(valueAndGrad(g, { of: 'loss', wrt: ['w'] }), { dims: { B: 8 } });
+ * ```
+ */
+export * as op from './ops/api.ts';
+export * as nn from './nn/index.ts';
+export { trace, GraphBuilder, Tensor, GraphError } from './ir/graph.ts';
+export type { Graph, Var, Eqn, TensorType, NamedVar } from './ir/graph.ts';
+export type { DType, TypedArray } from './ir/dtype.ts';
+export { DTYPES, isFloat, byteSize } from './ir/dtype.ts';
+export type { Dim, Shape } from './ir/shape.ts';
+export { hostTensor, sizeOf, type HostTensor } from './ir/host.ts';
+export { definePrimitive, type Primitive, type LowerCtx, type Cost } from './ir/primitive.ts';
+export { checkGraph, assertGraph } from './ir/check.ts';
+export { printGraph } from './ir/print.ts';
+export { specialize } from './ir/specialize.ts';
+export { eliminateDeadCode } from './ir/transform.ts';
+export { valueAndGrad, gradName, type GradOptions } from './autodiff/vjp.ts';
+export { jvp, tangentName } from './autodiff/jvp.ts';
+export { compile, type CompileOptions, type Executable } from './compile.ts';
+export { graphCost, type GraphCost } from './cost.ts';
+export { lowerGraph, OPSET } from './onnx/lower.ts';
+export { encodeModel } from './onnx/model.ts';
+export { AdamW, type AdamWOptions } from './optim/adamw.ts';

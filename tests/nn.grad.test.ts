@@ -1,0 +1,48 @@
+/** Composite functions (core/nn) checked end to end against finite differences, in both modes. */
+import { describe, expect, test } from 'bun:test';
+import * as nn from '../core/nn/index.ts';
+import * as op from '../core/ops/api.ts';
+import { expectClose, gradCheck, tolerance, type GradCase } from './gradcheck.ts';
+
+const rope = (x: ReturnType<typeof op.add>) => {
+  const [, , T, D] = x.shape as number[];
+  const positions = op.iota(x, [T!], 0);
+  const { cos, sin } = nn.ropeTables(positions, nn.ropeInvFreq(D!, 10000), x.dtype);
+  return nn.applyRope(x, cos, sin);
+};
+
+const CASES: GradCase[] = [
+  { name: 'linear with bias', inputs: [{ shape: [2, 3, 4] }, { shape: [5, 4] }, { shape: [5] }], fn: (x, w, b) => nn.linear(x!, w!, b) },
+  { name: 'embedding', inputs: [{ shape: [6, 3] }, { shape: [2, 3], kind: 'int', range: 6 }], fn: (t, i) => nn.embedding(t!, i!) },
+  { name: 'rmsNorm', inputs: [{ shape: [2, 3, 8] }, { shape: [8] }], fn: (x, w) => nn.rmsNorm(x!, w!, 1e-5) },
+  { name: 'layerNorm', inputs: [{ shape: [3, 8] }, { shape: [8] }, { shape: [8] }], fn: (x, w, b) => nn.layerNorm(x!, w, b, 1e-5) },
+  { name: 'softmax', inputs: [{ shape: [3, 7] }], fn: (x) => nn.softmax(x) },
+  { name: 'logSoftmax', inputs: [{ shape: [3, 7] }], fn: (x) => nn.logSoftmax(x) },
+  { name: 'silu', inputs: [{ shape: [4, 5] }], fn: nn.silu },
+  { name: 'gelu (erf)', inputs: [{ shape: [4, 5] }], fn: (x) => nn.gelu(x), dtype: 'float32' },
+  { name: 'gelu (tanh)', inputs: [{ shape: [4, 5] }], fn: (x) => nn.gelu(x, 'tanh') },
+  { name: 'rotary embedding', inputs: [{ shape: [2, 2, 5, 8] }], fn: rope },
+  {
+    name: 'causal GQA attention',
+    inputs: [{ shape: [2, 4, 5, 8] }, { shape: [2, 2, 5, 8] }, { shape: [2, 2, 5, 8] }],
+    fn: (q, k, v) => nn.attention(q!, k!, v!, nn.causalMask(q!, 5, 5)),
+  },
+  {
+    name: 'cross-entropy with ignore index',
+    inputs: [{ shape: [2, 4, 7] }, { shape: [2, 4], kind: 'int', values: [1, 6, -100, 0, 3, -100, -100, 2] }],
+    fn: (logits, labels) => nn.crossEntropy(logits!, labels!),
+  },
+];
+
+describe('composite derivatives vs finite differences', () => {
+  for (const c of CASES) {
+    test(c.name, async () => {
+      const results = await gradCheck(c);
+      expect(results.length).toBeGreaterThan(0);
+      for (const r of results) {
+        expectClose(r.reverse, r.fd, tolerance(c));
+        expectClose(r.forward, r.fd, tolerance(c));
+      }
+    });
+  }
+});

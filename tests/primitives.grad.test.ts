@@ -1,0 +1,62 @@
+/** Every primitive's JVP and VJP against central finite differences (float64), including broadcasting. */
+import { describe, expect, test } from 'bun:test';
+import * as op from '../core/ops/api.ts';
+import { expectClose, gradCheck, tolerance, type GradCase } from './gradcheck.ts';
+
+const P = { kind: 'positive' as const };
+
+const PRIMITIVE_CASES: GradCase[] = [
+  { name: 'add', inputs: [{ shape: [2, 3] }, { shape: [2, 3] }], fn: op.add },
+  { name: 'add broadcast [3,1,4]+[2,1]', inputs: [{ shape: [3, 1, 4] }, { shape: [2, 1] }], fn: op.add },
+  { name: 'sub broadcast [2,3]-[3]', inputs: [{ shape: [2, 3] }, { shape: [3] }], fn: op.sub },
+  { name: 'mul broadcast [4,1]*[1,5]', inputs: [{ shape: [4, 1] }, { shape: [1, 5] }], fn: op.mul },
+  { name: 'mul scalar operand', inputs: [{ shape: [3, 2] }], fn: (x) => op.mul(x, 2.5) },
+  { name: 'div broadcast [2,3]/[2,1]', inputs: [{ shape: [2, 3] }, { shape: [2, 1], ...P }], fn: op.div },
+  { name: 'pow', inputs: [{ shape: [2, 3], ...P }, { shape: [2, 3] }], fn: op.pow },
+  { name: 'pow broadcast exponent', inputs: [{ shape: [2, 3], ...P }, { shape: [] }], fn: op.pow },
+  { name: 'maximum broadcast', inputs: [{ shape: [3, 4] }, { shape: [4] }], fn: op.maximum },
+  { name: 'where broadcast', inputs: [{ shape: [3, 1], kind: 'bool' }, { shape: [3, 4] }, { shape: [4] }], fn: (c, a, b) => op.where(c!, a!, b!) },
+  { name: 'neg', inputs: [{ shape: [5] }], fn: op.neg },
+  { name: 'exp', inputs: [{ shape: [2, 3] }], fn: op.exp },
+  { name: 'log', inputs: [{ shape: [2, 3], ...P }], fn: op.log },
+  { name: 'sqrt', inputs: [{ shape: [2, 3], ...P }], fn: op.sqrt },
+  { name: 'rsqrt', inputs: [{ shape: [2, 3], ...P }], fn: op.rsqrt },
+  { name: 'tanh', inputs: [{ shape: [2, 3] }], fn: op.tanh },
+  { name: 'sigmoid', inputs: [{ shape: [2, 3] }], fn: op.sigmoid },
+  { name: 'erf', inputs: [{ shape: [2, 3] }], fn: op.erf, dtype: 'float32' },
+  { name: 'sin', inputs: [{ shape: [2, 3] }], fn: op.sin },
+  { name: 'cos', inputs: [{ shape: [2, 3] }], fn: op.cos },
+  { name: 'matmul 2d', inputs: [{ shape: [3, 4] }, { shape: [4, 5] }], fn: op.matmul },
+  { name: 'matmul batched', inputs: [{ shape: [2, 3, 4] }, { shape: [2, 4, 5] }], fn: op.matmul },
+  { name: 'matmul batch @ shared weight', inputs: [{ shape: [2, 3, 4] }, { shape: [4, 5] }], fn: op.matmul },
+  { name: 'matmul broadcast batch', inputs: [{ shape: [2, 1, 3, 4] }, { shape: [3, 4, 5] }], fn: op.matmul },
+  { name: 'reduce_sum axes', inputs: [{ shape: [2, 3, 4] }], fn: (x) => op.sum(x, [0, 2]) },
+  { name: 'reduce_sum keepdims', inputs: [{ shape: [2, 3, 4] }], fn: (x) => op.sum(x, -1, true) },
+  { name: 'reduce_max', inputs: [{ shape: [3, 5] }], fn: (x) => op.max(x, 1) },
+  { name: 'reduce_max keepdims', inputs: [{ shape: [3, 5] }], fn: (x) => op.max(x, 0, true) },
+  { name: 'reshape', inputs: [{ shape: [2, 6] }], fn: (x) => op.reshape(x, [3, 2, 2]) },
+  { name: 'transpose', inputs: [{ shape: [2, 3, 4] }], fn: (x) => op.transpose(x, [2, 0, 1]) },
+  { name: 'broadcast_to', inputs: [{ shape: [3, 1] }], fn: (x) => op.broadcastTo(x, [2, 3, 4]) },
+  { name: 'slice', inputs: [{ shape: [3, 6] }], fn: (x) => op.slice(x, 1, 1, 4) },
+  { name: 'pad', inputs: [{ shape: [3, 2] }], fn: (x) => op.pad(x, 0, 1, 2) },
+  { name: 'concat', inputs: [{ shape: [2, 3] }, { shape: [2, 1] }, { shape: [2, 2] }], fn: (...xs) => op.concat(xs, 1) },
+  { name: 'gather rows', inputs: [{ shape: [5, 3] }, { shape: [2, 4], kind: 'int', values: [0, 4, 4, 1, 2, 2, 3, 0] }], fn: op.gather },
+  { name: 'scatter_add_rows', inputs: [{ shape: [5, 3] }, { shape: [4], kind: 'int', values: [1, 3, 1, 0] }, { shape: [4, 3] }], fn: (b, i, u) => op.scatterAddRows(b!, i!, u!) },
+  { name: 'take_along_axis', inputs: [{ shape: [3, 6] }, { shape: [3, 2], kind: 'int', range: 6 }], fn: (x, i) => op.takeAlongAxis(x!, i!, 1) },
+  { name: 'scatter_add_along_axis', inputs: [{ shape: [3, 6] }, { shape: [3, 2], kind: 'int', range: 6 }, { shape: [3, 2] }], fn: (b, i, u) => op.scatterAddAlongAxis(b!, i!, u!, 1) },
+  { name: 'cast f64 -> f32 -> f64', inputs: [{ shape: [4] }], fn: (x) => op.cast(op.mul(op.cast(x, 'float32'), 3), 'float64'), h: 1e-2, tol: 1e-5 },
+];
+
+describe('primitive derivatives vs finite differences', () => {
+  for (const c of PRIMITIVE_CASES) {
+    test(c.name, async () => {
+      const tol = tolerance(c);
+      const results = await gradCheck(c);
+      expect(results.length).toBeGreaterThan(0);
+      for (const r of results) {
+        expectClose(r.reverse, r.fd, tol);
+        expectClose(r.forward, r.fd, tol);
+      }
+    });
+  }
+});
