@@ -59,6 +59,8 @@ export interface Primitive<P extends object = object> {
   vjp(args: VjpArgs<P>): (Tensor | null)[];
   /** FLOPs and bytes moved, for concrete shapes. */
   cost(eqn: Eqn<P>): Cost;
+  /** Resolves symbolic dims held in params, for the few primitives whose params hold any (e.g. `1 / T`). */
+  specialize?(params: P, dims: Readonly<Record<string, number>>): P;
 }
 
 /** Identity helper that keeps the params type of a primitive definition. */

@@ -14,7 +14,12 @@ export function specialize(graph: Graph, dims: Readonly<Record<string, number>>)
   };
   return {
     inputs: graph.inputs.map((i) => ({ name: i.name, v: conc(i.v) })),
-    eqns: graph.eqns.map((e): Eqn => ({ ...e, inputs: e.inputs.map(conc), out: conc(e.out) })),
+    eqns: graph.eqns.map((e): Eqn => ({
+      ...e,
+      inputs: e.inputs.map(conc),
+      out: conc(e.out),
+      params: e.prim.specialize ? e.prim.specialize(e.params, dims) : e.params,
+    })),
     outputs: graph.outputs.map((o) => ({ name: o.name, v: conc(o.v) })),
   };
 }

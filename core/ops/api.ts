@@ -91,8 +91,8 @@ export function max(x: Tensor, axes?: number | readonly number[], keepdims = fal
 export function mean(x: Tensor, axes?: number | readonly number[], keepdims = false): Tensor {
   const ax = normAxes(x, axes, 'mean');
   const n = ax.reduce<Dim>((acc, a) => mulDims(acc, x.shape[a]!), 1);
-  if (typeof n !== 'number') throw new Error(`mean over symbolic axes of ${x}: divide a sum by the count instead`);
-  return mul(sum(x, ax, keepdims), 1 / n);
+  const inverse = typeof n === 'number' ? scalar(x, 1 / n) : x.builder.bind(misc.constant, [], { dtype: x.dtype, shape: [], value: 1, per: n });
+  return mul(sum(x, ax, keepdims), inverse);
 }
 
 export function reshape(x: Tensor, shape: Shape): Tensor {

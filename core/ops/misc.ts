@@ -2,7 +2,7 @@
 import type { DType, TypedArray } from '../ir/dtype.ts';
 import { isFloat } from '../ir/dtype.ts';
 import { definePrimitive } from '../ir/primitive.ts';
-import { normAxis, type Dim } from '../ir/shape.ts';
+import { normAxis, resolveDim, type Dim } from '../ir/shape.ts';
 import * as op from './api.ts';
 import { bytesOf, count, requireArity, streamingCost } from './util.ts';
 
@@ -11,6 +11,8 @@ export interface ConstantParams {
   readonly shape: readonly Dim[];
   /** One value (filled over the shape) or the full row-major data. */
   readonly value: number | TypedArray;
+  /** Divide a filled value by this (possibly symbolic) dim once dims are known, e.g. 1 / (B*T) for a mean. */
+  readonly per?: Dim;
 }
 
 export const constant = definePrimitive<ConstantParams>({
@@ -25,11 +27,13 @@ export const constant = definePrimitive<ConstantParams>({
     }
     return { dtype: p.dtype, shape: p.shape };
   },
+  specialize: (p, dims) => (p.per === undefined || typeof p.value !== 'number' ? p : { dtype: p.dtype, shape: p.shape, value: p.value / resolveDim(p.per, dims) }),
   lower: (ctx, eqn) => {
-    const { value, dtype } = eqn.params;
+    const { value, dtype, per } = eqn.params;
+    if (per !== undefined && typeof per !== 'number') throw new Error(`constant divided by unresolved dim '${per}': compile with dims`);
     if (typeof value === 'number') {
       // A scalar expanded to the shape: the initializer stays one element.
-      const s = ctx.scalar(value, dtype);
+      const s = ctx.scalar(per === undefined ? value : value / per, dtype);
       if (eqn.out.shape.length === 0) ctx.node('Identity', [s], [ctx.out]);
       else ctx.node('Expand', [s, ctx.int64s(eqn.out.shape.map(Number))], [ctx.out]);
     } else {
