@@ -99,7 +99,11 @@ function checkFeeds(expected: readonly OnnxValueInfo[], feeds: Readonly<Record<s
     }
   }
   for (const name of Object.keys(feeds)) {
-    if (!expected.some((e) => e.name === name)) problems.push(`unexpected input '${name}' (expected: ${expected.map((e) => e.name).join(', ')})`);
+    if (!expected.some((e) => e.name === name)) {
+      const names = expected.map((e) => e.name);
+      const shown = names.length > 8 ? `${names.slice(0, 8).join(', ')}, ... (${names.length} in all)` : names.join(', ');
+      problems.push(`unexpected input '${name}' (expected: ${shown})`);
+    }
   }
   if (problems.length) throw new Error(`bad feeds:\n  ${problems.join('\n  ')}`);
 }

@@ -1,0 +1,63 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { resolveModel } from '../hub/index.ts';
+import type { ResolveModelOptions } from '../hub/index.ts';
+import type { HostTensor } from '../ir/host.ts';
+import { openCheckpoint } from '../io/safetensors.ts';
+import { parseConfig, type ModelConfig } from './config.ts';
+import { paramSpecs } from './params.ts';
+
+export interface LoadedModel {
+  /** Local folder holding the model files. */
+  dir: string;
+  config: ModelConfig;
+  /** float32 weights by Hugging Face name. */
+  weights: Map<string, HostTensor>;
+}
+
+/** Reads and validates `config.json` from a model folder. */
+export async function loadConfig(dir: string): Promise<ModelConfig> {
+  const path = join(dir, 'config.json');
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    throw new Error(`${path}: not found; a model folder needs config.json, model.safetensors and tokenizer.json`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${path}: invalid JSON (${(e as Error).message})`);
+  }
+  return parseConfig(json, path);
+}
+
+/**
+ * Loads a model from a local folder or a Hub id (`owner/name[@revision]`): config, then every weight converted to
+ * float32, one tensor at a time. Missing tensors and shape mismatches are all reported together.
+ */
+export async function loadModel(source: string, hub: ResolveModelOptions = {}): Promise<LoadedModel> {
+  const dir = await resolveModel(source, hub);
+  const config = await loadConfig(dir);
+  const ckpt = await openCheckpoint(dir);
+  try {
+    const problems: string[] = [];
+    for (const spec of paramSpecs(config)) {
+      if (!ckpt.has(spec.name)) {
+        problems.push(`missing tensor ${spec.name} (expected shape [${spec.shape}])`);
+        continue;
+      }
+      const info = ckpt.info(spec.name);
+      if (info.shape.length !== spec.shape.length || info.shape.some((d, i) => d !== spec.shape[i])) {
+        problems.push(`${info.file}: tensor ${spec.name} has shape [${info.shape}], expected [${spec.shape}]`);
+      }
+    }
+    if (problems.length) throw new Error(`${dir}: checkpoint does not match config.json:\n  ${problems.join('\n  ')}`);
+    const weights = new Map<string, HostTensor>();
+    for (const spec of paramSpecs(config)) weights.set(spec.name, await ckpt.read(spec.name, { as: 'float32' }));
+    return { dir, config, weights };
+  } finally {
+    await ckpt.close();
+  }
+}
