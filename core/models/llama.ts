@@ -36,14 +36,17 @@ export interface CausalLMOptions {
   /** Tokens per sequence fed in this graph (1 when decoding with a cache). */
   seq: Dim;
   hooks?: ModelHooks;
-  /** Decode against a key/value cache of `maxLen` positions: adds inputs `position` [B] and `cache.{k,v}.{i}`. */
+  /**
+   * Decode against a key/value cache of `maxLen` positions: adds inputs `position` [B] and `past.{k,v}.{i}`
+   * [B, KV, maxLen, D], and outputs `present.{k,v}.{i}` (the caches with the new token written in).
+   */
   cache?: { maxLen: number };
 }
 
 export interface CausalLMGraph {
   ids: Tensor;
   logits: Tensor; // [B, T, V]
-  /** Only when decoding with a cache: updated caches by output name (`cache.k.0`, ...). */
+  /** Only when decoding with a cache: updated caches by output name (`present.k.0`, ...). */
   cacheOut: Record<string, Tensor>;
   params: Map<string, Tensor>;
 }
@@ -113,12 +116,12 @@ export function buildCausalLM(g: GraphBuilder, c: ModelConfig, opts: CausalLMOpt
     if (position && cacheLen) {
       // Write the new key/value into slot `position` of the fixed-size cache: [B, KV, S, D].
       const slot = op.equal(op.iota(ids, [B, 1, cacheLen, 1], 2), op.reshape(position, [B, 1, 1, 1])); // [B, 1, S, 1]
-      const kCache = g.input(`cache.k.${i}`, 'float32', [B, KV, cacheLen, D]);
-      const vCache = g.input(`cache.v.${i}`, 'float32', [B, KV, cacheLen, D]);
+      const kCache = g.input(`past.k.${i}`, 'float32', [B, KV, cacheLen, D]);
+      const vCache = g.input(`past.v.${i}`, 'float32', [B, KV, cacheLen, D]);
       k = op.where(slot, k, kCache);
       v = op.where(slot, v, vCache);
-      cacheOut[`cache.k.${i}`] = k;
-      cacheOut[`cache.v.${i}`] = v;
+      cacheOut[`present.k.${i}`] = k;
+      cacheOut[`present.v.${i}`] = v;
     }
     const attn = nn.attention(q, k, v, mask); // [B, H, T, D]
     const merged = op.reshape(op.transpose(attn, [0, 2, 1, 3]), [B, T, H * D]); // [B, T, H*D]
