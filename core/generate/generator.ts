@@ -4,7 +4,7 @@
  * the uncached path re-runs the full causal forward pass over the sequence so far, as a reference.
  */
 import { compile, type Executable } from '../compile.ts';
-import { trace } from '../ir/graph.ts';
+import { trace, type GraphBuilder } from '../ir/graph.ts';
 import type { HostTensor } from '../ir/host.ts';
 import type { ModelConfig } from '../models/config.ts';
 import { buildCausalLM, type ModelHooks } from '../models/llama.ts';
@@ -14,7 +14,8 @@ export interface GeneratorOptions {
   config: ModelConfig;
   /** Weights baked into the session (frozen): base model and any adapters. */
   weights: ReadonlyMap<string, HostTensor>;
-  hooks?: ModelHooks;
+  /** Model hooks (e.g. an adapter); built inside the generator's graph. */
+  hooks?: (g: GraphBuilder) => ModelHooks;
   /** Longest sequence (prompt + generated) the cache holds. Default: min(config.maxPositions, 512). */
   maxLen?: number;
   /** Reference mode: no cache, full forward pass per token. */
@@ -35,7 +36,7 @@ export async function createGenerator(opts: GeneratorOptions): Promise<Generator
   const maxLen = opts.maxLen ?? Math.min(c.maxPositions, 512);
   const cached = opts.cache ?? true;
   const graph = trace((g) => {
-    const m = buildCausalLM(g, c, { batch: 1, seq: cached ? 1 : maxLen, hooks: opts.hooks, cache: cached ? { maxLen } : undefined });
+    const m = buildCausalLM(g, c, { batch: 1, seq: cached ? 1 : maxLen, hooks: opts.hooks?.(g), cache: cached ? { maxLen } : undefined });
     return { logits: m.logits, ...m.cacheOut };
   });
   const exe: Executable = await compile(graph, { resident: opts.weights });

@@ -1,7 +1,9 @@
 /** PEFT adapter folders: `adapter_config.json` + `adapter_model.safetensors` with `base_model.model.` key prefixes. */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readAll, writeSafetensors, type HostTensor } from '../../core/index.ts';
+import { readAll, writeSafetensors, type GraphBuilder, type HostTensor, type ModelHooks } from '../../core/index.ts';
+import { loraLinearHook } from './layer.ts';
+import { targetMatcher } from './targets.ts';
 
 export const PEFT_PREFIX = 'base_model.model.';
 
@@ -47,4 +49,15 @@ export async function writePeftAdapter(dir: string, config: PeftLoraConfig, tens
   const tmp = join(dir, `.adapter_config.json.tmp-${process.pid}`);
   await writeFile(tmp, `${JSON.stringify(config, null, 2)}\n`);
   await rename(tmp, join(dir, 'adapter_config.json'));
+}
+
+/** Model hooks that apply a loaded PEFT adapter (its tensors become graph inputs under their own names). */
+export function adapterHooks(g: GraphBuilder, config: PeftLoraConfig): ModelHooks {
+  return {
+    linear: loraLinearHook(
+      g,
+      { r: config.r, alpha: config.lora_alpha, useRslora: config.use_rslora, rankPattern: config.rank_pattern, alphaPattern: config.alpha_pattern },
+      targetMatcher(config.target_modules),
+    ),
+  };
 }

@@ -2,8 +2,9 @@
 import { describe, expect, test } from 'bun:test';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { compile, gradName, trace, valueAndGrad, type HostTensor } from '../../core/index.ts';
+import { compile, gradName, trace, valueAndGrad } from '../../core/index.ts';
 import { readAll } from '../../core/io/safetensors.ts';
+import { fixtureBatch, maxRelError } from './fixtures.ts';
 import { buildCausalLM, causalLMLoss } from '../../core/models/llama.ts';
 import { loadModel } from '../../core/models/load.ts';
 
@@ -12,22 +13,6 @@ const MODEL = join(SHARED, 'models/stories260k');
 const FIX = join(SHARED, 'fixtures/stories260k');
 const missing = !existsSync(FIX) || !existsSync(MODEL);
 if (missing) console.warn(`skipping stories260k parity tests: ${SHARED} is absent`);
-
-/** The fixture batch stores ids as F32; the model takes int64. */
-export async function fixtureBatch(): Promise<{ input_ids: HostTensor; labels: HostTensor }> {
-  const b = await readAll(join(FIX, 'batch.safetensors'));
-  const toInt = (t: HostTensor): HostTensor => ({ dtype: 'int64', shape: t.shape, data: BigInt64Array.from(t.data as Float32Array, (v) => BigInt(v)) });
-  return { input_ids: toInt(b.get('input_ids')!), labels: toInt(b.get('labels')!) };
-}
-
-export function maxRelError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let diff = 0, scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return diff / scale;
-}
 
 describe.skipIf(missing)('stories260k parity with the reference', () => {
   test('logits and loss', async () => {

@@ -1,0 +1,95 @@
+#!/usr/bin/env bun
+/**
+ * The tuneforge command line.
+ *
+ *   bun run cli/main.ts generate --model <dir|owner/name> --prompt "Once upon a time"
+ *   bun run cli/main.ts grads --model <dir|owner/name> --batch batch.safetensors [--lora adapter/] --out grads.safetensors
+ */
+import { parseArgs } from 'node:util';
+import { computeGrads } from './grads.ts';
+import { runGenerate } from './generate.ts';
+
+interface Command {
+  summary: string;
+  usage: string;
+  options: Parameters<typeof parseArgs>[0]['options'];
+  run(values: Record<string, string | boolean | undefined>): Promise<void>;
+}
+
+const num = (v: unknown, name: string): number | undefined => {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got '${v}'`);
+  return n;
+};
+
+class UsageError extends Error {}
+
+function required(values: Record<string, unknown>, names: string[]): void {
+  const missing = names.filter((n) => values[n] === undefined);
+  if (missing.length) throw new UsageError(`missing ${missing.map((m) => `--${m}`).join(', ')}`);
+}
+
+const COMMANDS: Record<string, Command> = {
+  generate: {
+    summary: 'generate text from a model',
+    usage: 'generate --model <dir|owner/name[@rev]> --prompt <text> [--lora <adapter dir>] [--max-new-tokens 128] [--temperature 0] [--top-k 0] [--top-p 1] [--seed 0] [--no-cache]',
+    options: {
+      model: { type: 'string' }, prompt: { type: 'string' }, lora: { type: 'string' },
+      'max-new-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' },
+      'top-p': { type: 'string' }, seed: { type: 'string' }, 'no-cache': { type: 'boolean' }, 'max-len': { type: 'string' },
+    },
+    async run(v) {
+      required(v, ['model', 'prompt']);
+      await runGenerate({
+        model: v.model as string, prompt: v.prompt as string, lora: v.lora as string | undefined,
+        maxNewTokens: num(v['max-new-tokens'], 'max-new-tokens'), temperature: num(v.temperature, 'temperature'),
+        topK: num(v['top-k'], 'top-k'), topP: num(v['top-p'], 'top-p'), seed: num(v.seed, 'seed'),
+        cache: !v['no-cache'], maxLen: num(v['max-len'], 'max-len'),
+      });
+    },
+  },
+  grads: {
+    summary: 'write the loss and the gradients of one batch to safetensors',
+    usage: 'grads --model <dir|owner/name[@rev]> --batch <file.safetensors> [--lora <PEFT adapter dir>] --out <file.safetensors>',
+    options: { model: { type: 'string' }, batch: { type: 'string' }, lora: { type: 'string' }, out: { type: 'string' } },
+    async run(v) {
+      required(v, ['model', 'batch', 'out']);
+      const grads = await computeGrads({ model: v.model as string, batch: v.batch as string, lora: v.lora as string | undefined, out: v.out as string });
+      console.log(`loss ${Number(grads.get('loss')!.data[0]).toFixed(6)}; wrote ${grads.size - 1} gradients and the loss to ${v.out}`);
+    },
+  },
+};
+
+function help(): string {
+  const lines = ['usage: tuneforge <command> [options]', '', 'commands:'];
+  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)} ${c.summary}`, `             ${c.usage}`);
+  return lines.join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(help());
+    return name ? 0 : 1;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    console.error(`unknown command '${name}'\n\n${help()}`);
+    return 2;
+  }
+  try {
+    const { values } = parseArgs({ args: rest, options: command.options, strict: true, allowPositionals: false });
+    await command.run(values as Record<string, string | boolean | undefined>);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`${name}: ${(e as Error).message}\nusage: tuneforge ${command.usage}`);
+      return 2;
+    }
+    console.error(`${name} failed: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+if (import.meta.main) process.exit(await main(process.argv.slice(2)));

@@ -1,0 +1,30 @@
+/**
+ * Optimisation: optimizers, learning-rate schedules, gradient clipping and gradient accumulation.
+ *
+ * All of it works on float32 arrays keyed by parameter name, updated in place on the host. A training step is:
+ *
+ *   acc.add(grads, tokens) per micro-batch        GradAccumulator (token-weighted, = large-batch gradient)
+ *   const g = acc.result()
+ *   clipGradNorm(g.values(), 1.0)                 global L2 norm, as torch.nn.utils.clip_grad_norm_
+ *   opt.step(params, g, lrAt(step, total, sch))   AdamW / SGD, formulas of torch.optim; schedules of transformers
+ *   acc.reset()
+ *
+ * Checkpoints save `opt.stateDict()` and restore it with `loadStateDict`; resumed runs are bit-identical.
+ */
+
+/** The optimizer contract (`step`, `update`, `forget`, `stateBytes`, `stateDict`, `loadStateDict`, `decayPolicy`). */
+export { GroupedOptimizer, type Optimizer } from './optimizer.ts';
+/** AdamW with decoupled weight decay, exactly torch.optim.AdamW's update; float32 moments. */
+export { AdamW, AdamWOptionsSchema, type AdamWConfig, type AdamWOptions } from './adamw.ts';
+/** SGD with momentum / Nesterov and coupled weight decay, exactly torch.optim.SGD's update. */
+export { SGD, SGDOptionsSchema, type SGDConfig, type SGDOptions } from './sgd.ts';
+/** Which parameters get weight decay: by default none of rank <= 1 and none named like /norm|bias/i. */
+export { decayAll, defaultDecayPolicy, NO_DECAY_NAME, type DecayPredicate, type ParamPolicy, type ShapeTable } from './policy.ts';
+/** Flat checkpoint state: `<kind>:<param>` arrays and counts, `hparam:<option>` numbers. */
+export type { OptimizerStateDict, StateDictOptions } from './state.ts';
+/** Learning-rate schedules (constant, linear, cosine; linear warmup) matching Hugging Face transformers. */
+export { LrScheduleSchema, lrAt, lrMultiplier, warmupStepsOf, type LrSchedule, type LrScheduleInput } from './schedule.ts';
+/** Global-norm gradient clipping matching torch.nn.utils.clip_grad_norm_. */
+export { clipGradNorm, globalNorm, sumOfSquares } from './clip.ts';
+/** Token-weighted gradient accumulation over micro-batches. */
+export { GradAccumulator, type GradTable } from './accumulate.ts';
