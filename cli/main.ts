@@ -5,14 +5,14 @@
  *   bun run cli/main.ts generate --model <dir|owner/name> --prompt "Once upon a time"
  *   bun run cli/main.ts grads --model <dir|owner/name> --batch batch.safetensors [--lora adapter/] --out grads.safetensors
  */
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { computeGrads } from './grads.ts';
 import { runGenerate } from './generate.ts';
 
 interface Command {
   summary: string;
   usage: string;
-  options: Parameters<typeof parseArgs>[0]['options'];
+  options: NonNullable<ParseArgsConfig['options']>;
   run(values: Record<string, string | boolean | undefined>): Promise<void>;
 }
 
