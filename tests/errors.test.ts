@@ -60,3 +60,15 @@ test('an onnxruntime rejection names the IR op and shapes behind the failing nod
   });
   await expect(compile(g)).rejects.toThrow(/node 'broken_1' comes from equation 1: broken\(float32\[2,3\]\) -> float32\[2,3\]/);
 });
+
+test('integer index arithmetic is allowed, float-only ops say so', async () => {
+  const g = trace((g) => {
+    const t = op.iota(g.input('x', 'float32', [1]), [3, 3], 0);
+    return { y: op.sub(op.add(t, 2), op.iota(t, [3, 3], 1)) };
+  });
+  const exe = await compile(g);
+  const y = (await exe.run({ x: hostTensor('float32', [1]) })).y!;
+  expect(Array.from(y.data as BigInt64Array, Number)).toEqual([2, 1, 0, 3, 2, 1, 4, 3, 2]);
+  await exe.release();
+  expect(() => trace((g) => ({ y: op.div(g.input('a', 'int64', [2]), g.input('b', 'int64', [2])) }))).toThrow('operands must be a float tensor, got int64');
+});

@@ -26,6 +26,8 @@ interface BinaryRules {
   name: string;
   onnx: string;
   flops: number;
+  /** Integer operands are allowed too (index arithmetic); derivatives only ever flow through float ones. */
+  ints?: boolean;
   /** Tangent of the output given the input tangents (null = zero), already broadcast-safe. */
   jvp(a: Tensor, b: Tensor, ta: Tensor | null, tb: Tensor | null, out: Tensor): Tensor | null;
   /** Unreduced cotangents for a and b (reduced to the input shapes afterwards). */
@@ -37,7 +39,7 @@ function binary(r: BinaryRules): Primitive<NoParams> {
     name: r.name,
     infer: (types) => {
       const t = inferBinary(types);
-      requireFloat(t, 'operands');
+      if (!(r.ints && (t.dtype === 'int64' || t.dtype === 'int32'))) requireFloat(t, 'operands');
       return t;
     },
     lower: simpleLower(r.onnx),
@@ -57,19 +59,19 @@ function addMaybe(x: Tensor | null, y: Tensor | null): Tensor | null {
 }
 
 export const add = binary({
-  name: 'add', onnx: 'Add', flops: 1,
+  name: 'add', onnx: 'Add', flops: 1, ints: true,
   jvp: (_a, _b, ta, tb, out) => op.broadcastTo(addMaybe(ta, tb)!, out.shape),
   vjp: (_a, _b, ct) => [ct, ct],
 });
 
 export const sub = binary({
-  name: 'sub', onnx: 'Sub', flops: 1,
+  name: 'sub', onnx: 'Sub', flops: 1, ints: true,
   jvp: (_a, _b, ta, tb, out) => op.broadcastTo(addMaybe(ta, tb && op.neg(tb))!, out.shape),
   vjp: (_a, _b, ct, _o, needs) => [ct, needs[1] ? op.neg(ct) : null],
 });
 
 export const mul = binary({
-  name: 'mul', onnx: 'Mul', flops: 1,
+  name: 'mul', onnx: 'Mul', flops: 1, ints: true,
   jvp: (a, b, ta, tb, out) => op.broadcastTo(addMaybe(ta && op.mul(ta, b), tb && op.mul(a, tb))!, out.shape),
   vjp: (a, b, ct, _o, needs) => [needs[0] ? op.mul(ct, b) : null, needs[1] ? op.mul(ct, a) : null],
 });
@@ -100,7 +102,7 @@ export const pow = binary({
 });
 
 export const maximum = binary({
-  name: 'maximum', onnx: 'Max', flops: 1,
+  name: 'maximum', onnx: 'Max', flops: 1, ints: true,
   // Ties send the whole gradient to `a`.
   jvp: (a, b, ta, tb, out) => {
     const aWins = op.greaterEqual(a, b);
