@@ -8,6 +8,12 @@ export interface OrtNodeOptions {
   executionProviders?: string[];
   intraOpNumThreads?: number;
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /**
+   * onnxruntime's CPU memory arena keeps each session's peak allocation for reuse. Off by default: memory is then
+   * returned after every run, so several sessions (one per batch shape) do not each hold a peak, and the process's
+   * memory follows the planner's prediction. On: ~15% faster steps on tiny models, where allocation dominates.
+   */
+  memArena?: boolean;
 }
 
 type OrtType = ort.Tensor.Type;
@@ -37,6 +43,7 @@ export function ortNodeRunner(options: OrtNodeOptions = {}): Runner {
       const sessionOptions: ort.InferenceSession.SessionOptions = {
         executionProviders: options.executionProviders ?? ['cpu'],
         graphOptimizationLevel: options.graphOptimizationLevel ?? (float64 ? 'basic' : 'all'),
+        enableCpuMemArena: options.memArena ?? false,
         ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
       };
       let session: ort.InferenceSession;

@@ -11,6 +11,7 @@ export const DataFormatSchema = z
     'alpaca: {instruction, input?, output}; sharegpt: {conversations: [{from, value}]}; openai: {messages: [{role, content}]}; ' +
       'prompt-completion: {prompt, completion}; text: {text} or a .txt file; classification: {text|sentence, label} or a .tsv file',
   );
+/** A record format name. */
 export type DataFormat = z.infer<typeof DataFormatSchema>;
 
 const maxBadFraction = z
@@ -35,7 +36,9 @@ export const LoadOptionsSchema = z.object({
     ),
   maxBadFraction,
 });
+/** Options of loadDataset, as passed (defaults optional). */
 export type LoadOptions = z.input<typeof LoadOptionsSchema>;
+/** LoadOptions with defaults applied. */
 export type ResolvedLoadOptions = z.infer<typeof LoadOptionsSchema>;
 
 /** How records become training examples ({@link tokenizeDataset}). */
@@ -81,11 +84,14 @@ export const TokenizeOptionsSchema = z.object({
   keepPartialPack: z.boolean().default(false).describe('keep the last, shorter packed sequence instead of dropping it'),
   maxBadFraction,
 });
+/** Options of tokenizeDataset, as passed (defaults optional). */
 export type TokenizeOptions = z.input<typeof TokenizeOptionsSchema>;
+/** TokenizeOptions with defaults applied. */
 export type ResolvedTokenizeOptions = z.infer<typeof TokenizeOptionsSchema>;
 
 /** Loading and tokenising in one call ({@link prepareDataset}). */
 export const DataOptionsSchema = LoadOptionsSchema.extend(TokenizeOptionsSchema.shape);
+/** Options of prepareDataset: LoadOptions and TokenizeOptions together. */
 export type DataOptions = z.input<typeof DataOptionsSchema>;
 
 /** Batches of padded examples ({@link makeBatches}). */
@@ -106,7 +112,9 @@ export const BatchOptionsSchema = z.object({
   multipleOf: z.number().int().positive().default(1).describe('round T up to a multiple of this'),
   dropLast: z.boolean().default(false).describe('drop the last, smaller batch of an epoch'),
 });
+/** Options of makeBatches, as passed (defaults optional). */
 export type BatchOptions = z.input<typeof BatchOptionsSchema>;
+/** BatchOptions with defaults applied. */
 export type ResolvedBatchOptions = z.infer<typeof BatchOptionsSchema>;
 
 /** A resumable stream of batches ({@link BatchStream}). */
@@ -116,7 +124,9 @@ export const StreamOptionsSchema = BatchOptionsSchema.extend({
     .default(false)
     .describe('each step draws batchSize examples at random, with replacement, instead of walking shuffled epochs'),
 });
+/** Options of BatchStream, as passed (defaults optional). */
 export type StreamOptions = z.input<typeof StreamOptionsSchema>;
+/** StreamOptions with defaults applied. */
 export type ResolvedStreamOptions = z.infer<typeof StreamOptionsSchema>;
 
 /** Train/eval split ({@link splitDataset}). */
@@ -129,6 +139,7 @@ export const SplitOptionsSchema = z
   .refine((o) => (o.evalFraction === undefined) !== (o.evalCount === undefined), {
     message: 'give exactly one of evalFraction and evalCount',
   });
+/** Options of splitDataset. */
 export type SplitOptions = z.input<typeof SplitOptionsSchema>;
 
 /** Parses options with a schema; errors name the function and every bad field. */

@@ -1,0 +1,106 @@
+/**
+ * The hooks a plugin can implement, named `area:event` after the training loop's events, and how each is called.
+ *
+ * Calling styles:
+ * - `collect`:    every plugin is called; non-empty results are gathered (validation problems, memory items).
+ * - `waterfall`:  plugins are called in order, each receiving the previous result (trainable set, loss, merged weights).
+ * - `chain`:      plugins wrap each other around a default implementation; each gets `next` (linear layers, params).
+ * - `first`:      plugins are called in order until one returns something (the gradient estimator).
+ * - `sequential`: every plugin is called in order and awaited (loop events).
+ */
+import type { GraphBuilder, Tensor } from '../ir/graph.ts';
+import type { HostTensor } from '../ir/host.ts';
+import type { LinearSite } from '../models/llama.ts';
+import type { GradientEstimator } from './estimator.ts';
+import type { MemoryItem, PluginContext, StepContext, StepResult } from './context.ts';
+
+export type LinearFn = (site: LinearSite, x: Tensor, weight: Tensor, bias: Tensor | undefined) => Tensor;
+export type ParamFn = (g: GraphBuilder, name: string, shape: number[]) => Tensor;
+
+/** A new graph input created by a plugin while the model was built, waiting for its initial value. */
+export interface PendingParam {
+  name: string;
+  shape: readonly number[];
+}
+
+export interface PluginHooks {
+  /** Problems with this plugin's options or with the combination (all reported together before anything runs). */
+  'config:validate'(ctx: PluginContext): string[] | void;
+  /** Computes a linear layer; call `next` for the layers you leave alone. (LoRA, adapters, NF4 bases) */
+  'model:linear'(ctx: PluginContext, site: LinearSite, x: Tensor, weight: Tensor, bias: Tensor | undefined, next: LinearFn): Tensor;
+  /** Supplies a parameter tensor to the graph; call `next` for the default graph input. (quantised storage) */
+  'model:param'(ctx: PluginContext, g: GraphBuilder, name: string, shape: number[], next: ParamFn): Tensor;
+  /** Adds terms to the scalar training loss inside the graph. (AdaLoRA's orthogonality regulariser) */
+  'model:loss'(ctx: PluginContext, loss: Tensor, g: GraphBuilder): Tensor;
+  /** Initial values for graph inputs this plugin created. (LoRA A and B) */
+  'params:init'(ctx: PluginContext, pending: readonly PendingParam[]): Map<string, HostTensor> | void;
+  /** Decides which inputs receive gradients; called at start and whenever a plugin asks for a retrace. */
+  'params:trainable'(ctx: PluginContext, current: ReadonlySet<string>): ReadonlySet<string>;
+  /** Replaces backpropagation. (zeroth-order optimisers, Forward-Grad) */
+  'step:estimator'(ctx: PluginContext): GradientEstimator | undefined;
+  /** Extra per-step inputs for graph inputs this plugin created. (dropout masks, perturbation seeds) */
+  'step:feeds'(ctx: StepContext): Record<string, HostTensor> | void;
+  'train:start'(ctx: PluginContext): void | Promise<void>;
+  'step:before'(ctx: StepContext): void | Promise<void>;
+  /** After the optimizer update. (LISA's layer switch, AdaLoRA's rank allocation) */
+  'step:after'(ctx: StepContext, result: StepResult): void | Promise<void>;
+  'eval:after'(ctx: PluginContext, metrics: Record<string, number>): void | Promise<void>;
+  'train:end'(ctx: PluginContext): void | Promise<void>;
+  /** This plugin's state for checkpoints (JSON); restored with `state:load` on resume. */
+  'state:save'(ctx: PluginContext): Record<string, unknown> | void;
+  'state:load'(ctx: PluginContext, state: Record<string, unknown>): void;
+  /** Folds the plugin's parameters into the base weights for a merged export. (LoRA merge, NF4 dequantise) */
+  'export:merge'(ctx: PluginContext, weights: Map<string, HostTensor>, trained: ReadonlyMap<string, HostTensor>): Map<string, HostTensor>;
+  /** Writes the plugin's own artifacts into `dir` (e.g. a PEFT adapter); returns the paths written. */
+  'export:artifacts'(ctx: PluginContext, dir: string, trained: ReadonlyMap<string, HostTensor>): Promise<string[]> | string[] | void;
+  /** What the plugin adds to or removes from a run's memory, for the planner. */
+  'memory:plan'(ctx: PluginContext): MemoryItem[] | void;
+}
+
+export type HookName = keyof PluginHooks;
+export type HookStyle = 'collect' | 'waterfall' | 'chain' | 'first' | 'sequential';
+
+export const HOOK_STYLES = {
+  'config:validate': 'collect',
+  'model:linear': 'chain',
+  'model:param': 'chain',
+  'model:loss': 'waterfall',
+  'params:init': 'collect',
+  'params:trainable': 'waterfall',
+  'step:estimator': 'first',
+  'step:feeds': 'collect',
+  'train:start': 'sequential',
+  'step:before': 'sequential',
+  'step:after': 'sequential',
+  'eval:after': 'sequential',
+  'train:end': 'sequential',
+  'state:save': 'collect',
+  'state:load': 'sequential',
+  'export:merge': 'waterfall',
+  'export:artifacts': 'collect',
+  'memory:plan': 'collect',
+} as const satisfies Record<HookName, HookStyle>;
+
+/**
+ * A plugin: a plain object with a namespaced name and any of the hooks. Write a factory returning one:
+ *
+ * ```ts
+ * export function myPlugin(options: MyOptions = {}): Plugin {
+ *   return { name: 'acme:my-plugin', 'step:after': (ctx) => ctx.log(`step ${ctx.step} done`) };
+ * }
+ * ```
+ */
+export interface Plugin<Api = unknown> extends Partial<PluginHooks> {
+  /** Unique, namespaced (`tuneforge:lora`, `@acme/plugin`). */
+  name: string;
+  /** Runs before (`pre`) or after (`post`) plugins without `enforce`; order within a group is the config's order. */
+  enforce?: 'pre' | 'post';
+  /** Names of plugins this one needs in the same run. */
+  requires?: string[];
+  /** Names of plugins this one cannot be combined with. */
+  conflicts?: string[];
+  /** A public API other plugins reach with `ctx.plugin(name)`. */
+  api?: Api;
+  /** The options the plugin was created with (JSON), recorded in checkpoints and exports. */
+  options?: Record<string, unknown>;
+}

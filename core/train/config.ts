@@ -1,0 +1,128 @@
+/**
+ * The training config: one object, validated by zod (messages name the field path), written as a typed TS file with
+ * `defineConfig({...})` or sent as JSON. Plugins are factory calls in TS, or `"name"` / `{ name, options }` in JSON.
+ */
+import { z } from 'zod';
+import { DataOptionsSchema } from '../data/options.ts';
+import type { Plugin } from '../plugin/hooks.ts';
+
+const pluginObject = z.custom<Plugin>(
+  (v) => typeof v === 'object' && v !== null && typeof (v as { name?: unknown }).name === 'string',
+  { message: 'expected a plugin object (a factory call like lora({...})), a plugin name, or { name, options }' },
+);
+const pluginReference = z.union([
+  z.string().describe('a built-in plugin name (full, lora) or an npm package / path exporting a plugin factory'),
+  z.object({ name: z.string(), options: z.record(z.string(), z.unknown()).default({}) }).strict(),
+]);
+
+const files = z.union([z.string(), z.array(z.string()).min(1)]);
+
+export const choiceTaskSchema = z
+  .object({
+    template: z.string().refine((t) => t.includes('{text}'), { message: 'template must contain {text}' })
+      .describe('prompt for each record, e.g. "Review: {text}\\nSentiment:"'),
+    choices: z.array(z.string()).min(2).describe('answer strings by label index, e.g. [" negative", " positive"]'),
+    trainFile: files.describe('labelled records: .tsv (sentence, label) or JSON with text/sentence and label'),
+    evalFile: files.optional().describe('labelled records scored by comparing the log-likelihood of each choice'),
+    evalLimit: z.number().int().positive().optional().describe('score at most this many eval records'),
+  })
+  .strict();
+
+export const trainConfigSchema = z
+  .object({
+    model: z.string().describe('model source: a local folder or a Hub id owner/name[@revision]'),
+    output: z.string().default('runs/run').describe('run folder: metrics.jsonl, loss.svg, checkpoints/, export/'),
+    seed: z.number().int().default(0).describe('seed for data order, initialisation, dropout and sampling'),
+    data: DataOptionsSchema.extend({
+      train: files.optional().describe('training files (.json, .jsonl, .txt, .tsv); not needed with task'),
+      eval: files.optional().describe('held-out files for eval loss; default: evalFraction of the training data'),
+      evalFraction: z.number().min(0).lt(1).default(0).describe('share of training examples held out for eval loss when no eval file is given'),
+    }).prefault({ maxLength: 512 }).describe('datasets and how records become token sequences'),
+    task: z
+      .object({ choice: choiceTaskSchema })
+      .partial()
+      .prefault({})
+      .describe('multiple-choice / classification task: trains on the answer and reports accuracy (SST-2, COPA)'),
+    train: z
+      .object({
+        steps: z.number().int().positive().optional().describe('optimizer steps; default: one epoch'),
+        epochs: z.number().positive().optional().describe('epochs instead of steps'),
+        batchSize: z.number().int().positive().default(8).describe('examples per optimizer step (the effective batch)'),
+        microBatchSize: z.number().int().positive().optional().describe('examples per forward/backward pass; gradients are accumulated up to batchSize'),
+        sampling: z.enum(['epochs', 'random']).default('epochs').describe('walk shuffled epochs, or draw each batch at random with replacement'),
+        bucketByLength: z.boolean().default(false).describe('group examples of similar length to reduce padding'),
+        padMultiple: z.number().int().positive().default(16).describe('pad sequence lengths to a multiple of this, so few distinct shapes are compiled'),
+        optimizer: z.enum(['adamw', 'sgd']).default('adamw').describe('AdamW (decoupled weight decay) or SGD with momentum'),
+        lr: z.number().positive().default(1e-4).describe('peak learning rate'),
+        schedule: z.enum(['constant', 'linear', 'cosine']).default('linear').describe('learning-rate schedule after warmup'),
+        warmupSteps: z.number().int().min(0).default(0).describe('linear warmup steps'),
+        warmupRatio: z.number().min(0).max(1).default(0).describe('warmup as a share of all steps (when warmupSteps is 0)'),
+        minLrRatio: z.number().min(0).max(1).default(0).describe('cosine: final lr as a share of the peak'),
+        weightDecay: z.number().min(0).default(0).describe('decoupled weight decay (never applied to norms and biases)'),
+        beta1: z.number().min(0).lt(1).default(0.9).describe('AdamW first-moment decay'),
+        beta2: z.number().min(0).lt(1).default(0.999).describe('AdamW second-moment decay'),
+        eps: z.number().positive().default(1e-8).describe('AdamW epsilon'),
+        momentum: z.number().min(0).lt(1).default(0).describe('SGD momentum'),
+        nesterov: z.boolean().default(false).describe('SGD Nesterov momentum'),
+        maxGradNorm: z.number().positive().nullable().default(1).describe('clip the global gradient norm to this (null = no clipping)'),
+      })
+      .strict()
+      .prefault({})
+      .describe('optimisation'),
+    eval: z
+      .object({
+        every: z.number().int().min(0).default(0).describe('evaluate every N steps (0 = only at the end)'),
+        batchSize: z.number().int().positive().default(16).describe('examples per eval batch'),
+        maxExamples: z.number().int().positive().optional().describe('evaluate on at most this many held-out examples'),
+        samples: z.array(z.string()).default([]).describe('prompts to generate from after training (greedy)'),
+        maxNewTokens: z.number().int().positive().default(64).describe('tokens generated per sample'),
+      })
+      .strict()
+      .prefault({})
+      .describe('evaluation'),
+    checkpoint: z
+      .object({
+        every: z.number().int().min(0).default(0).describe('save a resumable checkpoint every N steps (0 = only at the end)'),
+        keep: z.number().int().positive().default(2).describe('checkpoints kept on disk'),
+      })
+      .strict()
+      .prefault({})
+      .describe('checkpoints'),
+    export: z
+      .object({
+        merged: z.boolean().default(true).describe('write export/model: a full model folder (safetensors + config + tokenizer) with adapters merged'),
+        adapters: z.boolean().default(true).describe("write each plugin's own artifacts (e.g. export/adapter, a PEFT LoRA adapter)"),
+      })
+      .strict()
+      .prefault({})
+      .describe('what is written at the end of a run'),
+    plugins: z.array(z.union([pluginObject, pluginReference])).default([]).describe('techniques, in order: e.g. [lora({ r: 8 })]'),
+  })
+  .strict();
+
+export type TrainConfigInput = z.input<typeof trainConfigSchema>;
+export type TrainConfig = z.output<typeof trainConfigSchema>;
+export type PluginEntry = TrainConfig['plugins'][number];
+
+/**
+ * Types a config file. Every field is checked again at run time, with messages naming the path.
+ *
+ * ```ts
+ * import { defineConfig } from 'tuneforge/core';
+ * import { lora } from 'tuneforge/plugins/lora';
+ * export default defineConfig({ model: 'HuggingFaceTB/SmolLM2-135M', data: { train: 'data.jsonl' }, plugins: [lora({ r: 8 })] });
+ * ```
+ */
+export function defineConfig(config: TrainConfigInput): TrainConfigInput {
+  return config;
+}
+
+/** Validates a config object; throws one error listing every problem with its field path. */
+export function parseTrainConfig(value: unknown, source = 'config'): TrainConfig {
+  const r = trainConfigSchema.safeParse(value);
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => `  ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
+    throw new Error(`${source}: invalid config (${lines.length} problem${lines.length === 1 ? '' : 's'}):\n${lines.join('\n')}`);
+  }
+  return r.data;
+}

@@ -1,0 +1,86 @@
+/** The graphs a run compiles: the training loss (with every plugin's hooks) and its evaluation variant. */
+import { valueAndGrad } from '../autodiff/vjp.ts';
+import { compile, type Executable } from '../compile.ts';
+import { trace, type Graph, type Tensor } from '../ir/graph.ts';
+import type { HostTensor } from '../ir/host.ts';
+import * as op from '../ops/api.ts';
+import * as nn from '../nn/index.ts';
+import type { ModelConfig } from '../models/config.ts';
+import { buildCausalLM } from '../models/llama.ts';
+import type { PluginContext } from '../plugin/context.ts';
+import type { PluginDriver } from '../plugin/driver.ts';
+import type { EstimatorStep, GradientEstimator } from '../plugin/estimator.ts';
+
+export const DATA_INPUTS = ['input_ids', 'labels'] as const;
+
+/**
+ * Traces the model with every plugin's hooks. Outputs: `loss` (mean over counted tokens, plus plugin terms), and in
+ * the eval phase also `row_nll` [B] and `row_count` [B] (summed negative log-likelihood and counted tokens per row).
+ */
+export function buildLossGraph(driver: PluginDriver, ctx: PluginContext, config: ModelConfig): Graph {
+  return trace((g): Record<string, Tensor> => {
+    const linear = driver.linear(ctx, (_site, x, w, b) => nn.linear(x, w, b));
+    const param = driver.param(ctx, (g2, name, shape) => g2.input(name, 'float32', shape));
+    const m = buildCausalLM(g, config, { batch: 'B', seq: 'T', hooks: { linear, param } });
+    const labels = g.input('labels', 'int64', ['B', 'T']);
+    const loss = driver.waterfallSync('model:loss', ctx, nn.crossEntropy(m.logits, labels), g);
+    if (ctx.phase !== 'eval') return { loss };
+    const nll = nn.crossEntropy(m.logits, labels, { reduction: 'none' }); // [B, T]
+    const counted = op.cast(op.greaterEqual(labels, op.scalar(labels, 0)), 'float32');
+    return { loss, row_nll: op.sum(nll, -1), row_count: op.sum(counted, -1) };
+  });
+}
+
+/** Compiled executables by key (trainable set + shapes), least recently used evicted, so each shape compiles once. */
+export class CompileCache {
+  private readonly cache = new Map<string, Promise<Executable>>();
+  constructor(private readonly limit = 24) {}
+
+  get(key: string, graph: () => Graph, dims: Record<string, number>): Promise<Executable> {
+    let hit = this.cache.get(key);
+    if (hit) {
+      this.cache.delete(key); // re-insert: Map order is recency order
+      this.cache.set(key, hit);
+    } else {
+      hit = compile(graph(), { dims });
+      this.cache.set(key, hit);
+      if (this.cache.size > this.limit) {
+        const [oldest] = this.cache.keys();
+        const evicted = this.cache.get(oldest!)!;
+        this.cache.delete(oldest!);
+        void evicted.then((e) => e.release());
+      }
+    }
+    return hit;
+  }
+
+  async clear(): Promise<void> {
+    const all = [...this.cache.values()];
+    this.cache.clear();
+    for (const e of all) await (await e).release();
+  }
+}
+
+/** The default estimator: reverse-mode autodiff of the loss with respect to the trainable parameters. */
+export function backprop(): GradientEstimator {
+  const graphs = new Map<string, Graph>();
+  return {
+    name: 'backprop',
+    async estimate(s: EstimatorStep) {
+      const key = `grad|${s.trainable.join(',')}`;
+      let graph = graphs.get(key);
+      if (!graph) {
+        graphs.clear();
+        graph = valueAndGrad(s.forward, { of: 'loss', wrt: s.trainable });
+        graphs.set(key, graph);
+      }
+      const exe = await s.compile(graph, key);
+      const feeds: Record<string, HostTensor> = { ...s.feeds };
+      for (const input of exe.inputs) if (!(input.name in feeds)) feeds[input.name] = s.ctx.params.get(input.name)!;
+      const out = await exe.run(feeds);
+      const grads = new Map<string, Float32Array>();
+      for (const name of s.trainable) grads.set(name, out[`grad:${name}`]!.data as Float32Array);
+      return { loss: Number(out.loss!.data[0]), grads };
+    },
+  };
+}

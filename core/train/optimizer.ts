@@ -1,0 +1,31 @@
+/** The run's optimizer from the config, and its state in checkpoint form. */
+import type { HostTensor } from '../ir/host.ts';
+import { AdamW } from '../optim/adamw.ts';
+import type { Optimizer } from '../optim/optimizer.ts';
+import { SGD } from '../optim/sgd.ts';
+import type { OptimizerStateDict } from '../optim/state.ts';
+import type { TrainConfig } from './config.ts';
+
+export function makeOptimizer(t: TrainConfig['train'], shapes: ReadonlyMap<string, readonly number[]>): Optimizer {
+  if (t.optimizer === 'sgd') {
+    return new SGD({ lr: t.lr, momentum: t.momentum, nesterov: t.nesterov, weightDecay: t.weightDecay }, { shapes });
+  }
+  return new AdamW({ lr: t.lr, beta1: t.beta1, beta2: t.beta2, eps: t.eps, weightDecay: t.weightDecay }, { shapes });
+}
+
+/** Splits a state dict into tensors (for safetensors) and scalars (for JSON). */
+export function optimizerToCheckpoint(opt: Optimizer): { tensors: Map<string, HostTensor>; scalars: Record<string, number> } {
+  const tensors = new Map<string, HostTensor>();
+  const scalars: Record<string, number> = {};
+  for (const [k, v] of Object.entries(opt.stateDict())) {
+    if (typeof v === 'number') scalars[k] = v;
+    else tensors.set(k, { dtype: 'float32', shape: [v.length], data: v });
+  }
+  return { tensors, scalars };
+}
+
+export function optimizerFromCheckpoint(opt: Optimizer, tensors: ReadonlyMap<string, HostTensor>, scalars: Record<string, number>): void {
+  const state: OptimizerStateDict = { ...scalars };
+  for (const [k, t] of tensors) state[k] = t.data as Float32Array;
+  opt.loadStateDict(state);
+}

@@ -1,0 +1,95 @@
+/** Everything a run needs before its first step: model, tokenizer, data, plugins, parameters, trainable set. */
+import type { Example } from '../data/example.ts';
+import { prepareDataset } from '../data/prepare.ts';
+import { splitDataset } from '../data/split.ts';
+import type { Graph } from '../ir/graph.ts';
+import type { HostTensor } from '../ir/host.ts';
+import { loadModel } from '../models/load.ts';
+import { paramSpecs } from '../models/params.ts';
+import type { PluginContext } from '../plugin/context.ts';
+import { PluginDriver } from '../plugin/driver.ts';
+import type { Plugin } from '../plugin/hooks.ts';
+import { loadTokenizer, type Tokenizer } from '../tokenizer/index.ts';
+import { choiceTrainingExamples, loadChoiceItems, type ChoiceItem } from './choice.ts';
+import type { TrainConfig } from './config.ts';
+import { buildLossGraph, DATA_INPUTS } from './graphs.ts';
+
+export interface RunData {
+  train: Example[];
+  evalExamples: Example[];
+  choiceEval: ChoiceItem[];
+}
+
+export async function loadRunData(cfg: TrainConfig, tok: Tokenizer, log: (m: string) => void): Promise<RunData> {
+  const choice = cfg.task.choice;
+  if (choice) {
+    const train = choiceTrainingExamples(await loadChoiceItems(choice.trainFile, tok, choice, cfg.data.maxLength, { only: 'label' }));
+    const choiceEval = choice.evalFile ? await loadChoiceItems(choice.evalFile, tok, choice, cfg.data.maxLength, { limit: choice.evalLimit }) : [];
+    log(`task: ${train.length} training records, ${choiceEval.length} eval records, choices ${JSON.stringify(choice.choices)}`);
+    return { train, evalExamples: [], choiceEval };
+  }
+  if (!cfg.data.train) throw new Error('config: data.train is required (or task.choice for a classification task)');
+  const { train: _t, eval: evalFiles, evalFraction, ...dataOptions } = cfg.data;
+  const prepared = await prepareDataset(cfg.data.train, tok, dataOptions);
+  for (const w of prepared.warnings.slice(0, 5)) log(`data warning: ${JSON.stringify(w)}`);
+  let train = prepared.examples;
+  let evalExamples: Example[] = [];
+  if (evalFiles) evalExamples = (await prepareDataset(evalFiles, tok, dataOptions)).examples;
+  else if (evalFraction > 0) ({ train, eval: evalExamples } = splitDataset(train, { evalFraction, seed: cfg.seed }));
+  if (train.length === 0) throw new Error(`no training examples in ${cfg.data.train}`);
+  log(`data: ${train.length} training examples, ${evalExamples.length} eval examples`);
+  return { train, evalExamples, choiceEval: [] };
+}
+
+export interface RunModel {
+  dir: string;
+  tok: Tokenizer;
+  driver: PluginDriver;
+  ctx: PluginContext;
+  forward: Graph;
+  /** Every parameter (base weights and plugin parameters) by name. */
+  params: Map<string, HostTensor>;
+  baseNames: ReadonlySet<string>;
+  /** Graph inputs that plugins feed per step (not parameters). */
+  feedNames: string[];
+}
+
+/** Loads the model, validates the plugins, traces the training graph and initialises plugin parameters. */
+export async function setupModel(cfg: TrainConfig, plugins: readonly Plugin[], totalSteps: () => number, log: (m: string) => void): Promise<RunModel> {
+  const driver = new PluginDriver(plugins);
+  const { dir, config, weights } = await loadModel(cfg.model);
+  const tok = await loadTokenizer(dir);
+  const specs = paramSpecs(config);
+  const ctx: PluginContext = {
+    model: { config, specs },
+    run: { dir: cfg.output, seed: cfg.seed, get totalSteps() { return totalSteps(); } },
+    phase: 'train',
+    log,
+    plugin: <Api>(name: string) => driver.api<Api>(name),
+  };
+  await driver.validate(ctx);
+  const forward = buildLossGraph(driver, ctx, config);
+  const baseNames = new Set(specs.map((s) => s.name));
+  const pending = forward.inputs
+    .filter((i) => !baseNames.has(i.name) && !(DATA_INPUTS as readonly string[]).includes(i.name))
+    .map((i) => ({ name: i.name, shape: i.v.shape as number[] }));
+  const params = new Map(weights);
+  for (const { plugin, value } of await driver.collect('params:init', ctx, pending)) {
+    for (const [name, t] of value) {
+      if (params.has(name)) throw new Error(`plugin '${plugin}' initialises '${name}', which already has a value`);
+      params.set(name, t);
+    }
+  }
+  const feedNames = pending.filter((p) => !params.has(p.name)).map((p) => p.name);
+  return { dir, tok, driver, ctx, forward, params, baseNames, feedNames };
+}
+
+/** The trainable set from the plugins, checked against the graph; sorted in graph-input order. */
+export function trainableSet(m: RunModel): string[] {
+  const chosen = m.driver.waterfallSync('params:trainable', m.ctx, new Set<string>());
+  const inputs = m.forward.inputs.map((i) => i.name);
+  const unknown = [...chosen].filter((n) => !inputs.includes(n));
+  if (unknown.length) throw new Error(`plugins asked to train parameters the model does not have: ${unknown.slice(0, 5).join(', ')}`);
+  if (chosen.size === 0) throw new Error('nothing to train: add a technique to plugins, e.g. fullFinetune() or lora({ r: 8 })');
+  return inputs.filter((n) => chosen.has(n));
+}

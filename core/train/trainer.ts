@@ -1,0 +1,187 @@
+/**
+ * The training loop. Per optimizer step: plugins' `step:before`; the batch is split into micro-batches whose
+ * gradients (from the estimator, backprop by default) are accumulated weighted by their loss tokens; global-norm
+ * clipping; the optimizer update at the scheduled learning rate; `step:after`; metrics, evaluation and checkpoints
+ * on their schedules. A run resumes exactly from its latest checkpoint.
+ */
+import { join } from 'node:path';
+import { loadLatestCheckpoint, saveCheckpoint } from '../checkpoint/index.ts';
+import { BatchStream } from '../data/stream.ts';
+import type { HostTensor } from '../ir/host.ts';
+import { clipGradNorm } from '../optim/clip.ts';
+import { GradAccumulator } from '../optim/accumulate.ts';
+import { lrAt } from '../optim/schedule.ts';
+import type { StepContext } from '../plugin/context.ts';
+import type { Plugin } from '../plugin/hooks.ts';
+import { createProgress, openMetrics, writeLossChart, type ProgressStream } from '../report/index.ts';
+import { seededRandom } from '../generate/sampling.ts';
+import { microBatches } from './batches.ts';
+import type { TrainConfig } from './config.ts';
+import { CompileCache, backprop, buildLossGraph } from './graphs.ts';
+import { choiceAccuracy, evalLoss, type EvalCompiler } from './evaluate.ts';
+import { finishRun } from './finish.ts';
+import { makeOptimizer, optimizerFromCheckpoint, optimizerToCheckpoint } from './optimizer.ts';
+import { loadRunData, setupModel, trainableSet } from './setup.ts';
+
+export interface TrainOptions {
+  config: TrainConfig;
+  plugins: readonly Plugin[];
+  /** Continue from the latest checkpoint in the output folder when there is one (default true). */
+  resume?: boolean;
+  /** Stop after this many steps of this process without finishing the run (tests of kill-and-resume). */
+  stopAfterSteps?: number;
+  /** Where progress is drawn (default stderr); lines of the log go to `log`. */
+  progress?: ProgressStream;
+  log?: (line: string) => void;
+}
+
+export interface TrainResult {
+  runDir: string;
+  step: number;
+  finished: boolean;
+  /** Final values of every trained parameter. */
+  trained: Map<string, HostTensor>;
+  metrics: Record<string, number>;
+  exported: string[];
+}
+
+const rssMb = () => process.memoryUsage().rss / 2 ** 20;
+
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const cfg = opts.config;
+  const log = opts.log ?? ((l: string) => console.error(l));
+  let totalSteps = 0;
+  const m = await setupModel(cfg, opts.plugins, () => totalSteps, log);
+  const data = await loadRunData(cfg, m.tok, log);
+  const padId = m.tok.padId ?? 0;
+  const t = cfg.train;
+  const streamOptions = { batchSize: t.batchSize, padId, seed: cfg.seed, shuffle: true, bucketByLength: t.bucketByLength, drawRandom: t.sampling === 'random' };
+  let stream = new BatchStream(data.train, streamOptions);
+  totalSteps = t.steps ?? Math.ceil((t.epochs ?? 1) * stream.batchesPerEpoch);
+  const schedule = { kind: t.schedule, lr: t.lr, warmupSteps: t.warmupSteps, warmupRatio: t.warmupRatio, ...(t.schedule === 'cosine' ? { minLrRatio: t.minLrRatio } : {}) } as Parameters<typeof lrAt>[2];
+
+  let trainable = trainableSet(m);
+  const everTrained = new Set(trainable);
+  const optimizer = makeOptimizer(t, new Map([...m.params].map(([n, p]) => [n, p.shape])));
+  const estimator = (await m.driver.first('step:estimator', m.ctx))?.value ?? backprop();
+  const cache = new CompileCache();
+  let step = 0;
+
+  if (opts.resume ?? true) {
+    const ckpt = await loadLatestCheckpoint(cfg.output, { onWarning: (w) => log(`checkpoint: ${w}`) });
+    if (ckpt) {
+      for (const [name, v] of ckpt.tensors) m.params.set(name, v);
+      const state = ckpt.state as { stream: Parameters<typeof BatchStream.restore>[2]; optimizer: Record<string, number>; plugins: Record<string, Record<string, unknown>>; everTrained: string[] };
+      optimizerFromCheckpoint(optimizer, ckpt.optimizer, state.optimizer);
+      stream = BatchStream.restore(data.train, streamOptions, state.stream);
+      for (const p of m.driver.plugins) if (state.plugins[p.name]) p['state:load']?.(m.ctx, state.plugins[p.name]!);
+      for (const n of state.everTrained) everTrained.add(n);
+      trainable = trainableSet(m);
+      step = ckpt.step;
+      log(`resumed from ${ckpt.path} at step ${step}`);
+    }
+  }
+
+  const metrics = openMetrics(join(cfg.output, 'metrics.jsonl'));
+  const progress = createProgress({ total: totalSteps, label: 'train', stream: opts.progress, start: step });
+  const evalCompiler: EvalCompiler = (dims) => cache.get(`eval|${dims.B}x${dims.T}`, () => buildLossGraph(m.driver, { ...m.ctx, phase: 'eval' }, m.ctx.model.config), dims);
+  const evaluate = async (): Promise<Record<string, number>> => {
+    const out: Record<string, number> = {};
+    const bs = cfg.eval.batchSize;
+    if (data.evalExamples.length) Object.assign(out, await evalLoss(data.evalExamples.slice(0, cfg.eval.maxExamples), evalCompiler, m.params, bs, padId, t.padMultiple));
+    if (data.choiceEval.length) out.eval_accuracy = (await choiceAccuracy(data.choiceEval, evalCompiler, m.params, bs, padId, t.padMultiple)).accuracy;
+    if (Object.keys(out).length) await m.driver.sequential('eval:after', m.ctx, out);
+    return out;
+  };
+  const checkpoint = async () => {
+    const trainedNow = new Map([...everTrained].map((n) => [n, m.params.get(n)!]));
+    const opt = optimizerToCheckpoint(optimizer);
+    const plugins: Record<string, Record<string, unknown>> = {};
+    for (const { plugin, value } of await m.driver.collect('state:save', m.ctx)) plugins[plugin] = value;
+    await saveCheckpoint(cfg.output, {
+      step, tensors: trainedNow, optimizer: opt.tensors,
+      state: { stream: stream.state(), optimizer: opt.scalars, plugins, everTrained: [...everTrained], trainable },
+    }, { keep: cfg.checkpoint.keep });
+  };
+
+  if (step === 0) await m.driver.sequential('train:start', m.ctx);
+  let stepsThisProcess = 0;
+  let lastEval: Record<string, number> = {};
+  let peakRss = rssMb();
+  while (step < totalSteps) {
+    const started = performance.now();
+    let retrace: string | undefined;
+    const random = seededRandom((cfg.seed * 1_000_003 + step * 7919) >>> 0);
+    const stepCtx = (dims: Record<string, number>): StepContext => ({
+      ...m.ctx, step, trainable: new Set(trainable), dims, params: m.params, random,
+      requestRetrace: (reason) => { retrace = reason; },
+    });
+    await m.driver.sequential('step:before', stepCtx({}));
+    const batch = stream.next();
+    const micro = microBatches(data.train, batch, t.microBatchSize ?? t.batchSize, padId, t.padMultiple);
+    const acc = new GradAccumulator();
+    let lossSum = 0, lossTokens = 0, tokens = 0, applied = false;
+    for (const mb of micro) {
+      const ctx = stepCtx(mb.dims);
+      const feeds: Record<string, HostTensor> = { ...mb.feeds };
+      for (const { value } of await m.driver.collect('step:feeds', ctx)) Object.assign(feeds, value);
+      const r = await estimator.estimate({
+        ctx, forward: m.forward, trainable, feeds,
+        compile: (graph, key) => cache.get(`${key}|${mb.dims.B}x${mb.dims.T}`, () => graph, mb.dims),
+      });
+      if (r.grads && mb.lossTokens > 0) acc.add(r.grads, mb.lossTokens);
+      applied ||= r.applied === true;
+      lossSum += r.loss * mb.lossTokens;
+      lossTokens += mb.lossTokens;
+      tokens += mb.tokens;
+    }
+    const lr = lrAt(step, totalSteps, schedule);
+    let gradNorm: number | undefined;
+    if (!applied && lossTokens > 0) {
+      const grads = acc.result();
+      if (t.maxGradNorm !== null) gradNorm = clipGradNorm(grads.values(), t.maxGradNorm).norm;
+      const current = new Map(trainable.map((n) => [n, m.params.get(n)!.data as Float32Array]));
+      optimizer.step(current, grads, lr);
+    }
+    const loss = lossSum / Math.max(lossTokens, 1);
+    step++;
+    stepsThisProcess++;
+    await m.driver.sequential('step:after', stepCtx({}), { loss, lr, gradNorm, tokens });
+    if (retrace) {
+      const next = trainableSet(m);
+      for (const n of trainable) if (!next.includes(n)) optimizer.forget(n); // frozen again: release its state
+      for (const n of next) everTrained.add(n);
+      log(`step ${step}: trainable set changed (${retrace}): ${next.length} tensors`);
+      trainable = next;
+      await cache.clear();
+    }
+    const seconds = (performance.now() - started) / 1000;
+    peakRss = Math.max(peakRss, rssMb());
+    const record: Record<string, number> = { step, loss, lr, tokens, tok_s: tokens / seconds, step_s: seconds, rss_mb: rssMb(), peak_rss_mb: peakRss };
+    if (gradNorm !== undefined) record.grad_norm = gradNorm;
+    if (cfg.eval.every > 0 && step % cfg.eval.every === 0 && step < totalSteps) Object.assign(record, (lastEval = await evaluate()));
+    metrics.write(record);
+    progress.update(step, { loss, lr, 'tok/s': Math.round(tokens / seconds) });
+    if (cfg.checkpoint.every > 0 && step % cfg.checkpoint.every === 0 && step < totalSteps) await checkpoint();
+    if (opts.stopAfterSteps !== undefined && stepsThisProcess >= opts.stopAfterSteps && step < totalSteps) {
+      progress.finish();
+      metrics.close();
+      await cache.clear();
+      return { runDir: cfg.output, step, finished: false, trained: new Map([...everTrained].map((n) => [n, m.params.get(n)!])), metrics: record, exported: [] };
+    }
+  }
+  progress.finish();
+  lastEval = await evaluate();
+  if (Object.keys(lastEval).length) {
+    metrics.write({ step, ...lastEval });
+    log(`eval: ${Object.entries(lastEval).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
+  }
+  await checkpoint();
+  metrics.close();
+  await cache.clear();
+  writeLossChart(join(cfg.output, 'metrics.jsonl'), join(cfg.output, 'loss.svg'));
+  const trained = new Map([...everTrained].map((n) => [n, m.params.get(n)!]));
+  const exported = await finishRun(cfg, m, trained, log);
+  await m.driver.sequential('train:end', m.ctx);
+  return { runDir: cfg.output, step, finished: true, trained, metrics: { ...lastEval, peak_rss_mb: peakRss }, exported };
+}
