@@ -2,12 +2,14 @@
 /**
  * The tuneforge command line.
  *
+ *   bun run cli/main.ts train --config examples/sst2-lora.config.ts
  *   bun run cli/main.ts generate --model <dir|owner/name> --prompt "Once upon a time"
  *   bun run cli/main.ts grads --model <dir|owner/name> --batch batch.safetensors [--lora adapter/] --out grads.safetensors
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { computeGrads } from './grads.ts';
 import { runGenerate } from './generate.ts';
+import { evalCommand, exportRunCommand, trainCommand, type RunCommandOptions } from './run-commands.ts';
 
 interface Command {
   summary: string;
@@ -30,7 +32,37 @@ function required(values: Record<string, unknown>, names: string[]): void {
   if (missing.length) throw new UsageError(`missing ${missing.map((m) => `--${m}`).join(', ')}`);
 }
 
+const runOptions = {
+  config: { type: 'string' }, steps: { type: 'string' }, output: { type: 'string' }, seed: { type: 'string' }, 'no-resume': { type: 'boolean' },
+} as const;
+
+function runArgs(v: Record<string, string | boolean | undefined>): RunCommandOptions {
+  required(v, ['config']);
+  return {
+    config: v.config as string, steps: num(v.steps, 'steps'), output: v.output as string | undefined,
+    seed: num(v.seed, 'seed'), resume: !v['no-resume'],
+  };
+}
+
 const COMMANDS: Record<string, Command> = {
+  train: {
+    summary: 'fine-tune a model as a config file describes (resumes from the latest checkpoint)',
+    usage: 'train --config <file.ts|file.json> [--steps N] [--output dir] [--seed N] [--no-resume]',
+    options: runOptions,
+    run: (v) => trainCommand(runArgs(v)),
+  },
+  eval: {
+    summary: "evaluate a run's latest checkpoint (or the base model) as its config describes",
+    usage: 'eval --config <file.ts|file.json> [--output dir]',
+    options: runOptions,
+    run: (v) => evalCommand(runArgs(v)),
+  },
+  export: {
+    summary: "write a run's merged model and adapters from its latest checkpoint",
+    usage: 'export --config <file.ts|file.json> [--output dir]',
+    options: runOptions,
+    run: (v) => exportRunCommand(runArgs(v)),
+  },
   generate: {
     summary: 'generate text from a model',
     usage: 'generate --model <dir|owner/name[@rev]> --prompt <text> [--lora <adapter dir>] [--max-new-tokens 128] [--temperature 0] [--top-k 0] [--top-p 1] [--seed 0] [--no-cache]',

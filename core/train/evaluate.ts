@@ -1,5 +1,8 @@
 /** Evaluation: held-out loss and perplexity, and multiple-choice accuracy by log-likelihood. */
 import type { Executable } from '../compile.ts';
+import type { TrainConfig } from './config.ts';
+import { buildLossGraph, type CompileCache } from './graphs.ts';
+import type { RunData, RunModel } from './setup.ts';
 import { collate } from '../data/batch.ts';
 import type { Example } from '../data/example.ts';
 import type { HostTensor } from '../ir/host.ts';
@@ -56,4 +59,18 @@ export async function choiceAccuracy(
     if (scores.indexOf(Math.max(...scores)) === it.label) correct++;
   }
   return { accuracy: correct / items.length, correct, total: items.length };
+}
+
+/** Every evaluation the run's config asks for (eval loss / perplexity, choice accuracy), then `eval:after`. */
+export async function evaluateRun(cfg: TrainConfig, m: RunModel, data: RunData, cache: CompileCache): Promise<Record<string, number>> {
+  const padId = m.tok.padId ?? 0;
+  const compileFor: EvalCompiler = (dims) =>
+    cache.get(`eval|${dims.B}x${dims.T}`, () => buildLossGraph(m.driver, { ...m.ctx, phase: 'eval' }, m.ctx.model.config), dims);
+  const out: Record<string, number> = {};
+  const { batchSize, maxExamples } = cfg.eval;
+  const multiple = cfg.train.padMultiple;
+  if (data.evalExamples.length) Object.assign(out, await evalLoss(data.evalExamples.slice(0, maxExamples), compileFor, m.params, batchSize, padId, multiple));
+  if (data.choiceEval.length) out.eval_accuracy = (await choiceAccuracy(data.choiceEval, compileFor, m.params, batchSize, padId, multiple)).accuracy;
+  if (Object.keys(out).length) await m.driver.sequential('eval:after', m.ctx, out);
+  return out;
 }

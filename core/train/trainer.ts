@@ -17,8 +17,8 @@ import { createProgress, openMetrics, writeLossChart, type ProgressStream } from
 import { seededRandom } from '../generate/sampling.ts';
 import { microBatches } from './batches.ts';
 import type { TrainConfig } from './config.ts';
-import { CompileCache, backprop, buildLossGraph } from './graphs.ts';
-import { choiceAccuracy, evalLoss, type EvalCompiler } from './evaluate.ts';
+import { CompileCache, backprop } from './graphs.ts';
+import { evaluateRun } from './evaluate.ts';
 import { finishRun } from './finish.ts';
 import { makeOptimizer, optimizerFromCheckpoint, optimizerToCheckpoint } from './optimizer.ts';
 import { loadRunData, setupModel, trainableSet } from './setup.ts';
@@ -84,15 +84,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   const metrics = openMetrics(join(cfg.output, 'metrics.jsonl'));
   const progress = createProgress({ total: totalSteps, label: 'train', stream: opts.progress, start: step });
-  const evalCompiler: EvalCompiler = (dims) => cache.get(`eval|${dims.B}x${dims.T}`, () => buildLossGraph(m.driver, { ...m.ctx, phase: 'eval' }, m.ctx.model.config), dims);
-  const evaluate = async (): Promise<Record<string, number>> => {
-    const out: Record<string, number> = {};
-    const bs = cfg.eval.batchSize;
-    if (data.evalExamples.length) Object.assign(out, await evalLoss(data.evalExamples.slice(0, cfg.eval.maxExamples), evalCompiler, m.params, bs, padId, t.padMultiple));
-    if (data.choiceEval.length) out.eval_accuracy = (await choiceAccuracy(data.choiceEval, evalCompiler, m.params, bs, padId, t.padMultiple)).accuracy;
-    if (Object.keys(out).length) await m.driver.sequential('eval:after', m.ctx, out);
-    return out;
-  };
+  const evaluate = () => evaluateRun(cfg, m, data, cache);
   const checkpoint = async () => {
     const trainedNow = new Map([...everTrained].map((n) => [n, m.params.get(n)!]));
     const opt = optimizerToCheckpoint(optimizer);

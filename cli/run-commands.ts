@@ -1,0 +1,46 @@
+/** `train`, `eval` and `export`: the commands that work from a config file. */
+import { loadConfigFile } from '../core/train/load-config.ts';
+import type { TrainConfig } from '../core/train/config.ts';
+import { train } from '../core/train/trainer.ts';
+import { evaluateCommand, exportCommand } from '../core/train/run.ts';
+import { BUILTIN_PLUGINS } from '../plugins/index.ts';
+
+export interface RunCommandOptions {
+  config: string;
+  steps?: number;
+  output?: string;
+  seed?: number;
+  resume?: boolean;
+}
+
+const log = (line: string) => console.error(line);
+
+async function load(o: RunCommandOptions): Promise<{ config: TrainConfig; plugins: Awaited<ReturnType<typeof loadConfigFile>>['plugins'] }> {
+  const { config, plugins } = await loadConfigFile(o.config, BUILTIN_PLUGINS);
+  if (o.steps !== undefined) config.train.steps = o.steps;
+  if (o.output !== undefined) config.output = o.output;
+  if (o.seed !== undefined) config.seed = o.seed;
+  return { config, plugins };
+}
+
+export async function trainCommand(o: RunCommandOptions): Promise<void> {
+  const { config, plugins } = await load(o);
+  log(`run folder: ${config.output}`);
+  const result = await train({ config, plugins, resume: o.resume ?? true, log });
+  const figures = Object.entries(result.metrics).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(', ');
+  console.log(`trained ${result.step} steps; ${figures}`);
+  console.log(`metrics: ${config.output}/metrics.jsonl, loss chart: ${config.output}/loss.svg`);
+}
+
+export async function evalCommand(o: RunCommandOptions): Promise<void> {
+  const { config, plugins } = await load(o);
+  const metrics = await evaluateCommand(config, plugins, log);
+  if (Object.keys(metrics).length === 0) console.log('nothing to evaluate: give data.eval, data.evalFraction or task.choice.evalFile');
+  for (const [k, v] of Object.entries(metrics)) console.log(`${k} ${v.toFixed(4)}`);
+}
+
+export async function exportRunCommand(o: RunCommandOptions): Promise<void> {
+  const { config, plugins } = await load(o);
+  const written = await exportCommand(config, plugins, log);
+  for (const w of written) console.log(w);
+}
