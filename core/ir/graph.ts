@@ -68,6 +68,12 @@ export class GraphBuilder {
   readonly inputs: NamedVar[] = [];
   readonly eqns: Eqn[] = [];
   private nextId = 0;
+  private readonly producers = new Map<number, Eqn>();
+
+  /** The equation that defined a tensor (undefined for graph inputs). Used by peephole simplifications. */
+  producer(t: Tensor): Eqn | undefined {
+    return this.producers.get(t.v.id);
+  }
 
   newVar(type: TensorType): Var {
     return { id: this.nextId++, dtype: type.dtype, shape: type.shape.map(normDim) };
@@ -98,7 +104,9 @@ export class GraphBuilder {
       throw new GraphError(prim.name, types, (e as Error).message);
     }
     const out = this.newVar(outType);
-    this.eqns.push({ prim: prim as Primitive<object>, inputs: types, out, params });
+    const eqn: Eqn = { prim: prim as Primitive<object>, inputs: types, out, params };
+    this.eqns.push(eqn);
+    this.producers.set(out.id, eqn);
     return new Tensor(this, out);
   }
 

@@ -94,12 +94,12 @@ export function buildCausalLM(g: GraphBuilder, c: ModelConfig, opts: CausalLMOpt
     const s = op.iota(ids, [B, 1, 1, cacheLen], 3);
     const p = op.reshape(position, [B, 1, 1, 1]);
     let visible = op.cast(op.lessEqual(s, p), 'float32');
-    if (c.slidingWindow) visible = op.mul(visible, op.cast(op.greater(s, op.sub(p, c.slidingWindow)), 'float32'));
+    if (c.slidingWindow) visible = op.mul(visible, op.cast(op.greater(op.cast(s, 'float32'), op.sub(op.cast(p, 'float32'), c.slidingWindow)), 'float32'));
     mask = op.mul(op.sub(1, visible), nn.MASKED); // 0 visible, MASKED hidden  [B, 1, 1, S]
   } else {
     mask = nn.causalMask(x, T, T);
     if (c.slidingWindow) {
-      const t = op.iota(ids, [T, T], 0), s = op.iota(ids, [T, T], 1);
+      const t = op.iota(ids, [T, T], 0, 'float32'), s = op.iota(ids, [T, T], 1, 'float32'); // sub is float-only
       const tooFar = op.cast(op.lessEqual(s, op.sub(t, c.slidingWindow)), 'float32');
       mask = op.add(mask, op.mul(tooFar, nn.MASKED));
     }

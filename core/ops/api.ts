@@ -8,7 +8,7 @@
  */
 import type { DType, TypedArray } from '../ir/dtype.ts';
 import { Tensor } from '../ir/graph.ts';
-import { mulDims, normAxis, shapeEq, type Dim, type Shape } from '../ir/shape.ts';
+import { broadcastShapes, mulDims, normAxis, shapeEq, type Dim, type Shape } from '../ir/shape.ts';
 import * as ew from './elementwise.ts';
 import * as idx from './indexing.ts';
 import * as lay from './layout.ts';
@@ -32,11 +32,30 @@ export function scalar(like: Tensor, value: number, dtype: DType = like.dtype): 
   return like.builder.bind(misc.constant, [], { dtype, shape: [], value });
 }
 
+/**
+ * If `t` is an explicit broadcast whose source broadcasts against `other` to the same result, returns the source:
+ * the elementwise op then broadcasts by itself and the expanded copy is never materialised (derivative rules emit
+ * many such broadcasts).
+ */
+function unexpanded(t: Tensor, other: Tensor): Tensor {
+  const eqn = t.builder.producer(t);
+  if (eqn?.prim !== lay.broadcastTo) return t;
+  const src = t.builder.wrap(eqn.inputs[0]!);
+  const shape = broadcastShapes(src.shape, other.shape);
+  return shape && shapeEq(shape, broadcastShapes(t.shape, other.shape) ?? []) ? src : t;
+}
+
 function binary(prim: typeof ew.add, a: Operand, b: Operand): Tensor {
-  const [x, y] = lift(a, b);
+  let [x, y] = lift(a, b);
+  if (ELEMENTWISE_ARITH.has(prim)) {
+    const x2 = unexpanded(x, y);
+    y = unexpanded(y, x2);
+    x = x2;
+  }
   return x.builder.bind(prim, [x, y], {});
 }
 
+const ELEMENTWISE_ARITH = new Set([ew.add, ew.sub, ew.mul, ew.div]);
 export const add = (a: Operand, b: Operand): Tensor => binary(ew.add, a, b);
 export const sub = (a: Operand, b: Operand): Tensor => binary(ew.sub, a, b);
 export const mul = (a: Operand, b: Operand): Tensor => binary(ew.mul, a, b);

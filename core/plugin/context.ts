@@ -22,8 +22,13 @@ export interface StepContext extends PluginContext {
   readonly dims: Readonly<Record<string, number>>;
   /** Current values of every parameter (base weights and plugin parameters), by name. Mutable in place. */
   readonly params: Map<string, HostTensor>;
-  /** A uniform [0, 1) generator seeded from the run seed, the step and the plugin; reproducible on resume. */
+  /**
+   * A uniform [0, 1) generator seeded from the run seed, the step and the plugin (each plugin has its own stream,
+   * so adding a plugin does not change another's draws); reproducible on resume.
+   */
   random(): number;
+  /** The per-step seed the plugin streams derive from. */
+  readonly stepSeed: number;
   /** Asks the trainer to call `params:trainable` again and rebuild the step (e.g. LISA switching layers). */
   requestRetrace(reason: string): void;
 }

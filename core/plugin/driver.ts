@@ -2,6 +2,7 @@
  * Runs plugins' hooks in a fixed order (`enforce: 'pre'`, then unmarked, then `'post'`; config order within each
  * group) with each hook's declared calling style, and validates a combination before anything runs.
  */
+import { seededRandom } from '../generate/sampling.ts';
 import type { PluginContext } from './context.ts';
 import { HOOK_STYLES, type HookName, type LinearFn, type ParamFn, type Plugin, type PluginHooks } from './hooks.ts';
 
@@ -76,9 +77,14 @@ export class PluginDriver {
     return out;
   }
 
-  /** Context bound to one plugin, so its log lines carry its name. */
+  /** Context bound to one plugin: its log lines carry its name, and a step context gets its own random stream. */
   private bind<C extends PluginContext>(ctx: C, plugin: Plugin): C {
-    return { ...ctx, log: (m: string) => ctx.log(`[${plugin.name}] ${m}`) };
+    const bound = { ...ctx, log: (m: string) => ctx.log(`[${plugin.name}] ${m}`) };
+    if ('stepSeed' in ctx && typeof ctx.stepSeed === 'number') {
+      const salt = [...plugin.name].reduce((h, c) => Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0, 2166136261);
+      Object.assign(bound, { random: seededRandom((ctx.stepSeed ^ salt) >>> 0) });
+    }
+    return bound;
   }
 
   api<Api>(name: string): Api | undefined {

@@ -37,10 +37,11 @@ export const trainConfigSchema = z
       train: files.optional().describe('training files (.json, .jsonl, .txt, .tsv); not needed with task'),
       eval: files.optional().describe('held-out files for eval loss; default: evalFraction of the training data'),
       evalFraction: z.number().min(0).lt(1).default(0).describe('share of training examples held out for eval loss when no eval file is given'),
-    }).prefault({ maxLength: 512 }).describe('datasets and how records become token sequences'),
+    }).strict().prefault({}).describe('datasets and how records become token sequences'),
     task: z
       .object({ choice: choiceTaskSchema })
       .partial()
+      .strict()
       .prefault({})
       .describe('multiple-choice / classification task: trains on the answer and reports accuracy (SST-2, COPA)'),
     train: z

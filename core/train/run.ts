@@ -38,7 +38,7 @@ export async function openRun(cfg: TrainConfig, plugins: readonly Plugin[], log:
 
 export async function evaluateCommand(cfg: TrainConfig, plugins: readonly Plugin[], log: (l: string) => void): Promise<Record<string, number>> {
   const { m } = await openRun(cfg, plugins, log);
-  const data = await loadRunData(cfg, m.tok, log);
+  const data = await loadRunData(cfg, m.tok, log, m.ctx.model.config.maxPositions);
   const cache = new CompileCache();
   try {
     return await evaluateRun(cfg, m, data, cache);

@@ -20,7 +20,11 @@ export interface RunData {
   choiceEval: ChoiceItem[];
 }
 
-export async function loadRunData(cfg: TrainConfig, tok: Tokenizer, log: (m: string) => void): Promise<RunData> {
+export async function loadRunData(cfg: TrainConfig, tok: Tokenizer, log: (m: string) => void, maxPositions = Infinity): Promise<RunData> {
+  if (cfg.data.maxLength > maxPositions) {
+    log(`data.maxLength ${cfg.data.maxLength} is beyond the model's ${maxPositions} positions: using ${maxPositions}`);
+    cfg = { ...cfg, data: { ...cfg.data, maxLength: maxPositions } };
+  }
   const choice = cfg.task.choice;
   if (choice) {
     const train = choiceTrainingExamples(await loadChoiceItems(choice.trainFile, tok, choice, cfg.data.maxLength, { only: 'label' }));

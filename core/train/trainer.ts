@@ -4,6 +4,7 @@
  * clipping; the optimizer update at the scheduled learning rate; `step:after`; metrics, evaluation and checkpoints
  * on their schedules. A run resumes exactly from its latest checkpoint.
  */
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadLatestCheckpoint, saveCheckpoint } from '../checkpoint/index.ts';
 import { BatchStream } from '../data/stream.ts';
@@ -13,7 +14,7 @@ import { GradAccumulator } from '../optim/accumulate.ts';
 import { lrAt } from '../optim/schedule.ts';
 import type { StepContext } from '../plugin/context.ts';
 import type { Plugin } from '../plugin/hooks.ts';
-import { createProgress, openMetrics, writeLossChart, type ProgressStream } from '../report/index.ts';
+import { createProgress, openMetrics, readMetrics, writeLossChart, type ProgressStream } from '../report/index.ts';
 import { seededRandom } from '../generate/sampling.ts';
 import { microBatches } from './batches.ts';
 import type { TrainConfig } from './config.ts';
@@ -47,12 +48,19 @@ export interface TrainResult {
 
 const rssMb = () => process.memoryUsage().rss / 2 ** 20;
 
+/** Rewrites a metrics file without the records of steps after `step` (work lost when a run was killed). */
+function dropMetricsAfter(path: string, step: number): void {
+  if (!existsSync(path)) return;
+  const kept = readMetrics(path).filter((r) => typeof r.step !== 'number' || r.step <= step);
+  writeFileSync(path, kept.map((r) => `${JSON.stringify(r)}\n`).join(''));
+}
+
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const cfg = opts.config;
   const log = opts.log ?? ((l: string) => console.error(l));
   let totalSteps = 0;
   const m = await setupModel(cfg, opts.plugins, () => totalSteps, log);
-  const data = await loadRunData(cfg, m.tok, log);
+  const data = await loadRunData(cfg, m.tok, log, m.ctx.model.config.maxPositions);
   const padId = m.tok.padId ?? 0;
   const t = cfg.train;
   const streamOptions = { batchSize: t.batchSize, padId, seed: cfg.seed, shuffle: true, bucketByLength: t.bucketByLength, drawRandom: t.sampling === 'random' };
@@ -82,7 +90,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
   }
 
-  const metrics = openMetrics(join(cfg.output, 'metrics.jsonl'));
+  const metricsPath = join(cfg.output, 'metrics.jsonl');
+  if (step > 0) dropMetricsAfter(metricsPath, step); // steps after the checkpoint are re-run: keep one record each
+  const metrics = openMetrics(metricsPath);
   const progress = createProgress({ total: totalSteps, label: 'train', stream: opts.progress, start: step });
   const evaluate = () => evaluateRun(cfg, m, data, cache);
   const checkpoint = async () => {
@@ -103,9 +113,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   while (step < totalSteps) {
     const started = performance.now();
     let retrace: string | undefined;
-    const random = seededRandom((cfg.seed * 1_000_003 + step * 7919) >>> 0);
+    const stepSeed = (cfg.seed * 1_000_003 + step * 7919) >>> 0;
+    const random = seededRandom(stepSeed);
     const stepCtx = (dims: Record<string, number>): StepContext => ({
-      ...m.ctx, step, trainable: new Set(trainable), dims, params: m.params, random,
+      ...m.ctx, step, trainable: new Set(trainable), dims, params: m.params, random, stepSeed,
       requestRetrace: (reason) => { retrace = reason; },
     });
     await m.driver.sequential('step:before', stepCtx({}));
