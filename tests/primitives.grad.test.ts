@@ -30,6 +30,8 @@ const PRIMITIVE_CASES: GradCase[] = [
   { name: 'matmul batched', inputs: [{ shape: [2, 3, 4] }, { shape: [2, 4, 5] }], fn: op.matmul },
   { name: 'matmul batch @ shared weight', inputs: [{ shape: [2, 3, 4] }, { shape: [4, 5] }], fn: op.matmul },
   { name: 'matmul broadcast batch', inputs: [{ shape: [2, 1, 3, 4] }, { shape: [3, 4, 5] }], fn: op.matmul },
+  { name: 'softmax', inputs: [{ shape: [3, 7] }], fn: (x) => op.softmax(x, 1) },
+  { name: 'softmax axis 0', inputs: [{ shape: [4, 3] }], fn: (x) => op.softmax(x, 0) },
   { name: 'reduce_sum axes', inputs: [{ shape: [2, 3, 4] }], fn: (x) => op.sum(x, [0, 2]) },
   { name: 'reduce_sum keepdims', inputs: [{ shape: [2, 3, 4] }], fn: (x) => op.sum(x, -1, true) },
   { name: 'reduce_max', inputs: [{ shape: [3, 5] }], fn: (x) => op.max(x, 1) },

@@ -12,6 +12,22 @@ export interface GradOptions {
   keep?: readonly string[];
 }
 
+const SCATTERS = new Set(['scatter_add_rows', 'scatter_add_along_axis']);
+
+/**
+ * `dense + scatter(zeros, idx, u)` is `scatter(dense, idx, u)`: when one cotangent is a scatter into a zero buffer
+ * (the transpose of a gather), it is re-issued on top of the other, so neither the zeros nor the sum is materialised.
+ */
+function scatterInto(dense: Tensor, sparse: Tensor): Tensor | undefined {
+  const eqn = sparse.builder.producer(sparse);
+  if (!eqn || !SCATTERS.has(eqn.prim.name) || dense.dtype !== sparse.dtype) return undefined;
+  const base = sparse.builder.producer(sparse.builder.wrap(eqn.inputs[0]!));
+  const zeroFill = base?.prim.name === 'constant' && (base.params as { value?: unknown }).value === 0;
+  if (!zeroFill || dense.shape.length !== sparse.shape.length || dense.shape.some((d, i) => d !== sparse.shape[i])) return undefined;
+  const [, idx, upd] = eqn.inputs.map((v) => sparse.builder.wrap(v));
+  return sparse.builder.bind(eqn.prim, [dense, idx!, upd!], eqn.params);
+}
+
 /** Output name under which the gradient of input `name` is returned. */
 export const gradName = (name: string): string => `grad:${name}`;
 
@@ -42,7 +58,7 @@ export function valueAndGrad(graph: Graph, opts: GradOptions): Graph {
   const cts = new Map<number, Tensor>();
   const accumulate = (id: number, ct: Tensor) => {
     const prev = cts.get(id);
-    cts.set(id, prev ? op.add(prev, ct) : ct);
+    cts.set(id, prev ? (scatterInto(prev, ct) ?? scatterInto(ct, prev) ?? op.add(prev, ct)) : ct);
   };
   const loss = lookup(env, target.v);
   if (active.has(target.v.id)) accumulate(target.v.id, op.scalar(loss, 1));

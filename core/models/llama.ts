@@ -48,6 +48,8 @@ export interface CausalLMGraph {
   logits: Tensor; // [B, T, V]
   /** Only when decoding with a cache: updated caches by output name (`present.k.0`, ...). */
   cacheOut: Record<string, Tensor>;
+  /** The residual stream after the embedding and after each decoder layer: where activation checkpointing cuts. */
+  blockOutputs: Tensor[];
   params: Map<string, Tensor>;
 }
 
@@ -80,6 +82,7 @@ export function buildCausalLM(g: GraphBuilder, c: ModelConfig, opts: CausalLMOpt
 
   const ids = g.input('input_ids', 'int64', [B, T]);
   let x = nn.embedding(param('model.embed_tokens.weight'), ids); // [B, T, C]
+  const blockOutputs = [x];
 
   // Positions, rotary tables and the attention mask.
   const cacheLen = opts.cache?.maxLen;
@@ -130,12 +133,13 @@ export function buildCausalLM(g: GraphBuilder, c: ModelConfig, opts: CausalLMOpt
     const gate = nn.silu(linear(`${p}.mlp.gate_proj`, h2, i, c.mlpBias)); // [B, T, I]
     const up = linear(`${p}.mlp.up_proj`, h2, i, c.mlpBias); // [B, T, I]
     x = op.add(x, linear(`${p}.mlp.down_proj`, op.mul(gate, up), i, c.mlpBias)); // [B, T, C]
+    blockOutputs.push(x);
   }
   x = nn.rmsNorm(x, param('model.norm.weight'), c.rmsNormEps);
   const headWeight = c.tieWordEmbeddings ? param('model.embed_tokens.weight') : param('lm_head.weight');
   const headSite: LinearSite = { name: 'lm_head', module: 'lm_head', layer: -1, inFeatures: c.hidden, outFeatures: c.vocabSize };
   const logits = opts.hooks?.linear && !c.tieWordEmbeddings ? opts.hooks.linear(headSite, x, headWeight, undefined) : nn.linear(x, headWeight); // [B, T, V]
-  return { ids, logits, cacheOut, params };
+  return { ids, logits, cacheOut, params, blockOutputs };
 }
 
 /**

@@ -26,11 +26,9 @@ export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
   return op.mul(op.mul(0.5, x), op.add(1, op.erf(op.mul(x, Math.SQRT1_2))));
 }
 
-/** Softmax along `axis`, shifted by the (gradient-free) max for stability. */
+/** Softmax along `axis` (numerically stable in onnxruntime's kernel; a primitive so backward keeps only p). */
 export function softmax(x: Tensor, axis = -1): Tensor {
-  const shifted = op.sub(x, op.stopGradient(op.max(x, axis, true)));
-  const e = op.exp(shifted);
-  return op.div(e, op.sum(e, axis, true));
+  return op.softmax(x, axis);
 }
 
 /** log(softmax(x)) computed as x - logsumexp(x), without forming the probabilities. */

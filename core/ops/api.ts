@@ -15,6 +15,7 @@ import * as lay from './layout.ts';
 import { matmul as matmulPrim } from './matmul.ts';
 import * as misc from './misc.ts';
 import { reduceMax, reduceSum } from './reduce.ts';
+import { softmax as softmaxPrim } from './softmax.ts';
 
 export type Operand = Tensor | number;
 export { mulDims };
@@ -112,6 +113,11 @@ export function mean(x: Tensor, axes?: number | readonly number[], keepdims = fa
   const n = ax.reduce<Dim>((acc, a) => mulDims(acc, x.shape[a]!), 1);
   const inverse = typeof n === 'number' ? scalar(x, 1 / n) : x.builder.bind(misc.constant, [], { dtype: x.dtype, shape: [], value: 1, per: n });
   return mul(sum(x, ax, keepdims), inverse);
+}
+
+/** Softmax along `axis` (a primitive: see softmax.ts for why). */
+export function softmax(x: Tensor, axis = -1): Tensor {
+  return x.builder.bind(softmaxPrim, [x], { axis: normAxis(axis, x.rank, 'softmax') });
 }
 
 export function reshape(x: Tensor, shape: Shape): Tensor {

@@ -1,5 +1,5 @@
 import type { HostTensor } from '../ir/host.ts';
-import type { Graph } from '../ir/graph.ts';
+import type { Graph, Var } from '../ir/graph.ts';
 import type { Executable } from '../compile.ts';
 import type { StepContext } from './context.ts';
 
@@ -14,6 +14,8 @@ export interface EstimatorStep {
   feeds: Record<string, HostTensor>;
   /** Trainable parameter names, in a fixed order. */
   trainable: readonly string[];
+  /** Values of `forward` where activation checkpointing may cut (block outputs). */
+  boundaries: readonly Var[];
 }
 
 /**

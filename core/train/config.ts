@@ -97,6 +97,17 @@ export const trainConfigSchema = z
       .strict()
       .prefault({})
       .describe('what is written at the end of a run'),
+    memory: z
+      .object({
+        checkpointing: z.boolean().default(false).describe('activation checkpointing: keep only block outputs, recompute each block in the backward pass (less memory, ~1/3 more compute)'),
+        budget: z
+          .union([z.number().positive(), z.string().regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$/i, 'a size like "4GB" or "512MiB"')])
+          .optional()
+          .describe('peak memory allowed for the run (number = MiB); the planner picks the micro-batch and checkpointing to fit, or refuses'),
+      })
+      .strict()
+      .prefault({})
+      .describe('memory: checkpointing and a budget the planner fits the run to'),
     plugins: z.array(z.union([pluginObject, pluginReference])).default([]).describe('techniques, in order: e.g. [lora({ r: 8 })]'),
   })
   .strict();

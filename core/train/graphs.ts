@@ -1,7 +1,7 @@
 /** The graphs a run compiles: the training loss (with every plugin's hooks) and its evaluation variant. */
 import { valueAndGrad } from '../autodiff/vjp.ts';
 import { compile, type Executable } from '../compile.ts';
-import { trace, type Graph, type Tensor } from '../ir/graph.ts';
+import { trace, type Graph, type Tensor, type Var } from '../ir/graph.ts';
 import type { HostTensor } from '../ir/host.ts';
 import * as op from '../ops/api.ts';
 import * as nn from '../nn/index.ts';
@@ -18,10 +18,17 @@ export const DATA_INPUTS = ['input_ids', 'labels'] as const;
  * the eval phase also `row_nll` [B] and `row_count` [B] (summed negative log-likelihood and counted tokens per row).
  */
 export function buildLossGraph(driver: PluginDriver, ctx: PluginContext, config: ModelConfig): Graph {
-  return trace((g): Record<string, Tensor> => {
+  return buildLossGraphWithBoundaries(driver, ctx, config).graph;
+}
+
+/** As buildLossGraph, also returning the block outputs (cut points for activation checkpointing). */
+export function buildLossGraphWithBoundaries(driver: PluginDriver, ctx: PluginContext, config: ModelConfig): { graph: Graph; boundaries: Var[] } {
+  let boundaries: Var[] = [];
+  const graph = trace((g): Record<string, Tensor> => {
     const linear = driver.linear(ctx, (_site, x, w, b) => nn.linear(x, w, b));
     const param = driver.param(ctx, (g2, name, shape) => g2.input(name, 'float32', shape));
     const m = buildCausalLM(g, config, { batch: 'B', seq: 'T', hooks: { linear, param } });
+    boundaries = m.blockOutputs.map((t) => t.v);
     const labels = g.input('labels', 'int64', ['B', 'T']);
     const loss = driver.waterfallSync('model:loss', ctx, nn.crossEntropy(m.logits, labels), g);
     if (ctx.phase !== 'eval') return { loss };
@@ -29,6 +36,7 @@ export function buildLossGraph(driver: PluginDriver, ctx: PluginContext, config:
     const counted = op.cast(op.greaterEqual(labels, op.scalar(labels, 0)), 'float32');
     return { loss, row_nll: op.sum(nll, -1), row_count: op.sum(counted, -1) };
   });
+  return { graph, boundaries };
 }
 
 /** Compiled executables by key (trainable set + shapes), least recently used evicted, so each shape compiles once. */

@@ -2,7 +2,7 @@
 import type { Example } from '../data/example.ts';
 import { prepareDataset } from '../data/prepare.ts';
 import { splitDataset } from '../data/split.ts';
-import type { Graph } from '../ir/graph.ts';
+import type { Graph, Var } from '../ir/graph.ts';
 import type { HostTensor } from '../ir/host.ts';
 import { loadModel } from '../models/load.ts';
 import { paramSpecs } from '../models/params.ts';
@@ -12,7 +12,7 @@ import type { Plugin } from '../plugin/hooks.ts';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/index.ts';
 import { choiceTrainingExamples, loadChoiceItems, type ChoiceItem } from './choice.ts';
 import type { TrainConfig } from './config.ts';
-import { buildLossGraph, DATA_INPUTS } from './graphs.ts';
+import { buildLossGraphWithBoundaries, DATA_INPUTS } from './graphs.ts';
 
 export interface RunData {
   train: Example[];
@@ -51,6 +51,8 @@ export interface RunModel {
   driver: PluginDriver;
   ctx: PluginContext;
   forward: Graph;
+  /** Block outputs of `forward`, where activation checkpointing cuts. */
+  boundaries: Var[];
   /** Every parameter (base weights and plugin parameters) by name. */
   params: Map<string, HostTensor>;
   baseNames: ReadonlySet<string>;
@@ -72,7 +74,7 @@ export async function setupModel(cfg: TrainConfig, plugins: readonly Plugin[], t
     plugin: <Api>(name: string) => driver.api<Api>(name),
   };
   await driver.validate(ctx);
-  const forward = buildLossGraph(driver, ctx, config);
+  const { graph: forward, boundaries } = buildLossGraphWithBoundaries(driver, ctx, config);
   const baseNames = new Set(specs.map((s) => s.name));
   const pending = forward.inputs
     .filter((i) => !baseNames.has(i.name) && !(DATA_INPUTS as readonly string[]).includes(i.name))
@@ -85,7 +87,7 @@ export async function setupModel(cfg: TrainConfig, plugins: readonly Plugin[], t
     }
   }
   const feedNames = pending.filter((p) => !params.has(p.name)).map((p) => p.name);
-  return { dir, tok, driver, ctx, forward, params, baseNames, feedNames };
+  return { dir, tok, driver, ctx, forward, boundaries, params, baseNames, feedNames };
 }
 
 /** The trainable set from the plugins, checked against the graph; sorted in graph-input order. */

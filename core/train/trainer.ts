@@ -19,6 +19,7 @@ import { seededRandom } from '../generate/sampling.ts';
 import { microBatches } from './batches.ts';
 import type { TrainConfig } from './config.ts';
 import { CompileCache, backprop } from './graphs.ts';
+import { checkpointedBackprop } from './checkpointed.ts';
 import { evaluateRun } from './evaluate.ts';
 import { finishRun } from './finish.ts';
 import { makeOptimizer, optimizerFromCheckpoint, optimizerToCheckpoint } from './optimizer.ts';
@@ -71,7 +72,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let trainable = trainableSet(m);
   const everTrained = new Set(trainable);
   const optimizer = makeOptimizer(t, new Map([...m.params].map(([n, p]) => [n, p.shape])));
-  const estimator = (await m.driver.first('step:estimator', m.ctx))?.value ?? backprop();
+  const estimator = (await m.driver.first('step:estimator', m.ctx))?.value ?? (cfg.memory.checkpointing ? checkpointedBackprop() : backprop());
   const cache = new CompileCache();
   let step = 0;
 
@@ -129,7 +130,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const feeds: Record<string, HostTensor> = { ...mb.feeds };
       for (const { value } of await m.driver.collect('step:feeds', ctx)) Object.assign(feeds, value);
       const r = await estimator.estimate({
-        ctx, forward: m.forward, trainable, feeds,
+        ctx, forward: m.forward, boundaries: m.boundaries, trainable, feeds,
         compile: (graph, key) => cache.get(`${key}|${mb.dims.B}x${mb.dims.T}`, () => graph, mb.dims),
       });
       if (r.grads && mb.lossTokens > 0) acc.add(r.grads, mb.lossTokens);
