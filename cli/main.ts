@@ -9,7 +9,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { computeGrads } from './grads.ts';
 import { runGenerate } from './generate.ts';
-import { evalCommand, exportRunCommand, trainCommand, type RunCommandOptions } from './run-commands.ts';
+import { evalCommand, exportRunCommand, planCommand, trainCommand, type RunCommandOptions } from './run-commands.ts';
 
 interface Command {
   summary: string;
@@ -50,6 +50,12 @@ const COMMANDS: Record<string, Command> = {
     usage: 'train --config <file.ts|file.json> [--steps N] [--output dir] [--seed N] [--no-resume]',
     options: runOptions,
     run: (v) => trainCommand(runArgs(v)),
+  },
+  plan: {
+    summary: "predict a run's peak memory before it starts (fits it to memory.budget when set)",
+    usage: 'plan --config <file.ts|file.json> [--json] [--micro-batch N] [--checkpointing]',
+    options: { ...runOptions, json: { type: 'boolean' }, 'micro-batch': { type: 'string' }, checkpointing: { type: 'boolean' } },
+    run: (v) => planCommand({ ...runArgs(v), json: v.json === true, microBatchSize: num(v['micro-batch'], 'micro-batch'), checkpointing: v.checkpointing === true ? true : undefined }),
   },
   eval: {
     summary: "evaluate a run's latest checkpoint (or the base model) as its config describes",

@@ -4,6 +4,7 @@ import type { TrainConfig } from '../core/train/config.ts';
 import { train } from '../core/train/trainer.ts';
 import { evaluateCommand, exportCommand } from '../core/train/run.ts';
 import { BUILTIN_PLUGINS } from '../plugins/index.ts';
+import { createPlanner, fitToBudget, formatPlan, parseBudget } from '../core/memory/index.ts';
 
 export interface RunCommandOptions {
   config: string;
@@ -43,4 +44,21 @@ export async function exportRunCommand(o: RunCommandOptions): Promise<void> {
   const { config, plugins } = await load(o);
   const written = await exportCommand(config, plugins, log);
   for (const w of written) console.log(w);
+}
+
+export interface PlanCommandOptions extends RunCommandOptions {
+  json?: boolean;
+  microBatchSize?: number;
+  checkpointing?: boolean;
+}
+
+/** Predicts the run's peak memory (and fits it to memory.budget when the config sets one). */
+export async function planCommand(o: PlanCommandOptions): Promise<void> {
+  const { config, plugins } = await load(o);
+  const planner = await createPlanner(config, plugins);
+  const plan = config.memory.budget !== undefined && o.microBatchSize === undefined && o.checkpointing === undefined
+    ? fitToBudget(planner, config.train.batchSize, parseBudget(config.memory.budget))
+    : planner.plan({ microBatchSize: o.microBatchSize, checkpointing: o.checkpointing });
+  if (o.json) console.log(JSON.stringify(plan, null, 2));
+  else console.log(formatPlan(plan));
 }

@@ -16,6 +16,7 @@ import type { StepContext } from '../plugin/context.ts';
 import type { Plugin } from '../plugin/hooks.ts';
 import { createProgress, openMetrics, readMetrics, writeLossChart, type ProgressStream } from '../report/index.ts';
 import { seededRandom } from '../generate/sampling.ts';
+import { createPlanner, fitToBudget, parseBudget, peakRssBytes, rssBytes } from '../memory/index.ts';
 import { microBatches } from './batches.ts';
 import type { TrainConfig } from './config.ts';
 import { CompileCache, backprop } from './graphs.ts';
@@ -47,8 +48,6 @@ export interface TrainResult {
   exported: string[];
 }
 
-const rssMb = () => process.memoryUsage().rss / 2 ** 20;
-
 /** Rewrites a metrics file without the records of steps after `step` (work lost when a run was killed). */
 function dropMetricsAfter(path: string, step: number): void {
   if (!existsSync(path)) return;
@@ -56,11 +55,28 @@ function dropMetricsAfter(path: string, step: number): void {
   writeFileSync(path, kept.map((r) => `${JSON.stringify(r)}\n`).join(''));
 }
 
+/** The predicted peak, and (with memory.budget) the micro-batch and checkpointing chosen to fit it. */
+async function planRun(cfg: TrainConfig, plugins: readonly Plugin[], log: (l: string) => void): Promise<{ config: TrainConfig; predictedBytes: number }> {
+  const planner = await createPlanner(cfg, plugins);
+  if (cfg.memory.budget === undefined) return { config: cfg, predictedBytes: planner.plan().totalBytes };
+  const fit = fitToBudget(planner, cfg.train.batchSize, parseBudget(cfg.memory.budget));
+  if (fit.microBatchSize !== (cfg.train.microBatchSize ?? cfg.train.batchSize) || fit.checkpointing !== cfg.memory.checkpointing) {
+    log(`memory.budget ${cfg.memory.budget}: micro-batch ${fit.microBatchSize} x ${fit.accumulationSteps} accumulation steps, checkpointing ${fit.checkpointing ? 'on' : 'off'} (predicted peak ${(fit.totalBytes / 2 ** 20).toFixed(0)} MiB)`);
+  }
+  return {
+    config: { ...cfg, train: { ...cfg.train, microBatchSize: fit.microBatchSize }, memory: { ...cfg.memory, checkpointing: fit.checkpointing } },
+    predictedBytes: fit.totalBytes,
+  };
+}
+
 export async function train(opts: TrainOptions): Promise<TrainResult> {
-  const cfg = opts.config;
+  let cfg = opts.config;
   const log = opts.log ?? ((l: string) => console.error(l));
   let totalSteps = 0;
-  const m = await setupModel(cfg, opts.plugins, () => totalSteps, log);
+  const planned = await planRun(cfg, opts.plugins, log);
+  const cfgFitted = planned.config;
+  const m = await setupModel(cfgFitted, opts.plugins, () => totalSteps, log);
+  cfg = cfgFitted;
   const data = await loadRunData(cfg, m.tok, log, m.ctx.model.config.maxPositions);
   const padId = m.tok.padId ?? 0;
   const t = cfg.train;
@@ -110,7 +126,6 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   if (step === 0) await m.driver.sequential('train:start', m.ctx);
   let stepsThisProcess = 0;
   let lastEval: Record<string, number> = {};
-  let peakRss = rssMb();
   while (step < totalSteps) {
     const started = performance.now();
     let retrace: string | undefined;
@@ -160,8 +175,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       await cache.clear();
     }
     const seconds = (performance.now() - started) / 1000;
-    peakRss = Math.max(peakRss, rssMb());
-    const record: Record<string, number> = { step, loss, lr, tokens, tok_s: tokens / seconds, step_s: seconds, rss_mb: rssMb(), peak_rss_mb: peakRss };
+    const record: Record<string, number> = {
+      step, loss, lr, tokens, tok_s: tokens / seconds, step_s: seconds,
+      rss_mb: rssBytes() / 2 ** 20, peak_rss_mb: peakRssBytes() / 2 ** 20, predicted_peak_mb: planned.predictedBytes / 2 ** 20,
+    };
     if (gradNorm !== undefined) record.grad_norm = gradNorm;
     if (cfg.eval.every > 0 && step % cfg.eval.every === 0 && step < totalSteps) Object.assign(record, (lastEval = await evaluate()));
     metrics.write(record);
@@ -187,5 +204,5 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const trained = new Map([...everTrained].map((n) => [n, m.params.get(n)!]));
   const exported = await finishRun(cfg, m, trained, log);
   await m.driver.sequential('train:end', m.ctx);
-  return { runDir: cfg.output, step, finished: true, trained, metrics: { ...lastEval, peak_rss_mb: peakRss }, exported };
+  return { runDir: cfg.output, step, finished: true, trained, metrics: { ...lastEval, peak_rss_mb: peakRssBytes() / 2 ** 20, predicted_peak_mb: planned.predictedBytes / 2 ** 20 }, exported };
 }

@@ -6,7 +6,7 @@
  * plugins: [fullFinetune({ exclude: 'embed_tokens' })]       // all but the embeddings
  * ```
  */
-import type { MemoryItem, Plugin } from '../../core/index.ts';
+import type { Plugin } from '../../core/index.ts';
 import { fullFinetuneSchema, type FullFinetuneOptions } from './config.ts';
 
 export const FULL_FINETUNE = 'tuneforge:full';
@@ -33,10 +33,6 @@ export function fullFinetune(options: FullFinetuneOptions = {}): Plugin {
     },
     'params:trainable'(ctx, current) {
       return new Set([...current, ...ctx.model.specs.filter((s) => chosen(s.name)).map((s) => s.name)]);
-    },
-    'memory:plan'(ctx): MemoryItem[] {
-      const n = ctx.model.specs.filter((s) => chosen(s.name)).reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
-      return [{ component: 'trainable base weights', bytes: 0, note: `${n.toLocaleString('en-US')} parameters receive gradients` }];
     },
   };
 }

@@ -7,7 +7,7 @@
  * plugins: [lora({ r: 8, alpha: 16, targets: ['q_proj', 'v_proj'] })]
  * ```
  */
-import { hostTensor, nn, op, seededRandom, type HostTensor, type LinearSite, type MemoryItem, type Plugin } from '../../core/index.ts';
+import { hostTensor, nn, op, seededRandom, type HostTensor, type LinearSite, type Plugin } from '../../core/index.ts';
 import { writePeftAdapter, type PeftLoraConfig } from './adapter.ts';
 import { loraSchema, type LoraConfig, type LoraOptions } from './config.ts';
 import { loraAName, loraBName, loraScaling, rankAndAlpha } from './layer.ts';
@@ -160,11 +160,6 @@ export function lora(options: LoraOptions = {}): Plugin<LoraApi> {
       return [`${out}/adapter_config.json`, `${out}/adapter_model.safetensors`];
     },
 
-    'memory:plan'(): MemoryItem[] {
-      let n = 0;
-      for (const { site, r } of adapted.values()) n += r * (site.inFeatures + site.outFeatures);
-      return [{ component: 'LoRA parameters', bytes: 4 * n, note: `${n.toLocaleString('en-US')} parameters in ${adapted.size} modules` }];
-    },
   };
 }
 

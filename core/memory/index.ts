@@ -1,0 +1,6 @@
+export { planMemory, createPlanner, type MemoryPlan, type PlanItem, type Planner, type PlanOverrides } from './plan.ts';
+export { fitToBudget, parseBudget, BudgetError } from './fit.ts';
+export { formatPlan } from './format.ts';
+export { simulateLiveness, foldedConstantBytes, type LivenessReport } from './liveness.ts';
+export { peakRssBytes, rssBytes } from './measure.ts';
+export { RUNTIME_BASE, SESSION_BYTES_PER_EQN } from './constants.ts';

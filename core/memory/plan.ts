@@ -1,0 +1,143 @@
+/**
+ * The memory planner: predicts a training run's peak resident memory from its config alone, before any weight is
+ * loaded. The model is traced with every plugin's hooks (shapes only), the step graph is built exactly as the
+ * trainer will build it, and its execution is simulated (liveness.ts) at the worst-case batch shape.
+ */
+import { checkpointPlan } from '../autodiff/checkpoint.ts';
+import { valueAndGrad } from '../autodiff/vjp.ts';
+import { resolveModel } from '../hub/index.ts';
+import type { Graph } from '../ir/graph.ts';
+import { specialize } from '../ir/specialize.ts';
+import { eliminateDeadCode } from '../ir/transform.ts';
+import { loadConfig } from '../models/load.ts';
+import { paramSpecs } from '../models/params.ts';
+import type { PluginContext } from '../plugin/context.ts';
+import { PluginDriver } from '../plugin/driver.ts';
+import type { Plugin } from '../plugin/hooks.ts';
+import type { TrainConfig } from '../train/config.ts';
+import { buildLossGraphWithBoundaries, DATA_INPUTS } from '../train/graphs.ts';
+import { RUNTIME_BASE, SESSION_BYTES_PER_EQN } from './constants.ts';
+import { foldedConstantBytes, simulateLiveness } from './liveness.ts';
+
+export interface PlanItem {
+  component: string;
+  bytes: number;
+  note?: string;
+}
+
+export interface MemoryPlan {
+  model: string;
+  parameters: number;
+  trainableParameters: number;
+  /** Micro-batch shape the step graph is planned at (the worst case: longest sequences). */
+  dims: { B: number; T: number };
+  microBatchSize: number;
+  accumulationSteps: number;
+  checkpointing: boolean;
+  items: PlanItem[];
+  totalBytes: number;
+  /** The usual estimates, for comparison. */
+  ruleOfThumb: PlanItem[];
+}
+
+export interface PlanOverrides {
+  microBatchSize?: number;
+  checkpointing?: boolean;
+  seqLen?: number;
+}
+
+function numel(shape: readonly (number | string)[]): number {
+  return shape.reduce<number>((a, d) => a * Number(d), 1);
+}
+
+/** Peak of the step's graphs (activations, temporaries, outputs handed back) and what the sessions keep. */
+function stepPeak(forward: Graph, boundaries: Parameters<typeof checkpointPlan>[1], trainable: string[], dims: Record<string, number>, checkpointing: boolean) {
+  const concrete = (g: Graph) => eliminateDeadCode(specialize(g, dims));
+  if (!checkpointing) {
+    const g = concrete(valueAndGrad(forward, { of: 'loss', wrt: trainable }));
+    return { activations: simulateLiveness(g).peakBytes, constants: foldedConstantBytes(g), eqns: g.eqns.length };
+  }
+  const plan = checkpointPlan(forward, boundaries, trainable);
+  const fwd = concrete(plan.forward);
+  const crossing = [...plan.lastReader.keys()];
+  const crossBytes = (ids: number[]) => ids.reduce((s, id) => s + 4 * numel(fwd.outputs.find((o) => o.name === `act:${id}`)?.v.shape ?? []), 0);
+  let peak = simulateLiveness(fwd).peakBytes;
+  let constants = foldedConstantBytes(fwd), eqns = fwd.eqns.length;
+  plan.stages.forEach((stage, k) => {
+    const g = concrete(stage.graph);
+    // Crossing values still needed by this or later stages stay alive in the host while the stage runs, with the
+    // cotangents waiting for earlier stages (at most two block outputs' worth).
+    const held = crossBytes(crossing.filter((id) => plan.lastReader.get(id)! >= k));
+    const cts = stage.actGrads.reduce((s, id) => s + 4 * numel(g.inputs.find((i) => i.name === `act:${id}`)!.v.shape), 0);
+    peak = Math.max(peak, simulateLiveness(g).peakBytes + held + cts);
+    constants += foldedConstantBytes(g);
+    eqns += g.eqns.length;
+  });
+  return { activations: peak, constants, eqns };
+}
+
+export interface Planner {
+  /** The plan for the run as configured, or with some settings overridden. */
+  plan(over?: PlanOverrides): MemoryPlan;
+}
+
+/** Predicts the peak memory of a run. Reads only config.json (and the data config), never the weights. */
+export async function planMemory(cfg: TrainConfig, plugins: readonly Plugin[], over: PlanOverrides = {}): Promise<MemoryPlan> {
+  return (await createPlanner(cfg, plugins)).plan(over);
+}
+
+/** Traces the model once; each `plan()` then simulates one setting (micro-batch, checkpointing, sequence length). */
+export async function createPlanner(cfg: TrainConfig, plugins: readonly Plugin[]): Promise<Planner> {
+  const dir = await resolveModel(cfg.model, { files: ['config.json'] });
+  const config = await loadConfig(dir);
+  const specs = paramSpecs(config);
+  const driver = new PluginDriver(plugins);
+  const ctx: PluginContext = {
+    model: { config, specs }, run: { dir: cfg.output, seed: cfg.seed, totalSteps: cfg.train.steps ?? 1 }, phase: 'train',
+    log: () => {}, plugin: <Api>(name: string) => driver.api<Api>(name),
+  };
+  await driver.validate(ctx);
+  const { graph: forward, boundaries } = buildLossGraphWithBoundaries(driver, ctx, config);
+  const dataInputs = DATA_INPUTS as readonly string[];
+  const paramInputs = forward.inputs.filter((i) => !dataInputs.includes(i.name));
+  const trainableNames = driver.waterfallSync('params:trainable', ctx, new Set<string>());
+  const trainable = forward.inputs.map((i) => i.name).filter((n) => trainableNames.has(n));
+  if (trainable.length === 0) throw new Error('nothing to train: add a technique to plugins, e.g. fullFinetune() or lora({ r: 8 })');
+  const parameters = paramInputs.reduce((s, i) => s + numel(i.v.shape), 0);
+  const trainableParameters = paramInputs.filter((i) => trainableNames.has(i.name)).reduce((s, i) => s + numel(i.v.shape), 0);
+
+  const pluginItems: PlanItem[] = [];
+  for (const { plugin, value } of await driver.collect('memory:plan', ctx)) {
+    for (const item of value) pluginItems.push({ ...item, component: `${item.component} [${plugin}]` });
+  }
+  const plan = (over: PlanOverrides = {}): MemoryPlan => {
+  const micro = over.microBatchSize ?? cfg.train.microBatchSize ?? cfg.train.batchSize;
+  const accumulationSteps = Math.ceil(cfg.train.batchSize / micro);
+  const T = over.seqLen ?? Math.min(cfg.data.maxLength, config.maxPositions);
+  const B = micro;
+  const checkpointing = over.checkpointing ?? cfg.memory.checkpointing;
+  const step = stepPeak(forward, boundaries, trainable, { B, T }, checkpointing);
+
+  const optimizerBytes = cfg.train.optimizer === 'adamw' ? 8 * trainableParameters : cfg.train.momentum > 0 ? 4 * trainableParameters : 0;
+  const items: PlanItem[] = [
+    { component: 'runtime (Bun, onnxruntime, libraries)', bytes: RUNTIME_BASE },
+    { component: 'weights (float32)', bytes: 4 * parameters, note: `${parameters.toLocaleString('en-US')} parameters` },
+    { component: 'gradients', bytes: 4 * trainableParameters, note: `${trainableParameters.toLocaleString('en-US')} trainable` },
+    ...(accumulationSteps > 1 ? [{ component: 'gradient accumulation buffers', bytes: 4 * trainableParameters, note: `${accumulationSteps} micro-batches` }] : []),
+    { component: `optimizer state (${cfg.train.optimizer})`, bytes: optimizerBytes },
+    { component: checkpointing ? 'activations (checkpointed)' : 'activations and temporaries', bytes: step.activations, note: `peak of the step graph at B=${B}, T=${T}` },
+    { component: 'compiled sessions', bytes: step.constants + SESSION_BYTES_PER_EQN * step.eqns, note: `${step.eqns.toLocaleString('en-US')} equations, ${(step.constants / 2 ** 20).toFixed(0)} MiB folded constants` },
+    { component: 'batch', bytes: 2 * 8 * B * T },
+  ];
+  items.push(...pluginItems);
+  const totalBytes = items.reduce((s, i) => s + i.bytes, 0);
+  const frozen = parameters - trainableParameters;
+  const ruleOfThumb: PlanItem[] = [
+    { component: 'full fine-tuning, AdamW, mixed precision', bytes: 16 * parameters, note: '16 bytes per parameter' },
+    { component: 'LoRA', bytes: 2 * frozen + 16 * trainableParameters, note: '2P + 16 P_lora' },
+    { component: 'QLoRA', bytes: 0.5 * frozen + 16 * trainableParameters, note: '0.5P (+ 16 P_lora)' },
+  ];
+  return { model: cfg.model, parameters, trainableParameters, dims: { B, T }, microBatchSize: micro, accumulationSteps, checkpointing, items, totalBytes, ruleOfThumb };
+  };
+  return { plan };
+}
