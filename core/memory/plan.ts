@@ -14,6 +14,7 @@ import { paramSpecs } from '../models/params.ts';
 import type { PluginContext } from '../plugin/context.ts';
 import { PluginDriver } from '../plugin/driver.ts';
 import type { Plugin } from '../plugin/hooks.ts';
+import type { EstimatorMemory } from '../plugin/estimator.ts';
 import type { TrainConfig } from '../train/config.ts';
 import { buildLossGraphWithBoundaries, DATA_INPUTS } from '../train/graphs.ts';
 import { RUNTIME_BASE, SESSION_BYTES_PER_EQN } from './constants.ts';
@@ -51,8 +52,16 @@ function numel(shape: readonly (number | string)[]): number {
 }
 
 /** Peak of the step's graphs (activations, temporaries, outputs handed back) and what the sessions keep. */
-function stepPeak(forward: Graph, boundaries: Parameters<typeof checkpointPlan>[1], trainable: string[], dims: Record<string, number>, checkpointing: boolean) {
+function stepPeak(forward: Graph, boundaries: Parameters<typeof checkpointPlan>[1], trainable: string[], dims: Record<string, number>, checkpointing: boolean, estimator?: EstimatorMemory) {
   const concrete = (g: Graph) => eliminateDeadCode(specialize(g, dims));
+  if (estimator) {
+    const graphs = estimator.graphs(forward, trainable).map(concrete);
+    return {
+      activations: Math.max(...graphs.map((g) => simulateLiveness(g).peakBytes)),
+      constants: graphs.reduce((s, g) => s + foldedConstantBytes(g), 0),
+      eqns: graphs.reduce((s, g) => s + g.eqns.length, 0),
+    };
+  }
   if (!checkpointing) {
     const g = concrete(valueAndGrad(forward, { of: 'loss', wrt: trainable }));
     return { activations: simulateLiveness(g).peakBytes, constants: foldedConstantBytes(g), eqns: g.eqns.length };
@@ -106,6 +115,7 @@ export async function createPlanner(cfg: TrainConfig, plugins: readonly Plugin[]
   const parameters = paramInputs.reduce((s, i) => s + numel(i.v.shape), 0);
   const trainableParameters = paramInputs.filter((i) => trainableNames.has(i.name)).reduce((s, i) => s + numel(i.v.shape), 0);
 
+  const estimator = (await driver.first('step:estimator', ctx))?.value.memory;
   const pluginItems: PlanItem[] = [];
   for (const { plugin, value } of await driver.collect('memory:plan', ctx)) {
     for (const item of value) pluginItems.push({ ...item, component: `${item.component} [${plugin}]` });
@@ -116,16 +126,19 @@ export async function createPlanner(cfg: TrainConfig, plugins: readonly Plugin[]
   const T = over.seqLen ?? Math.min(cfg.data.maxLength, config.maxPositions);
   const B = micro;
   const checkpointing = over.checkpointing ?? cfg.memory.checkpointing;
-  const step = stepPeak(forward, boundaries, trainable, { B, T }, checkpointing);
+  const step = stepPeak(forward, boundaries, trainable, { B, T }, checkpointing && !estimator, estimator);
 
-  const optimizerBytes = cfg.train.optimizer === 'adamw' ? 8 * trainableParameters : cfg.train.momentum > 0 ? 4 * trainableParameters : 0;
+  const keepsGradients = estimator?.gradients ?? true;
+  const optimizerBytes = !keepsGradients ? 0 : cfg.train.optimizer === 'adamw' ? 8 * trainableParameters : cfg.train.momentum > 0 ? 4 * trainableParameters : 0;
+  const extra = (estimator?.extraBytesPerTrainableParam ?? 0) * trainableParameters;
   const items: PlanItem[] = [
     { component: 'runtime (Bun, onnxruntime, libraries)', bytes: RUNTIME_BASE },
     { component: 'weights (float32)', bytes: 4 * parameters, note: `${parameters.toLocaleString('en-US')} parameters` },
-    { component: 'gradients', bytes: 4 * trainableParameters, note: `${trainableParameters.toLocaleString('en-US')} trainable` },
-    ...(accumulationSteps > 1 ? [{ component: 'gradient accumulation buffers', bytes: 4 * trainableParameters, note: `${accumulationSteps} micro-batches` }] : []),
-    { component: `optimizer state (${cfg.train.optimizer})`, bytes: optimizerBytes },
-    { component: checkpointing ? 'activations (checkpointed)' : 'activations and temporaries', bytes: step.activations, note: `peak of the step graph at B=${B}, T=${T}` },
+    ...(keepsGradients ? [{ component: 'gradients', bytes: 4 * trainableParameters, note: `${trainableParameters.toLocaleString('en-US')} trainable` }] : []),
+    ...(extra > 0 ? [{ component: 'estimator state', bytes: extra, note: estimator?.extraNote }] : []),
+    ...(accumulationSteps > 1 && keepsGradients ? [{ component: 'gradient accumulation buffers', bytes: 4 * trainableParameters, note: `${accumulationSteps} micro-batches` }] : []),
+    ...(keepsGradients ? [{ component: `optimizer state (${cfg.train.optimizer})`, bytes: optimizerBytes }] : []),
+    { component: estimator ? 'activations (estimator graphs)' : checkpointing ? 'activations (checkpointed)' : 'activations and temporaries', bytes: step.activations, note: `peak of the step graph at B=${B}, T=${T}` },
     { component: 'compiled sessions', bytes: step.constants + SESSION_BYTES_PER_EQN * step.eqns, note: `${step.eqns.toLocaleString('en-US')} equations, ${(step.constants / 2 ** 20).toFixed(0)} MiB folded constants` },
     { component: 'batch', bytes: 2 * 8 * B * T },
   ];

@@ -38,6 +38,12 @@ export interface StepResult {
   lr: number;
   gradNorm?: number;
   tokens: number;
+  /**
+   * The gradients the update used (accumulated over micro-batches, after clipping), by trainable parameter name;
+   * absent when the estimator applied its own update. Valid only during the hook: read it, do not keep it.
+   * (LISA's gradient-norm sampling, AdaLoRA's sensitivity scores)
+   */
+  grads?: ReadonlyMap<string, Float32Array>;
 }
 
 /** One line of the memory plan. */

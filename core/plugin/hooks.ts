@@ -46,7 +46,10 @@ export interface PluginHooks {
   'step:after'(ctx: StepContext, result: StepResult): void | Promise<void>;
   'eval:after'(ctx: PluginContext, metrics: Record<string, number>): void | Promise<void>;
   'train:end'(ctx: PluginContext): void | Promise<void>;
-  /** This plugin's state for checkpoints (JSON); restored with `state:load` on resume. */
+  /**
+   * This plugin's state for checkpoints, restored with `state:load` on resume: JSON values, and tensors
+   * (HostTensor values at the top level, e.g. momentum buffers) which are stored in the checkpoint's tensor file.
+   */
   'state:save'(ctx: PluginContext): Record<string, unknown> | void;
   'state:load'(ctx: PluginContext, state: Record<string, unknown>): void;
   /** Folds the plugin's parameters into the base weights for a merged export. (LoRA merge, NF4 dequantise) */

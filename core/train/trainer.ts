@@ -48,6 +48,32 @@ export interface TrainResult {
   exported: string[];
 }
 
+const PLUGIN_TENSOR_PREFIX = 'plugin/';
+const isHostTensor = (v: unknown): v is HostTensor =>
+  typeof v === 'object' && v !== null && 'dtype' in v && 'shape' in v && ArrayBuffer.isView((v as HostTensor).data);
+
+/** Plugin state may hold tensors (e.g. momentum buffers): they go to the checkpoint's tensor file, the rest to JSON. */
+function splitPluginState(plugin: string, state: Record<string, unknown>, tensors: Map<string, HostTensor>): Record<string, unknown> {
+  const json: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(state)) {
+    if (isHostTensor(v)) {
+      tensors.set(`${PLUGIN_TENSOR_PREFIX}${plugin}/${k}`, v);
+      json[k] = { $tensor: `${PLUGIN_TENSOR_PREFIX}${plugin}/${k}` };
+    } else json[k] = v;
+  }
+  return json;
+}
+
+function joinPluginState(plugin: string, state: Record<string, unknown>, tensors: ReadonlyMap<string, HostTensor>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(state)) {
+    const ref = typeof v === 'object' && v !== null && '$tensor' in v ? (v as { $tensor: string }).$tensor : undefined;
+    out[k] = ref !== undefined ? tensors.get(ref) : v;
+    if (ref !== undefined && !tensors.has(ref)) throw new Error(`checkpoint: state of plugin '${plugin}' refers to missing tensor ${ref}`);
+  }
+  return out;
+}
+
 /** Rewrites a metrics file without the records of steps after `step` (work lost when a run was killed). */
 function dropMetricsAfter(path: string, step: number): void {
   if (!existsSync(path)) return;
@@ -97,9 +123,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (ckpt) {
       for (const [name, v] of ckpt.tensors) m.params.set(name, v);
       const state = ckpt.state as { stream: Parameters<typeof BatchStream.restore>[2]; optimizer: Record<string, number>; plugins: Record<string, Record<string, unknown>>; everTrained: string[] };
-      optimizerFromCheckpoint(optimizer, ckpt.optimizer, state.optimizer);
+      optimizerFromCheckpoint(optimizer, new Map([...ckpt.optimizer].filter(([k]) => !k.startsWith(PLUGIN_TENSOR_PREFIX))), state.optimizer);
       stream = BatchStream.restore(data.train, streamOptions, state.stream);
-      for (const p of m.driver.plugins) if (state.plugins[p.name]) p['state:load']?.(m.ctx, state.plugins[p.name]!);
+      for (const p of m.driver.plugins) if (state.plugins[p.name]) p['state:load']?.(m.ctx, joinPluginState(p.name, state.plugins[p.name]!, ckpt.optimizer));
       for (const n of state.everTrained) everTrained.add(n);
       trainable = trainableSet(m);
       step = ckpt.step;
@@ -116,9 +142,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const trainedNow = new Map([...everTrained].map((n) => [n, m.params.get(n)!]));
     const opt = optimizerToCheckpoint(optimizer);
     const plugins: Record<string, Record<string, unknown>> = {};
-    for (const { plugin, value } of await m.driver.collect('state:save', m.ctx)) plugins[plugin] = value;
+    const tensors = new Map(opt.tensors);
+    for (const { plugin, value } of await m.driver.collect('state:save', m.ctx)) plugins[plugin] = splitPluginState(plugin, value, tensors);
     await saveCheckpoint(cfg.output, {
-      step, tensors: trainedNow, optimizer: opt.tensors,
+      step, tensors: trainedNow, optimizer: tensors,
       state: { stream: stream.state(), optimizer: opt.scalars, plugins, everTrained: [...everTrained], trainable },
     }, { keep: cfg.checkpoint.keep });
   };
@@ -140,12 +167,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const micro = microBatches(data.train, batch, t.microBatchSize ?? t.batchSize, padId, t.padMultiple);
     const acc = new GradAccumulator();
     let lossSum = 0, lossTokens = 0, tokens = 0, applied = false;
+    const lr = lrAt(step, totalSteps, schedule);
     for (const mb of micro) {
       const ctx = stepCtx(mb.dims);
       const feeds: Record<string, HostTensor> = { ...mb.feeds };
       for (const { value } of await m.driver.collect('step:feeds', ctx)) Object.assign(feeds, value);
       const r = await estimator.estimate({
-        ctx, forward: m.forward, boundaries: m.boundaries, trainable, feeds,
+        ctx, forward: m.forward, boundaries: m.boundaries, trainable, feeds, lr,
         compile: (graph, key) => cache.get(`${key}|${mb.dims.B}x${mb.dims.T}`, () => graph, mb.dims),
       });
       if (r.grads && mb.lossTokens > 0) acc.add(r.grads, mb.lossTokens);
@@ -154,10 +182,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       lossTokens += mb.lossTokens;
       tokens += mb.tokens;
     }
-    const lr = lrAt(step, totalSteps, schedule);
     let gradNorm: number | undefined;
+    let grads: Map<string, Float32Array> | undefined;
     if (!applied && lossTokens > 0) {
-      const grads = acc.result();
+      grads = acc.result();
       if (t.maxGradNorm !== null) gradNorm = clipGradNorm(grads.values(), t.maxGradNorm).norm;
       const current = new Map(trainable.map((n) => [n, m.params.get(n)!.data as Float32Array]));
       optimizer.step(current, grads, lr);
@@ -165,7 +193,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const loss = lossSum / Math.max(lossTokens, 1);
     step++;
     stepsThisProcess++;
-    await m.driver.sequential('step:after', stepCtx({}), { loss, lr, gradNorm, tokens });
+    await m.driver.sequential('step:after', stepCtx({}), { loss, lr, gradNorm, tokens, grads });
     if (retrace) {
       const next = trainableSet(m);
       for (const n of trainable) if (!next.includes(n)) optimizer.forget(n); // frozen again: release its state
@@ -178,6 +206,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const record: Record<string, number> = {
       step, loss, lr, tokens, tok_s: tokens / seconds, step_s: seconds,
       rss_mb: rssBytes() / 2 ** 20, peak_rss_mb: peakRssBytes() / 2 ** 20, predicted_peak_mb: planned.predictedBytes / 2 ** 20,
+      optimizer_mb: optimizer.stateBytes() / 2 ** 20, // after the update and any retrace's release of frozen-again state
     };
     if (gradNorm !== undefined) record.grad_norm = gradNorm;
     if (cfg.eval.every > 0 && step % cfg.eval.every === 0 && step < totalSteps) Object.assign(record, (lastEval = await evaluate()));

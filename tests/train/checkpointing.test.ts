@@ -35,7 +35,7 @@ async function gradsBoth(withLora: boolean) {
   const cache = new CompileCache();
   const step = {
     ctx: { ...ctx, params, step: 0, trainable: new Set(trainable), dims: { B, T }, random: Math.random, stepSeed: 0, requestRetrace: () => {} } as StepContext,
-    forward: graph, boundaries, trainable, feeds: { input_ids: ids, labels } as Record<string, HostTensor>,
+    forward: graph, boundaries, trainable, lr: 0, feeds: { input_ids: ids, labels } as Record<string, HostTensor>,
     compile: (g: typeof graph, key: string) => cache.get(`${key}|${B}x${T}`, () => g, { B, T }),
   };
   const plain = await backprop().estimate(step);
