@@ -11,6 +11,7 @@ import type { DType } from '../core/ir/dtype.ts';
 import { trace, type Tensor } from '../core/ir/graph.ts';
 import { hostTensor, type HostTensor } from '../core/ir/host.ts';
 import * as op from '../core/ops/api.ts';
+import { mulberry32 } from '../core/data/rng.ts';
 
 export interface InputSpec {
   shape: number[];
@@ -40,16 +41,7 @@ export interface GradResult {
 }
 
 /** Small deterministic PRNG (mulberry32) so failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 export function normal(rand: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());

@@ -1,5 +1,6 @@
 /** Choosing the next token from logits: greedy, or sampled with temperature, top-k and top-p (nucleus). */
 import { z } from 'zod';
+import { mulberry32 } from '../data/rng.ts';
 
 export const decodingSchema = z.object({
   maxNewTokens: z.number().int().positive().default(128).describe('tokens to generate at most'),
@@ -13,16 +14,7 @@ export type DecodingOptions = z.input<typeof decodingSchema>;
 export type Decoding = z.output<typeof decodingSchema>;
 
 /** A seeded uniform generator (mulberry32), so sampled generations reproduce. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const seededRandom = mulberry32;
 
 export function argmax(logits: ArrayLike<number>): number {
   let best = 0;

@@ -1,3 +1,5 @@
+import { seededRandom } from '../../core/index.ts';
+
 /**
  * Reproducible standard-normal streams: the perturbation z of zeroth-order methods is regenerated from its seed
  * every time it is needed (the MeZO trick), so it is never stored.
@@ -5,14 +7,8 @@
 
 /** Calls `visit(z)` for n successive N(0, 1) draws of the stream `seed` (mulberry32 + Box-Muller, in pairs). */
 export function forEachNormal(seed: number, n: number, visit: (z: number, i: number) => void): void {
-  let a = seed >>> 0;
-  const uniform = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-  };
+  const random = seededRandom(seed);
+  const uniform = () => 1 - random(); // (0, 1]: log stays finite
   for (let i = 0; i < n; i += 2) {
     const r = Math.sqrt(-2 * Math.log(uniform()));
     const theta = 2 * Math.PI * uniform();
