@@ -72,3 +72,14 @@ test('integer index arithmetic is allowed, float-only ops say so', async () => {
   await exe.release();
   expect(() => trace((g) => ({ y: op.div(g.input('a', 'int64', [2]), g.input('b', 'int64', [2])) }))).toThrow('operands must be a float tensor, got int64');
 });
+
+test('weights beyond the protobuf limit go to an external data file, with the same results', async () => {
+  const g = trace((g) => ({ y: op.matmul(g.input('x', 'float32', [2, 64]), g.input('w', 'float32', [64, 64])) }));
+  const w = hostTensor('float32', [64, 64], Array.from({ length: 4096 }, (_, i) => Math.sin(i)));
+  const x = hostTensor('float32', [2, 64], Array.from({ length: 128 }, (_, i) => Math.cos(i)));
+  const inline = await compile(g, { resident: { w } });
+  const external = await compile(g, { resident: { w }, externalDataThreshold: 0 });
+  const [a, b] = [await inline.run({ x }), await external.run({ x })];
+  expect(Array.from(b.y!.data as Float32Array)).toEqual(Array.from(a.y!.data as Float32Array));
+  await Promise.all([inline.release(), external.release()]);
+});

@@ -27,6 +27,8 @@ export interface LoraApi {
   readonly adapted: ReadonlyMap<string, Adapted>;
   /** W + scaling · B A for every adapted module, as new tensors (the inputs are not changed). */
   merge(weights: ReadonlyMap<string, HostTensor>, trained: ReadonlyMap<string, HostTensor>): Map<string, HostTensor>;
+  /** The inverse: W − scaling · B A (recovers the base from merged weights, up to float32 rounding). */
+  unmerge(weights: ReadonlyMap<string, HostTensor>, trained: ReadonlyMap<string, HostTensor>): Map<string, HostTensor>;
 }
 
 const maskName = (module: string) => `${module}.lora_dropout_mask`;
@@ -51,7 +53,7 @@ export function lora(options: LoraOptions = {}): Plugin<LoraApi> {
   const adapted = new Map<string, Adapted>();
   const shape = { r: config.r, alpha: config.alpha, useRslora: config.useRslora, rankPattern: config.rankPattern, alphaPattern: config.alphaPattern };
 
-  const merge: LoraApi['merge'] = (weights, trained) => {
+  const fold = (sign: 1 | -1): LoraApi['merge'] => (weights, trained) => {
     const out = new Map(weights);
     for (const { site, r, alpha } of adapted.values()) {
       const key = `${site.name}.weight`;
@@ -59,16 +61,18 @@ export function lora(options: LoraOptions = {}): Plugin<LoraApi> {
       const a = trained.get(loraAName(site.name)), b = trained.get(loraBName(site.name));
       if (!base || !a || !b) throw new Error(`lora merge: missing ${!base ? key : !a ? loraAName(site.name) : loraBName(site.name)}`);
       const merged = new Float32Array(base.data as Float32Array);
-      addLowRank(merged, b.data as Float32Array, a.data as Float32Array, site.outFeatures, site.inFeatures, r, loraScaling(r, alpha, config.useRslora));
+      addLowRank(merged, b.data as Float32Array, a.data as Float32Array, site.outFeatures, site.inFeatures, r, sign * loraScaling(r, alpha, config.useRslora));
       out.set(key, hostTensor('float32', base.shape, merged));
     }
     return out;
   };
 
+  const merge = fold(1);
+  const unmerge = fold(-1);
   return {
     name: LORA,
     options: config,
-    api: { config, adapted, merge },
+    api: { config, adapted, merge, unmerge },
 
     'config:validate'(ctx) {
       const problems: string[] = [];
