@@ -167,6 +167,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const micro = microBatches(data.train, batch, t.microBatchSize ?? t.batchSize, padId, t.padMultiple);
     const acc = new GradAccumulator();
     let lossSum = 0, lossTokens = 0, tokens = 0, applied = false;
+    let single: Map<string, Float32Array> | undefined;
     const lr = lrAt(step, totalSteps, schedule);
     for (const mb of micro) {
       const ctx = stepCtx(mb.dims);
@@ -176,7 +177,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         ctx, forward: m.forward, boundaries: m.boundaries, trainable, feeds, lr,
         compile: (graph, key) => cache.get(`${key}|${mb.dims.B}x${mb.dims.T}`, () => graph, mb.dims),
       });
-      if (r.grads && mb.lossTokens > 0) acc.add(r.grads, mb.lossTokens);
+      // One micro-batch: its gradients are the step's, without a copy into accumulation buffers.
+      if (r.grads && mb.lossTokens > 0) {
+        if (micro.length === 1) single = r.grads;
+        else acc.add(r.grads, mb.lossTokens);
+      }
       applied ||= r.applied === true;
       lossSum += r.loss * mb.lossTokens;
       lossTokens += mb.lossTokens;
@@ -185,7 +190,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     let gradNorm: number | undefined;
     let grads: Map<string, Float32Array> | undefined;
     if (!applied && lossTokens > 0) {
-      grads = acc.result();
+      grads = single ?? acc.result();
       if (t.maxGradNorm !== null) gradNorm = clipGradNorm(grads.values(), t.maxGradNorm).norm;
       const current = new Map(trainable.map((n) => [n, m.params.get(n)!.data as Float32Array]));
       optimizer.step(current, grads, lr);
