@@ -30,7 +30,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, mask?: Tensor, scale?
   if (H % KV !== 0) throw new Error(`attention: ${H} query heads are not a multiple of ${KV} key/value heads`);
   const G = H / KV;
   const qg = op.reshape(q, [B, KV, op.mulDims(G, T), D]); // [B, KV, G*T, D]
-  let scores = op.matmul(qg, op.transpose(k, [0, 1, 3, 2])); // [B, KV, G*T, S]
+  let scores = op.matmul(qg, k, { tb: true }); // [B, KV, G*T, S]
   scores = op.mul(scores, scale ?? 1 / Math.sqrt(D));
   if (mask) {
     const grouped = op.reshape(scores, [B, KV, G, T, S]);

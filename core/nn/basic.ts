@@ -4,7 +4,7 @@ import * as op from '../ops/api.ts';
 
 /** y = x W^T + b, with W in the Hugging Face / PyTorch layout [out, in].  x: [..., in] -> [..., out] */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
-  const y = op.matmul(x, op.transpose(weight, [1, 0]));
+  const y = op.matmul(x, weight, { tb: true }); // W stays [out, in]: no transposed copy
   return bias ? op.add(y, bias) : y;
 }
 
@@ -14,7 +14,7 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
 }
 
 export function silu(x: Tensor): Tensor {
-  return op.mul(x, op.sigmoid(x));
+  return op.silu(x);
 }
 
 /** GELU; exact (erf) by default, or the tanh approximation ("gelu_pytorch_tanh"). */

@@ -19,10 +19,12 @@ export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyO
   const valid = op.greaterEqual(labels, op.scalar(labels, 0)); // [...]
   const isIgnored = op.equal(labels, op.scalar(labels, ignore));
   const safeLabels = op.where(valid, labels, op.scalar(labels, 0)); // ignored -> class 0, masked out below
+  // The label's logit and the max are read first, so the shift below is the logits' last use and they can be
+  // freed as soon as the shifted copy exists: two [..., V] buffers at most, not three.
+  const picked = op.reshape(op.takeAlongAxis(logits, op.reshape(safeLabels, [...labels.shape, 1]), -1), labels.shape);
   const m = op.stopGradient(op.max(logits, -1, true)); // [..., 1]
   const sumExp = op.sum(op.exp(op.sub(logits, m)), -1); // [...]
   const lse = op.add(op.log(sumExp), op.reshape(m, labels.shape)); // [...]
-  const picked = op.reshape(op.takeAlongAxis(logits, op.reshape(safeLabels, [...labels.shape, 1]), -1), labels.shape);
   // 1 where the position counts: a class id (>= 0) that is not the ignore index.
   const weight = op.mul(op.cast(valid, logits.dtype), op.sub(1, op.cast(isIgnored, logits.dtype)));
   const nll = op.mul(op.sub(lse, picked), weight); // [...]

@@ -12,10 +12,11 @@ import { broadcastShapes, mulDims, normAxis, shapeEq, type Dim, type Shape } fro
 import * as ew from './elementwise.ts';
 import * as idx from './indexing.ts';
 import * as lay from './layout.ts';
-import { matmul as matmulPrim } from './matmul.ts';
+import { matmul as matmulPrim, type MatmulParams } from './matmul.ts';
 import * as misc from './misc.ts';
 import { reduceMax, reduceSum } from './reduce.ts';
 import { softmax as softmaxPrim } from './softmax.ts';
+import { silu as siluPrim } from './silu.ts';
 
 export type Operand = Tensor | number;
 export { mulDims };
@@ -86,10 +87,14 @@ export const erf = unary(ew.erf);
 export const sin = unary(ew.sin);
 export const cos = unary(ew.cos);
 export const reciprocal = (x: Tensor): Tensor => div(1, x);
+/** x·σ(x) (a primitive: see silu.ts for why). */
+export const silu = (x: Tensor): Tensor => x.builder.bind(siluPrim, [x], {});
 export const square = (x: Tensor): Tensor => mul(x, x);
 
-export function matmul(a: Tensor, b: Tensor): Tensor {
-  return a.builder.bind(matmulPrim, [a, b], {});
+/** op(a) @ op(b), where `ta` / `tb` swap the last two axes of a / b without materialising the transpose. */
+export function matmul(a: Tensor, b: Tensor, flags: MatmulParams = {}): Tensor {
+  const params: MatmulParams = { ...(flags.ta ? { ta: true } : {}), ...(flags.tb ? { tb: true } : {}) };
+  return a.builder.bind(matmulPrim, [a, b], params);
 }
 
 function normAxes(x: Tensor, axes: number | readonly number[] | undefined, op: string): number[] {

@@ -48,6 +48,8 @@ export interface TrainResult {
   exported: string[];
 }
 
+const collectGarbage = (): void => (globalThis as { Bun?: { gc(full: boolean): void } }).Bun?.gc(true);
+
 const PLUGIN_TENSOR_PREFIX = 'plugin/';
 const isHostTensor = (v: unknown): v is HostTensor =>
   typeof v === 'object' && v !== null && 'dtype' in v && 'shape' in v && ArrayBuffer.isView((v as HostTensor).data);
@@ -154,6 +156,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let stepsThisProcess = 0;
   let lastEval: Record<string, number> = {};
   while (step < totalSteps) {
+    // The previous step's gradients (arrays as large as the trainable parameters) are garbage now; collect them
+    // before the next run reaches its peak instead of whenever the collector would get to them.
+    collectGarbage();
     const started = performance.now();
     let retrace: string | undefined;
     const stepSeed = (cfg.seed * 1_000_003 + step * 7919) >>> 0;
