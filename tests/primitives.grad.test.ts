@@ -24,6 +24,7 @@ const PRIMITIVE_CASES: GradCase[] = [
   { name: 'tanh', inputs: [{ shape: [2, 3] }], fn: op.tanh },
   { name: 'sigmoid', inputs: [{ shape: [2, 3] }], fn: op.sigmoid },
   { name: 'silu', inputs: [{ shape: [2, 3] }], fn: op.silu },
+  { name: 'rms_norm', inputs: [{ shape: [2, 3, 8] }, { shape: [8] }], fn: (x, w) => op.rmsNorm(x!, w!, 1e-5) },
   { name: 'erf', inputs: [{ shape: [2, 3] }], fn: op.erf, dtype: 'float32' },
   { name: 'sin', inputs: [{ shape: [2, 3] }], fn: op.sin },
   { name: 'cos', inputs: [{ shape: [2, 3] }], fn: op.cos },

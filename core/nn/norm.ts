@@ -3,8 +3,7 @@ import * as op from '../ops/api.ts';
 
 /** RMSNorm as in Llama: x / sqrt(mean(x^2) + eps) * weight.  x: [..., C], weight: [C] */
 export function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
-  const meanSquare = op.mean(op.mul(x, x), -1, true); // [..., 1]
-  return op.mul(op.mul(x, op.rsqrt(op.add(meanSquare, eps))), weight);
+  return op.rmsNorm(x, weight, eps);
 }
 
 /** LayerNorm over the last axis with optional affine weight and bias.  x: [..., C] */

@@ -17,6 +17,7 @@ import * as misc from './misc.ts';
 import { reduceMax, reduceSum } from './reduce.ts';
 import { softmax as softmaxPrim } from './softmax.ts';
 import { silu as siluPrim } from './silu.ts';
+import { rmsNorm as rmsNormPrim } from './rmsnorm.ts';
 
 export type Operand = Tensor | number;
 export { mulDims };
@@ -87,6 +88,8 @@ export const erf = unary(ew.erf);
 export const sin = unary(ew.sin);
 export const cos = unary(ew.cos);
 export const reciprocal = (x: Tensor): Tensor => div(1, x);
+/** RMSNorm over the last axis (a primitive: see rmsnorm.ts for why).  x: [..., C], weight: [C] */
+export const rmsNorm = (x: Tensor, weight: Tensor, eps: number): Tensor => x.builder.bind(rmsNormPrim, [x, weight], { eps });
 /** x·σ(x) (a primitive: see silu.ts for why). */
 export const silu = (x: Tensor): Tensor => x.builder.bind(siluPrim, [x], {});
 export const square = (x: Tensor): Tensor => mul(x, x);

@@ -50,6 +50,17 @@ export interface TrainResult {
 
 const collectGarbage = (): void => (globalThis as { Bun?: { gc(full: boolean): void } }).Bun?.gc(true);
 
+/**
+ * Frees the memory of arrays that are no longer needed (gradients after the update) right away, by detaching their
+ * buffers: waiting for the collector leaves a gradient-sized set of dead arrays alive during the next step's peak.
+ */
+function releaseArrays(arrays: Iterable<Float32Array>): void {
+  for (const a of arrays) {
+    const buffer = a.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer };
+    if (typeof buffer.transfer === 'function' && !(buffer as { detached?: boolean }).detached) buffer.transfer(0);
+  }
+}
+
 const PLUGIN_TENSOR_PREFIX = 'plugin/';
 const isHostTensor = (v: unknown): v is HostTensor =>
   typeof v === 'object' && v !== null && 'dtype' in v && 'shape' in v && ArrayBuffer.isView((v as HostTensor).data);
@@ -185,7 +196,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       // One micro-batch: its gradients are the step's, without a copy into accumulation buffers.
       if (r.grads && mb.lossTokens > 0) {
         if (micro.length === 1) single = r.grads;
-        else acc.add(r.grads, mb.lossTokens);
+        else {
+          acc.add(r.grads, mb.lossTokens);
+          releaseArrays(r.grads.values());
+        }
       }
       applied ||= r.applied === true;
       lossSum += r.loss * mb.lossTokens;
@@ -204,6 +218,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     step++;
     stepsThisProcess++;
     await m.driver.sequential('step:after', stepCtx({}), { loss, lr, gradNorm, tokens, grads });
+    if (single) releaseArrays(single.values()); // after every use; the accumulator's own buffers are reused instead
     if (retrace) {
       const next = trainableSet(m);
       for (const n of trainable) if (!next.includes(n)) optimizer.forget(n); // frozen again: release its state
