@@ -14,6 +14,12 @@ export interface OrtNodeOptions {
    * memory follows the planner's prediction. On: ~15% faster steps on tiny models, where allocation dominates.
    */
   memArena?: boolean;
+  /**
+   * onnxruntime's memory pattern: after the first run it lays out every intermediate in one pre-planned block. Off by
+   * default: on training graphs that block is larger than the dynamic peak (measured +460 MB, 4.48 vs 4.02 GB peak,
+   * on a SmolLM2-135M full fine-tuning step at 4 x 256), at no measurable speed difference.
+   */
+  memPattern?: boolean;
 }
 
 type OrtType = ort.Tensor.Type;
@@ -44,6 +50,7 @@ export function ortNodeRunner(options: OrtNodeOptions = {}): Runner {
         executionProviders: options.executionProviders ?? ['cpu'],
         graphOptimizationLevel: options.graphOptimizationLevel ?? (float64 ? 'basic' : 'all'),
         enableCpuMemArena: options.memArena ?? false,
+        enableMemPattern: options.memPattern ?? false,
         ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
       };
       let session: ort.InferenceSession;
