@@ -40,3 +40,4 @@ export { loadTokenizer } from './tokenizer/index.ts';
 export * from './plugin/index.ts';
 export * from './optim/index.ts';
 export { seededRandom, argmax } from './generate/sampling.ts';
+export { lineChartSvg, barChartSvg, type LineSeries, type BarSeries } from './report/index.ts';

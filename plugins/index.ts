@@ -1,11 +1,17 @@
 /** The built-in plugins, by the short names a JSON config may use (`"plugins": ["lora"]`). */
 import type { PluginFactory } from '../core/train/load-config.ts';
+import { forwardGrad } from './forward-grad/index.ts';
 import { fullFinetune } from './full/index.ts';
+import { lisa } from './lisa/index.ts';
 import { lora } from './lora/index.ts';
+import { zo } from './zo/index.ts';
 
 export const BUILTIN_PLUGINS: Readonly<Record<string, PluginFactory>> = {
   full: (options) => fullFinetune(options),
   lora: (options) => lora(options),
+  lisa: (options) => lisa(options),
+  zo: (options) => zo(options),
+  'forward-grad': (options) => forwardGrad(options),
 };
 
-export { fullFinetune, lora };
+export { forwardGrad, fullFinetune, lisa, lora, zo };

@@ -4,7 +4,7 @@ import { compile, definePrimitive, hostTensor, jvp, op, trace, valueAndGrad } fr
 
 test('shape mismatch names the op and both shapes', () => {
   expect(() => trace((g) => ({ y: op.matmul(g.input('a', 'float32', [2, 3]), g.input('b', 'float32', [4, 5])) }))).toThrow(
-    'matmul(float32[2,3], float32[4,5]): inner dimensions differ: [2,3] @ [4,5] (3 vs 4)',
+    'matmul(float32[2,3], float32[4,5]): inner dimensions differ: a[2,3] @ b[4,5] (3 vs 4)',
   );
   expect(() => trace((g) => ({ y: op.add(g.input('a', 'float32', [2, 3]), g.input('b', 'float32', [4])) }))).toThrow(
     'add(float32[2,3], float32[4]): shapes [2,3] and [4] do not broadcast',
