@@ -4,14 +4,16 @@ import { forwardGrad } from './forward-grad/index.ts';
 import { fullFinetune } from './full/index.ts';
 import { lisa } from './lisa/index.ts';
 import { lora } from './lora/index.ts';
+import { nf4 } from './nf4/index.ts';
 import { zo } from './zo/index.ts';
 
 export const BUILTIN_PLUGINS: Readonly<Record<string, PluginFactory>> = {
   full: (options) => fullFinetune(options),
   lora: (options) => lora(options),
   lisa: (options) => lisa(options),
+  nf4: (options) => nf4(options),
   zo: (options) => zo(options),
   'forward-grad': (options) => forwardGrad(options),
 };
 
-export { forwardGrad, fullFinetune, lisa, lora, zo };
+export { forwardGrad, fullFinetune, lisa, lora, nf4, zo };

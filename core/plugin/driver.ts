@@ -116,7 +116,7 @@ export class PluginDriver {
   }
 
   /** waterfall: each plugin transforms the previous value (synchronous, for graph building). */
-  waterfallSync<K extends 'model:loss' | 'params:trainable' | 'export:merge'>(
+  waterfallSync<K extends 'model:loss' | 'params:trainable' | 'export:base' | 'export:merge'>(
     name: K, ctx: PluginContext, initial: Args<K>[1], ...rest: Tail<Tail<Args<K>>>
   ): Args<K>[1] {
     let value = initial;

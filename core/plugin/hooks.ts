@@ -32,8 +32,13 @@ export interface PluginHooks {
   'model:param'(ctx: PluginContext, g: GraphBuilder, name: string, shape: number[], next: ParamFn): Tensor;
   /** Adds terms to the scalar training loss inside the graph. (AdaLoRA's orthogonality regulariser) */
   'model:loss'(ctx: PluginContext, loss: Tensor, g: GraphBuilder): Tensor;
-  /** Initial values for graph inputs this plugin created. (LoRA A and B) */
-  'params:init'(ctx: PluginContext, pending: readonly PendingParam[]): Map<string, HostTensor> | void;
+  /**
+   * Initial values for graph inputs this plugin created. (LoRA A and B; NF4 codes, quantised from `base`)
+   * `base` holds the loaded base weights (float32), for plugins that derive their inputs from them. A base weight
+   * that no longer is a graph input (a `model:param` hook built it from other inputs instead of calling `next`) is
+   * released by the trainer after this hook: restore a full-precision value for exports in `export:base`.
+   */
+  'params:init'(ctx: PluginContext, pending: readonly PendingParam[], base?: ReadonlyMap<string, HostTensor>): Map<string, HostTensor> | void;
   /** Decides which inputs receive gradients; called at start and whenever a plugin asks for a retrace. */
   'params:trainable'(ctx: PluginContext, current: ReadonlySet<string>): ReadonlySet<string>;
   /** Replaces backpropagation. (zeroth-order optimisers, Forward-Grad) */
@@ -52,7 +57,12 @@ export interface PluginHooks {
    */
   'state:save'(ctx: PluginContext): Record<string, unknown> | void;
   'state:load'(ctx: PluginContext, state: Record<string, unknown>): void;
-  /** Folds the plugin's parameters into the base weights for a merged export. (LoRA merge, NF4 dequantise) */
+  /**
+   * Full-precision values of base weights this plugin replaced in memory (see `params:init`), put back before any
+   * `export:merge` runs, so merges see them whatever the plugin order. (NF4: the dequantised weights)
+   */
+  'export:base'(ctx: PluginContext, weights: Map<string, HostTensor>): Map<string, HostTensor>;
+  /** Folds the plugin's parameters into the base weights for a merged export. (LoRA merge) */
   'export:merge'(ctx: PluginContext, weights: Map<string, HostTensor>, trained: ReadonlyMap<string, HostTensor>): Map<string, HostTensor>;
   /** Writes the plugin's own artifacts into `dir` (e.g. a PEFT adapter); returns the paths written. */
   'export:artifacts'(ctx: PluginContext, dir: string, trained: ReadonlyMap<string, HostTensor>): Promise<string[]> | string[] | void;
@@ -79,6 +89,7 @@ export const HOOK_STYLES = {
   'train:end': 'sequential',
   'state:save': 'collect',
   'state:load': 'sequential',
+  'export:base': 'waterfall',
   'export:merge': 'waterfall',
   'export:artifacts': 'collect',
   'memory:plan': 'collect',

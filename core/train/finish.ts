@@ -6,9 +6,13 @@ import type { TrainConfig } from './config.ts';
 import { writeModelFolder } from './export.ts';
 import type { RunModel } from './setup.ts';
 
-/** Base weights with every plugin's parameters folded in (`export:merge`). */
+/**
+ * Base weights with every plugin's parameters folded in: base weights a plugin replaced in memory are put back first
+ * (`export:base`, e.g. NF4 dequantises), then every `export:merge` runs on them.
+ */
 export function mergedWeights(m: RunModel, trained: ReadonlyMap<string, HostTensor>): Map<string, HostTensor> {
-  const base = new Map([...m.params].filter(([n]) => m.baseNames.has(n)));
+  const kept = new Map([...m.params].filter(([n]) => m.baseNames.has(n)));
+  const base = m.driver.waterfallSync('export:base', m.ctx, kept);
   return m.driver.waterfallSync('export:merge', m.ctx, base, trained);
 }
 

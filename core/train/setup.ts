@@ -53,7 +53,10 @@ export interface RunModel {
   forward: Graph;
   /** Block outputs of `forward`, where activation checkpointing cuts. */
   boundaries: Var[];
-  /** Every parameter (base weights and plugin parameters) by name. */
+  /**
+   * Every parameter (base weights and plugin parameters) by name, except base weights a plugin replaced with other
+   * graph inputs (see `params:init`): those are released after set-up.
+   */
   params: Map<string, HostTensor>;
   baseNames: ReadonlySet<string>;
   /** Graph inputs that plugins feed per step (not parameters). */
@@ -80,11 +83,20 @@ export async function setupModel(cfg: TrainConfig, plugins: readonly Plugin[], t
     .filter((i) => !baseNames.has(i.name) && !(DATA_INPUTS as readonly string[]).includes(i.name))
     .map((i) => ({ name: i.name, shape: i.v.shape as number[] }));
   const params = new Map(weights);
-  for (const { plugin, value } of await driver.collect('params:init', ctx, pending)) {
+  for (const { plugin, value } of await driver.collect('params:init', ctx, pending, weights)) {
     for (const [name, t] of value) {
       if (params.has(name)) throw new Error(`plugin '${plugin}' initialises '${name}', which already has a value`);
       params.set(name, t);
     }
+  }
+  // A base weight that is not an input of the traced graph was replaced by a `model:param` hook (quantised storage)
+  // and is never fed: release it (its plugin restores a full-precision value for exports in `export:base`).
+  const inputs = new Set(forward.inputs.map((i) => i.name));
+  const released = [...baseNames].filter((n) => !inputs.has(n));
+  if (released.length) {
+    const bytes = released.reduce((s, n) => s + params.get(n)!.data.byteLength, 0);
+    for (const n of released) params.delete(n);
+    log(`released ${released.length} base weights replaced by plugins (${(bytes / 2 ** 20).toFixed(1)} MiB)`);
   }
   const feedNames = pending.filter((p) => !params.has(p.name)).map((p) => p.name);
   return { dir, tok, driver, ctx, forward, boundaries, params, baseNames, feedNames };
