@@ -1,0 +1,49 @@
+/**
+ * One case of bench:train in its own process (so its peak resident memory is its own):
+ *   bun run benchmarks/lib/train-run.ts '<case JSON>'
+ * Trains on packed text whose every sequence is exactly T tokens, then prints `@@train-result {...}` with the
+ * steady-state tokens/s (median step time, the first two steps, which compile, excluded) and the peak RSS (VmHWM).
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { peakRssBytes } from '../../core/memory/index.ts';
+import { parseTrainConfig } from '../../core/train/config.ts';
+import { train } from '../../core/train/trainer.ts';
+import { fullFinetune } from '../../plugins/full/index.ts';
+import { lora } from '../../plugins/lora/index.ts';
+import { SHARED } from './model-folder.ts';
+
+export interface TrainCase { name: string; model: string; method: 'full' | 'lora'; B: number; T: number; steps: number }
+export const TRAIN_TAG = '@@train-result ';
+
+export async function runTrainCase(c: TrainCase) {
+  const dir = mkdtempSync(join(tmpdir(), 'tuneforge-bench-train-'));
+  try {
+    // TinyStories text, repeated as needed, packed into sequences of exactly T tokens.
+    const text = readFileSync(join(SHARED, 'data/tinystories/tiny_stories.txt'), 'utf8');
+    const needChars = 4 * c.B * c.T * (c.steps + 1);
+    writeFileSync(join(dir, 'train.txt'), text.repeat(Math.ceil(needChars / text.length)).slice(0, needChars * 2));
+    const config = parseTrainConfig({
+      model: c.model, output: join(dir, 'run'), seed: 0,
+      data: { train: join(dir, 'train.txt'), format: 'text', maxLength: c.T, packText: true, textSplit: 'blank-line' },
+      train: { steps: c.steps, batchSize: c.B, lr: 1e-4, optimizer: 'adamw', padMultiple: 16 },
+      export: { merged: false, adapters: false },
+    });
+    const plugins = c.method === 'full' ? [fullFinetune()] : [lora({ r: 8, alpha: 16, targets: ['q_proj', 'v_proj'] })];
+    await train({ config, plugins, resume: false, log: () => {}, progress: { isTTY: false, write: () => true } });
+    const steps = readFileSync(join(config.output, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.trim())
+      .map((l) => JSON.parse(l) as Record<string, number>).filter((m) => m.step_s !== undefined);
+    const times = steps.slice(2).map((m) => m.step_s!).sort((a, b) => a - b);
+    const median = times[Math.floor(times.length / 2)]!;
+    return { name: c.name, tok_s: (c.B * c.T) / median, step_s: median, peak_mb: peakRssBytes() / 2 ** 20, predicted_mb: steps[0]!.predicted_peak_mb };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.main) {
+  const result = await runTrainCase(JSON.parse(process.argv[2]!) as TrainCase);
+  process.stdout.write(`${TRAIN_TAG}${JSON.stringify(result)}\n`);
+  process.exit(0);
+}

@@ -1,0 +1,49 @@
+/**
+ * bench:train — training tokens/s and peak memory (RSS) for full fine-tuning and LoRA (r 8 on q and v), against
+ * PyTorch 1.13 on this machine's CPU (OpenBLAS, 2 threads, eager, same shapes), as measured for the issue:
+ *   (a) stories260k, batch 16 x 64 tokens: full 5,774 tok/s, LoRA 8,149 tok/s, peak RSS ~380 MB
+ *   (b) SmolLM2-135M shape, batch 4 x 256: full 80 tok/s, LoRA 99 tok/s, peak RSS 7.1 GB (full), 5.3 GB (LoRA)
+ * Targets: >= 2x PyTorch's tokens/s in (a), >= 1.5x in (b), <= 60% of its peak memory in (b).
+ * Each case runs in its own process.   bun run bench:train [--quick]
+ */
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { SMOLLM2_135M } from '../core/index.ts';
+import { randomModelFolder, STORIES } from './lib/model-folder.ts';
+import { TRAIN_TAG, type TrainCase } from './lib/train-run.ts';
+
+const quick = process.argv.includes('--quick');
+const PYTORCH = {
+  a: { full_tok_s: 5774, lora_tok_s: 8149, full_peak_mb: 380, lora_peak_mb: 380 },
+  b: { full_tok_s: 80, lora_tok_s: 99, full_peak_mb: 7.1 * 1024, lora_peak_mb: 5.3 * 1024 },
+};
+
+async function run(c: TrainCase) {
+  const proc = Bun.spawn([process.execPath, join(import.meta.dir, 'lib/train-run.ts'), JSON.stringify(c)], { stdout: 'pipe', stderr: 'inherit' });
+  const out = await new Response(proc.stdout).text();
+  if ((await proc.exited) !== 0) throw new Error(`case ${c.name} failed`);
+  const line = out.split('\n').find((l) => l.startsWith(TRAIN_TAG));
+  if (!line) throw new Error(`case ${c.name}: no result`);
+  return JSON.parse(line.slice(TRAIN_TAG.length)) as { name: string; tok_s: number; step_s: number; peak_mb: number; predicted_mb: number };
+}
+
+const smol = await randomModelFolder(join(tmpdir(), 'tuneforge-smollm2-135m-random'), SMOLLM2_135M);
+const results: Record<string, Record<string, number>> = { a: {}, b: {} };
+const rows: string[][] = [];
+for (const [key, model, B, T, steps] of [['a', STORIES, 16, 64, quick ? 8 : 25], ['b', smol, 4, 256, quick ? 3 : 5]] as const) {
+  for (const method of ['full', 'lora'] as const) {
+    const r = await run({ name: `${key}-${method}`, model, method, B, T, steps });
+    const ref = PYTORCH[key];
+    results[key]![`${method}_tok_s`] = Math.round(r.tok_s);
+    results[key]![`${method}_peak_mb`] = Math.round(r.peak_mb);
+    const refTok = ref[`${method}_tok_s`], refMb = ref[`${method}_peak_mb`];
+    rows.push([`(${key}) ${key === 'a' ? 'stories260k 16x64' : 'SmolLM2-135M 4x256'} ${method}`, r.tok_s.toFixed(0), refTok.toString(), `${(r.tok_s / refTok).toFixed(2)}x`,
+      r.peak_mb.toFixed(0), refMb.toFixed(0), `${((100 * r.peak_mb) / refMb).toFixed(0)}%`, r.predicted_mb.toFixed(0)]);
+    console.error(`done ${key}-${method}: ${r.tok_s.toFixed(0)} tok/s, peak ${r.peak_mb.toFixed(0)} MB`);
+  }
+}
+const head = ['case', 'tok/s', 'PyTorch', 'speed', 'peak MB', 'PyTorch MB', 'memory', 'predicted MB'];
+const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+console.log('bench:train (tokens/s and peak RSS; PyTorch 1.13 CPU reference figures from the issue)');
+for (const r of [head, ...rows]) console.log(`  ${r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ')}`);
+console.log(JSON.stringify(results));
