@@ -6,7 +6,8 @@
 import { checkpointPlan } from '../autodiff/checkpoint.ts';
 import { valueAndGrad } from '../autodiff/vjp.ts';
 import { resolveModel } from '../hub/index.ts';
-import type { Graph } from '../ir/graph.ts';
+import { byteSize } from '../ir/dtype.ts';
+import type { Graph, Var } from '../ir/graph.ts';
 import { specialize } from '../ir/specialize.ts';
 import { eliminateDeadCode } from '../ir/transform.ts';
 import { loadConfig } from '../models/load.ts';
@@ -51,7 +52,26 @@ function numel(shape: readonly (number | string)[]): number {
   return shape.reduce<number>((a, d) => a * Number(d), 1);
 }
 
-/** Peak of the step's graphs (activations, temporaries, outputs handed back) and what the sessions keep. */
+/** Bytes of a value of a concrete graph. */
+function valueBytes(v: Var): number {
+  return byteSize(v.dtype) * numel(v.shape);
+}
+
+/**
+ * A run's peak as the host sees it: the simulated peak inside the runtime, or the end of the run, when every output
+ * exists twice: in the runtime and as the copy onnxruntime-node hands to JavaScript (the runtime frees its own only
+ * after all are copied).
+ */
+function runPeak(g: Graph): { peak: number; outputs: number } {
+  const live = simulateLiveness(g);
+  return { peak: Math.max(live.peakBytes, 2 * live.outputBytes), outputs: live.outputBytes };
+}
+
+/**
+ * Peak of the step's graphs and what the sessions keep. `activations` is the step's peak beyond the gradients it
+ * returns, which the plan counts as an item of their own (the arrays the trainer holds until the update): the peak
+ * is `gradients + activations`.
+ */
 function stepPeak(forward: Graph, boundaries: Parameters<typeof checkpointPlan>[1], trainable: string[], dims: Record<string, number>, checkpointing: boolean, estimator?: EstimatorMemory) {
   const concrete = (g: Graph) => eliminateDeadCode(specialize(g, dims));
   if (estimator) {
@@ -62,27 +82,43 @@ function stepPeak(forward: Graph, boundaries: Parameters<typeof checkpointPlan>[
       eqns: graphs.reduce((s, g) => s + g.eqns.length, 0),
     };
   }
+  const gradBytes = forward.inputs.filter((i) => trainable.includes(i.name)).reduce((s, i) => s + valueBytes(i.v), 0);
   if (!checkpointing) {
+    // One run: its peak, or its end, when the gradients exist in the runtime and as the copies handed back.
     const g = concrete(valueAndGrad(forward, { of: 'loss', wrt: trainable }));
-    return { activations: simulateLiveness(g).peakBytes, constants: foldedConstantBytes(g), eqns: g.eqns.length };
+    return { activations: Math.max(0, runPeak(g).peak - gradBytes), constants: foldedConstantBytes(g), eqns: g.eqns.length };
   }
+  // Checkpointed (train/checkpointed.ts): the forward run, then one run per stage, last segment first. The host holds
+  // the crossing values still to be read, the cotangents produced for stages still to run, and the gradients of the
+  // stages run so far; each run's outputs are copied to JavaScript at its end (a parameter that several stages
+  // differentiate, like tied embeddings, is copied again before it is added into the first copy).
   const plan = checkpointPlan(forward, boundaries, trainable);
   const fwd = concrete(plan.forward);
-  const crossing = [...plan.lastReader.keys()];
-  const crossBytes = (ids: number[]) => ids.reduce((s, id) => s + 4 * numel(fwd.outputs.find((o) => o.name === `act:${id}`)?.v.shape ?? []), 0);
-  let peak = simulateLiveness(fwd).peakBytes;
+  const actBytes = new Map(fwd.outputs.filter((o) => o.name.startsWith('act:')).map((o) => [Number(o.name.slice(4)), valueBytes(o.v)]));
+  const paramBytes = new Map(fwd.inputs.map((i) => [i.name, valueBytes(i.v)]));
+  const consumedAt = new Map<number, number>(); // cotangent id -> the last stage that reads it
+  plan.stages.forEach((stage, k) => { for (const id of stage.cotangents) consumedAt.set(id, k); });
+  let peak = runPeak(fwd).peak;
   let constants = foldedConstantBytes(fwd), eqns = fwd.eqns.length;
+  let grads = 0;
+  const produced = new Set<string>();
+  const pending = new Map<number, number>(); // cotangents waiting for a later stage -> bytes
   plan.stages.forEach((stage, k) => {
     const g = concrete(stage.graph);
-    // Crossing values still needed by this or later stages stay alive in the host while the stage runs, with the
-    // cotangents waiting for earlier stages (at most two block outputs' worth).
-    const held = crossBytes(crossing.filter((id) => plan.lastReader.get(id)! >= k));
-    const cts = stage.actGrads.reduce((s, id) => s + 4 * numel(g.inputs.find((i) => i.name === `act:${id}`)!.v.shape), 0);
-    peak = Math.max(peak, simulateLiveness(g).peakBytes + held + cts);
+    let held = 0; // read by this stage or a later one, or by none (those stay until the step ends)
+    for (const [id, bytes] of actBytes) if ((plan.lastReader.get(id) ?? Infinity) >= k) held += bytes;
+    const waiting = [...pending.values()].reduce((s, b) => s + b, 0);
+    peak = Math.max(peak, grads + runPeak(g).peak + held + waiting);
+    for (const id of stage.cotangents) if (consumedAt.get(id) === k) pending.delete(id);
+    for (const id of stage.actGrads) if (!pending.has(id)) pending.set(id, actBytes.get(id) ?? 0);
+    for (const p of stage.params) {
+      if (!produced.has(p)) grads += paramBytes.get(p) ?? 0;
+      produced.add(p);
+    }
     constants += foldedConstantBytes(g);
     eqns += g.eqns.length;
   });
-  return { activations: peak, constants, eqns };
+  return { activations: Math.max(0, peak - gradBytes), constants, eqns };
 }
 
 export interface Planner {
@@ -132,13 +168,13 @@ export async function createPlanner(cfg: TrainConfig, plugins: readonly Plugin[]
   const optimizerBytes = !keepsGradients ? 0 : cfg.train.optimizer === 'adamw' ? 8 * trainableParameters : cfg.train.momentum > 0 ? 4 * trainableParameters : 0;
   const extra = (estimator?.extraBytesPerTrainableParam ?? 0) * trainableParameters;
   const items: PlanItem[] = [
-    { component: 'runtime (Bun, onnxruntime, libraries)', bytes: RUNTIME_BASE },
+    { component: 'runtime (Bun, onnxruntime, libraries, trainer)', bytes: RUNTIME_BASE },
     { component: 'weights (float32)', bytes: 4 * parameters, note: `${parameters.toLocaleString('en-US')} parameters` },
     ...(keepsGradients ? [{ component: 'gradients', bytes: 4 * trainableParameters, note: `${trainableParameters.toLocaleString('en-US')} trainable` }] : []),
     ...(extra > 0 ? [{ component: 'estimator state', bytes: extra, note: estimator?.extraNote }] : []),
     ...(accumulationSteps > 1 && keepsGradients ? [{ component: 'gradient accumulation buffers', bytes: 4 * trainableParameters, note: `${accumulationSteps} micro-batches` }] : []),
     ...(keepsGradients ? [{ component: `optimizer state (${cfg.train.optimizer})`, bytes: optimizerBytes }] : []),
-    { component: estimator ? 'activations (estimator graphs)' : checkpointing ? 'activations (checkpointed)' : 'activations and temporaries', bytes: step.activations, note: `peak of the step graph at B=${B}, T=${T}` },
+    { component: estimator ? 'activations (estimator graphs)' : checkpointing ? 'activations (checkpointed)' : 'activations and temporaries', bytes: step.activations, note: `peak of the step at B=${B}, T=${T}${estimator ? '' : ', beyond the gradients'}` },
     { component: 'compiled sessions', bytes: step.constants + SESSION_BYTES_PER_EQN * step.eqns, note: `${step.eqns.toLocaleString('en-US')} equations, ${(step.constants / 2 ** 20).toFixed(0)} MiB folded constants` },
     { component: 'batch', bytes: 2 * 8 * B * T },
   ];
