@@ -16,6 +16,8 @@
  *   bun run bench:memory --only stories  # cases whose name contains a string
  *   bun run bench:memory --steps 2       # optimizer steps per run (default 3)
  *   bun run bench:memory --verbose       # also each plan's items and the RSS and peak after every step
+ *   bun run bench:memory --mmap-threshold 131072   # runs with glibc's mmap threshold fixed (MALLOC_MMAP_THRESHOLD_):
+ *                                                  # no heap fragmentation, so the peaks show what the plan leaves out
  *
  * Prints a table (name, predicted MB, measured MB, error = predicted / measured - 1) and ends with one JSON line:
  *   {"rows":[{"name","predicted_mb","measured_mb","error"}], "max_abs_error", "checkpointing_factor_smollm_4x512"}
@@ -42,6 +44,7 @@ function option(name: string): string | undefined {
 const stepsOption = option('steps');
 const stepsFor = (_model: string) => Number(stepsOption ?? 3);
 const verbose = process.argv.includes('--verbose');
+const mmapThreshold = option('mmap-threshold');
 const only = option('only');
 
 /** A SmolLM2-135M-shaped model folder with random weights and the stories260k tokenizer. */
@@ -56,7 +59,8 @@ async function smolModel(dir: string): Promise<string> {
 }
 
 async function runCase(c: MemoryCase): Promise<MemoryResult> {
-  const child = Bun.spawn([process.execPath, RUNNER, JSON.stringify(c)], { cwd: ROOT, stdout: 'pipe', stderr: 'pipe' });
+  const env = { ...process.env, ...(mmapThreshold ? { MALLOC_MMAP_THRESHOLD_: mmapThreshold } : {}) };
+  const child = Bun.spawn([process.execPath, RUNNER, JSON.stringify(c)], { cwd: ROOT, env, stdout: 'pipe', stderr: 'pipe' });
   const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
   const line = out.split('\n').find((l) => l.startsWith(RESULT_TAG));
   if (code !== 0 || !line) throw new Error(`${c.name} failed (exit code ${code})\n${out}\n${err}`);
@@ -107,7 +111,7 @@ try {
   const table = rows.map((r) => [r.name, r.predicted_mb.toFixed(0), r.measured_mb.toFixed(0), `${(100 * r.error).toFixed(1)}%`]);
   const w = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
-  console.log(`\nbench:memory — predicted peak (planMemory) vs measured peak RSS (VmHWM) of ${stepsFor('')}-step runs, AdamW, MB = 2^20 bytes`);
+  console.log(`\nbench:memory — predicted peak (planMemory) vs measured peak RSS (VmHWM) of ${stepsFor('')}-step runs, AdamW, MB = 2^20 bytes${mmapThreshold ? `, MALLOC_MMAP_THRESHOLD_=${mmapThreshold}` : ''}`);
   console.log(line(header));
   console.log(w.map((n) => '-'.repeat(n)).join('  '));
   for (const t of table) console.log(line(t));
