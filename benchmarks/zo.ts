@@ -16,22 +16,29 @@
  *   Forward-Grad       plugins/forward-grad: one JVP along v ~ N(0, I) per step, SGD, global-norm clipping at 1
  *
  * THE BUDGET. Every run gets the same number of forward-pass equivalents, `--budget` (default 300); a run's steps are
- * floor(budget / cost per step), with the cost per step:
+ * floor(budget / cost per step) (300: 100 backprop steps, 150 ZO steps, 60 ZO-Cons steps, 100 Forward-Grad steps),
+ * with the cost per step:
  *   backprop step (FO-SGD, FO-AdamW)        3   (one forward + a backward counted as ~2 forwards: the usual convention)
  *   ZO-SGD, -Sign, -MMT, ZO-Adam            2   (f(θ+εz) and f(θ−εz): the zo plugin's forwardsPerStep())
  *   ZO-SGD-Cons                             5   (f(θ), f(θ±εz), then f(θ−lr·g·z) and f(θ+lr·g·z); forwardsPerStep())
- *   Forward-Grad                            c   = the measured time of the JVP graph over that of the forward graph on
- *                                               stories260k, at B=16 on random SST-2 batches, rounded to an integer.
- * c is measured at the start of every run of this script (a `calibrate` child: forward, JVP and backprop graphs
- * compiled for the same batches, timed interleaved, medians) unless `--fg-cost` fixes it; the measured backprop /
- * forward ratio is printed beside it, for comparison with the convention of 3. The evaluation's forward passes (the
- * dev set) are not counted: they are the same for every row.
+ *   Forward-Grad                            3   (FG_COST: the JVP graph's time over the forward graph's, rounded)
+ * Forward-Grad's 3 is measured, not assumed (`--calibrate`: forward, JVP and value-and-gradient graphs of stories260k
+ * compiled for the same 6 random SST-2 batches of 16, T = 80..128, 10 interleaved runs each, medians). Four runs on
+ * this 2-core machine with other jobs running (load 3-6) gave JVP / forward = 2.66, 3.49, 3.33, 2.94 with every
+ * weight trainable and 2.37, 2.60, 2.47, 2.63 with LoRA's (means 2.5-3.0, so 3 for both, as backprop counts 3 for
+ * both); backprop / forward was 2.97, 3.37, 3.37, 3.00 (full) and 2.78, 2.74, 2.65, 2.85 (LoRA), so the JVP costs
+ * about what a backprop step does here, not the ~2 forwards often assumed. Under heavy load (load 10-13) both ratios
+ * inflate (JVP 3.4-5.0), which is why the cost is a constant rather than this run's measurement: every run re-measures
+ * (3 batches x 6 runs) and prints the ratios beside it. The evaluation's forward passes (the dev set) are not
+ * counted: they are the same for every row.
  *
  * Memory: each row (and the zero-shot evaluation, and the calibration) runs in its own child process, so peaks are
  * independent. "measured" is the process's peak resident memory (VmHWM, `peakRssBytes()`) after `train()` returned
  * (it covers training, the final dev evaluation and the final checkpoint); "predicted" is `planMemory(config, plugins)`
  * with the same config and plugin objects, computed in the child before training; error = (predicted − measured) /
- * measured.
+ * measured. The recipe leaves data.maxLength at its default, so the planner plans sequences of 512 (the model's limit);
+ * SST-2's longest example is 187 tokens, so the table also gives the plan at T = 192 (`planMemory(..., { seqLen })`)
+ * and the resident memory after the last training step (VmRSS, not the peak).
  *
  * Learning rates: the defaults below (LRS) were chosen by this script's `--sweep` mode: for each row, 3 values around
  * the field's typical ones (ZO-Bench / MeZO: ZO full 1e-6..1e-7 and LoRA 1e-4..5e-5 for billion-parameter models; a
@@ -39,16 +46,18 @@
  * records of at least 8 words (MeZO-style validation drawn from the training data, so the dev set stays untouched);
  * the best validation accuracy wins, where accuracies within one standard error of the best count as ties (at this
  * budget most runs predict the majority class, 56.2% of that set), and ties go to the lower training loss of the last
- * 20 steps. Where the best value sat at the edge of its grid, the sweep was extended with --grid.
+ * 20 steps. Where the best value sat at the edge of its grid, the sweep was extended with --grid. (The sweep counted
+ * Forward-Grad as 4 forward passes per step, 37 steps, from a first measurement taken under heavy load.)
  *
- *   bun run bench:zo                                   # the 16 rows + zero-shot (budget 300: about 25-40 min on 2 cores, with other jobs running)
+ *   bun run bench:zo                                   # the 16 rows + zero-shot (budget 300: 23 min on 2 cores with other jobs running)
  *   bun run bench:zo --budget 60 --eval-limit 100      # a quick check
  *   bun run bench:zo --sweep                           # the learning-rate sweep (52 runs at budget 150: about 40 min with --jobs 2)
  *   bun run bench:zo --only zo-sgd/lora,fo-adamw/full --lr zo-sgd/lora=1e-3
  *
  * Options (each also as an environment variable ZO_<NAME>, e.g. ZO_BUDGET=60):
  *   --budget N          forward-pass equivalents per run (default 300)
- *   --fg-cost C         Forward-Grad's cost per step in forward passes (default: measured, rounded)
+ *   --fg-cost C         Forward-Grad's cost per step in forward passes (default FG_COST = 3)
+ *   --calibrate [N]     only measure JVP / forward and backprop / forward (N batches, default 6, x 10 runs) and exit
  *   --only a/b,...      rows to run (method/params; default all 16)
  *   --lr a/b=X,...      learning-rate overrides
  *   --seed N            seed (default 0)
@@ -540,11 +549,7 @@ const errorDataT = (r: TrainResult) => (r.predictedDataTBytes - r.measuredBytes)
 const signed = (x: number) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)}`;
 console.log(`\nSST-2 on stories260k at an equal budget of ${budget} forward-pass equivalents per run ` +
   `(backprop step = 3, ZO two-sided = 2, ZO-Cons = 5, Forward-Grad = ${fgCost}); dev accuracy on ${evalLimit ? `the first ${evalLimit}` : 'all 872'} dev sentences, seed ${seed}`);
-if (calibration) {
-  const { full, lora } = calibration.ms;
-  console.log(`measured cost / forward at B=16: JVP full ${(full.jvp / full.forward).toFixed(2)}, LoRA ${(lora.jvp / lora.forward).toFixed(2)}; backprop full ${(full.backprop / full.forward).toFixed(2)}, LoRA ${(lora.backprop / lora.forward).toFixed(2)} ` +
-    `(forward ${full.forward.toFixed(0)} ms at T=${calibration.dims.map((d) => d.T).join('/')})`);
-}
+if (calibration) console.log(`this run's ${describe(calibration)}`);
 console.log(table(
   ['method', 'params', 'lr', 'steps', 'fwd passes', 'dev acc', 'loss first/last 20', 'wall s', 'steps s', 'measured MB', 'predicted MB', 'error %', `pred T=${DATA_MAX_T}`, 'error %', 'RSS end MB'],
   [
@@ -576,7 +581,7 @@ console.log(JSON.stringify({
   zero_shot_acc: zeroShotAcc,
   ...(zeroShot ? { zero_shot_wall_s: Math.round(zeroShotSeconds * 10) / 10, zero_shot_measured_mb: Math.round(mb(zeroShotPeak) * 10) / 10 } : {}),
   forward_passes_per_step: { backprop: 3, zo_two_sided: 2, zo_cons: 5, forward_grad: fgCost },
-  ...(calibration ? { calibration_ms: calibration.ms } : {}),
+  ...(calibration ? { calibration_ms: calibration.ms, measured_ratios: ratios(calibration) } : {}),
   eval_sentences: evalLimit ?? 872,
   seed,
   total_wall_s: Math.round(totalSeconds),
