@@ -12,6 +12,7 @@ import { trace, type Tensor } from '../core/ir/graph.ts';
 import { hostTensor, type HostTensor } from '../core/ir/host.ts';
 import * as op from '../core/ops/api.ts';
 import { mulberry32 } from '../core/data/rng.ts';
+import { describe, expect, test } from 'bun:test';
 
 export interface InputSpec {
   shape: number[];
@@ -125,3 +126,20 @@ export function expectClose(a: number, b: number, tol: number): void {
   if (!(err <= tol)) throw new Error(`expected ${a} to be within ${tol} (relative) of ${b}; error ${err.toExponential(2)}`);
 }
 
+
+/** Registers one test per case: reverse and forward mode each agree with central finite differences. */
+export function gradTable(title: string, cases: readonly GradCase[]): void {
+  describe(title, () => {
+    for (const c of cases) {
+      test(c.name, async () => {
+        const tol = tolerance(c);
+        const results = await gradCheck(c);
+        expect(results.length).toBeGreaterThan(0);
+        for (const r of results) {
+          expectClose(r.reverse, r.fd, tol);
+          expectClose(r.forward, r.fd, tol);
+        }
+      });
+    }
+  });
+}

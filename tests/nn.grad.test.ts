@@ -2,7 +2,7 @@
 import { describe, expect, test } from 'bun:test';
 import * as nn from '../core/nn/index.ts';
 import * as op from '../core/ops/api.ts';
-import { expectClose, gradCheck, tolerance, type GradCase } from './gradcheck.ts';
+import { gradTable, type GradCase } from './gradcheck.ts';
 
 const rope = (x: ReturnType<typeof op.add>) => {
   const [, , T, D] = x.shape as number[];
@@ -34,15 +34,4 @@ const CASES: GradCase[] = [
   },
 ];
 
-describe('composite derivatives vs finite differences', () => {
-  for (const c of CASES) {
-    test(c.name, async () => {
-      const results = await gradCheck(c);
-      expect(results.length).toBeGreaterThan(0);
-      for (const r of results) {
-        expectClose(r.reverse, r.fd, tolerance(c));
-        expectClose(r.forward, r.fd, tolerance(c));
-      }
-    });
-  }
-});
+gradTable('composite derivatives vs finite differences', CASES);

@@ -12,7 +12,7 @@ import { PluginDriver } from '../../core/plugin/driver.ts';
 import { createPlanner } from '../../core/memory/index.ts';
 import { setupModel, trainableSet, type RunModel } from '../../core/train/setup.ts';
 import { train } from '../../core/train/trainer.ts';
-import { expectClose, gradCheck, tolerance, type GradCase } from '../../tests/gradcheck.ts';
+import { gradTable, type GradCase } from '../../tests/gradcheck.ts';
 import { quiet, REPO, removeTempDirs, silentProgress, storiesMissing, tempDir, tinyConfig, writeTinyData } from '../../tests/train/helpers.ts';
 import { lora, type LoraApi } from '../lora/index.ts';
 import { nf4, NF4, QLORA_DEFAULTS, type Nf4Api } from './index.ts';
@@ -142,19 +142,7 @@ const PRIMITIVE_CASES: GradCase[] = [
   { name: 'nf4_dequantize padded', inputs: dqInputs(padded), fn: (...q) => nf4Dequantize(asQs(padded, q), padded) },
 ];
 
-describe('NF4 primitives: derivatives vs finite differences', () => {
-  for (const c of PRIMITIVE_CASES) {
-    test(c.name, async () => {
-      const tol = tolerance(c);
-      const results = await gradCheck(c);
-      expect(results.length).toBeGreaterThan(0);
-      for (const r of results) {
-        expectClose(r.reverse, r.fd, tol);
-        expectClose(r.forward, r.fd, tol);
-      }
-    });
-  }
-});
+gradTable('NF4 primitives: derivatives vs finite differences', PRIMITIVE_CASES);
 
 describe('NF4 primitives: the compiled graph', () => {
   test('dequantises bit-identically to the TypeScript reference, and nf4_matmul equals x W^T with that W', async () => {
