@@ -20,6 +20,11 @@ export interface OrtNodeOptions {
    * on a SmolLM2-135M full fine-tuning step at 4 x 256), at no measurable speed difference.
    */
   memPattern?: boolean;
+  /**
+   * Write onnxruntime's per-node profile (Chrome trace JSON: one event per node run, with its op type and duration)
+   * to `<prefix>_<date>.json` when the session is released. For finding which nodes a step's time goes to.
+   */
+  profilePrefix?: string;
 }
 
 type OrtType = ort.Tensor.Type;
@@ -52,6 +57,7 @@ export function ortNodeRunner(options: OrtNodeOptions = {}): Runner {
         enableCpuMemArena: options.memArena ?? false,
         enableMemPattern: options.memPattern ?? false,
         ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
+        ...(options.profilePrefix ? { enableProfiling: true, profileFilePrefix: options.profilePrefix } : {}),
       };
       let session: ort.InferenceSession;
       try {

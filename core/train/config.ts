@@ -104,10 +104,14 @@ export const trainConfigSchema = z
           .union([z.number().positive(), z.string().regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$/i, 'a size like "4GB" or "512MiB"')])
           .optional()
           .describe('peak memory allowed for the run (number = MiB); the planner picks the micro-batch and checkpointing to fit, or refuses'),
+        mmapThreshold: z
+          .union([z.number().int().positive(), z.literal(false)])
+          .default(131072)
+          .describe("glibc only: tensors of this many bytes or more get their own memory mapping, returned on free, so freed activations do not fragment the heap and the peak follows the plan; false keeps glibc's adaptive default (MALLOC_MMAP_THRESHOLD_ in the environment wins)"),
       })
       .strict()
       .prefault({})
-      .describe('memory: checkpointing and a budget the planner fits the run to'),
+      .describe('memory: checkpointing, a budget the planner fits the run to, the allocator setting'),
     plugins: z.array(z.union([pluginObject, pluginReference])).default([]).describe('techniques, in order: e.g. [lora({ r: 8 })]'),
   })
   .strict();

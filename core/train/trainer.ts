@@ -16,7 +16,7 @@ import type { StepContext } from '../plugin/context.ts';
 import type { Plugin } from '../plugin/hooks.ts';
 import { createProgress, openMetrics, readMetrics, writeLossChart, type ProgressStream } from '../report/index.ts';
 import { seededRandom } from '../generate/sampling.ts';
-import { createPlanner, fitToBudget, parseBudget, peakRssBytes, rssBytes } from '../memory/index.ts';
+import { createPlanner, fitToBudget, fixMmapThreshold, parseBudget, peakRssBytes, rssBytes } from '../memory/index.ts';
 import { microBatches } from './batches.ts';
 import type { TrainConfig } from './config.ts';
 import { CompileCache, backprop } from './graphs.ts';
@@ -112,6 +112,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let cfg = opts.config;
   const log = opts.log ?? ((l: string) => console.error(l));
   let totalSteps = 0;
+  // Before any onnxruntime session allocates: see core/memory/allocator.ts for why.
+  if (cfg.memory.mmapThreshold !== false) await fixMmapThreshold(cfg.memory.mmapThreshold);
   const planned = await planRun(cfg, opts.plugins, log);
   const cfgFitted = planned.config;
   const m = await setupModel(cfgFitted, opts.plugins, () => totalSteps, log);
@@ -182,17 +184,19 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const batch = stream.next();
     const micro = microBatches(data.train, batch, t.microBatchSize ?? t.batchSize, padId, t.padMultiple);
     const acc = new GradAccumulator();
-    let lossSum = 0, lossTokens = 0, tokens = 0, applied = false;
+    let lossSum = 0, lossTokens = 0, tokens = 0, applied = false, computeSeconds = 0;
     let single: Map<string, Float32Array> | undefined;
     const lr = lrAt(step, totalSteps, schedule);
     for (const mb of micro) {
       const ctx = stepCtx(mb.dims);
       const feeds: Record<string, HostTensor> = { ...mb.feeds };
       for (const { value } of await m.driver.collect('step:feeds', ctx)) Object.assign(feeds, value);
+      const computeStarted = performance.now();
       const r = await estimator.estimate({
         ctx, forward: m.forward, boundaries: m.boundaries, trainable, feeds, lr,
         compile: (graph, key) => cache.get(`${key}|${mb.dims.B}x${mb.dims.T}`, () => graph, mb.dims),
       });
+      computeSeconds += (performance.now() - computeStarted) / 1000;
       // One micro-batch: its gradients are the step's, without a copy into accumulation buffers.
       if (r.grads && mb.lossTokens > 0) {
         if (micro.length === 1) single = r.grads;
@@ -208,12 +212,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
     let gradNorm: number | undefined;
     let grads: Map<string, Float32Array> | undefined;
+    const updateStarted = performance.now();
     if (!applied && lossTokens > 0) {
       grads = single ?? acc.result();
       if (t.maxGradNorm !== null) gradNorm = clipGradNorm(grads.values(), t.maxGradNorm).norm;
       const current = new Map(trainable.map((n) => [n, m.params.get(n)!.data as Float32Array]));
       optimizer.step(current, grads, lr);
     }
+    const updateSeconds = (performance.now() - updateStarted) / 1000;
     const loss = lossSum / Math.max(lossTokens, 1);
     step++;
     stepsThisProcess++;
@@ -230,6 +236,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const seconds = (performance.now() - started) / 1000;
     const record: Record<string, number> = {
       step, loss, lr, tokens, tok_s: tokens / seconds, step_s: seconds,
+      compute_s: computeSeconds, // the gradient estimator's runs (compiling included on a new shape)
+      update_s: updateSeconds, // clipping and the optimizer update
       rss_mb: rssBytes() / 2 ** 20, peak_rss_mb: peakRssBytes() / 2 ** 20, predicted_peak_mb: planned.predictedBytes / 2 ** 20,
       optimizer_mb: optimizer.stateBytes() / 2 ** 20, // after the update and any retrace's release of frozen-again state
     };
