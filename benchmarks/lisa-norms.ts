@@ -24,17 +24,14 @@ import { fullFinetune } from '../plugins/full/index.ts';
 import { lisa } from '../plugins/lisa/index.ts';
 import { layerChangeNorms, layerNormChart } from '../plugins/lisa/norms.ts';
 import { lora, type LoraApi } from '../plugins/lora/index.ts';
+import { benchOptions } from './lib/options.ts';
 
 const ROOT = resolve(import.meta.dir, '..');
 const STORIES = resolve(ROOT, '../shared/models/stories260k');
 const DATA = resolve(ROOT, '../shared/data/alpaca/alpaca_data_1k.json');
 
-function option(name: string, fallback: string): string {
-  const argv = process.argv.slice(2);
-  const i = argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
-  if (i < 0) return fallback;
-  return argv[i]!.includes('=') ? argv[i]!.slice(name.length + 3) : argv[i + 1] ?? fallback;
-}
+const opts = benchOptions(['steps', 'lr', 'out']);
+const option = (name: string, fallback: string) => opts.string(name) ?? fallback;
 const steps = Number(option('steps', '200'));
 const lr = Number(option('lr', '1e-3'));
 const out = resolve(option('out', join(ROOT, 'runs/lisa-norms')));

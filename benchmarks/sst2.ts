@@ -41,6 +41,7 @@ import { loadConfigFile } from '../core/train/load-config.ts';
 import { evaluateCommand } from '../core/train/run.ts';
 import { train } from '../core/train/trainer.ts';
 import { BUILTIN_PLUGINS } from '../plugins/index.ts';
+import { benchOptions } from './lib/options.ts';
 
 const ROOT = resolve(import.meta.dir, '..');
 const CONFIGS = { full: join(ROOT, 'examples/sst2.config.ts'), lora: join(ROOT, 'examples/sst2-lora.config.ts') } as const;
@@ -76,28 +77,8 @@ const RESULT_TAG = '@@sst2-result ';
 
 // ---------------------------------------------------------------------------------------------------- options
 
-function option(name: string): string | undefined {
-  const flag = `--${name}`;
-  const argv = process.argv.slice(2);
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === flag) return argv[i + 1];
-    if (argv[i]!.startsWith(`${flag}=`)) return argv[i]!.slice(flag.length + 1);
-  }
-  return process.env[`SST2_${name.toUpperCase().replaceAll('-', '_')}`];
-}
-
-function numberOption(name: string): number | undefined {
-  const v = option(name);
-  if (v === undefined || v === '') return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`--${name}: expected a number, got ${JSON.stringify(v)}`);
-  return n;
-}
-
-const KNOWN = new Set(['steps', 'seeds', 'methods', 'full-lr', 'lora-lr', 'eval-every', 'eval-limit', 'zero-shot', 'keep', 'child']);
-for (const a of process.argv.slice(2)) {
-  if (a.startsWith('--') && !KNOWN.has(a.slice(2).split('=')[0]!)) throw new Error(`unknown option ${a}; known: ${[...KNOWN].filter((k) => k !== 'child').map((k) => `--${k}`).join(', ')}`);
-}
+const opts = benchOptions(['steps', 'seeds', 'methods', 'full-lr', 'lora-lr', 'eval-every', 'eval-limit', 'zero-shot', 'keep', 'child'], 'SST2');
+const option = opts.string, numberOption = opts.number;
 
 // ---------------------------------------------------------------------------------------------------- child: one run
 

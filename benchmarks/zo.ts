@@ -87,6 +87,7 @@ import { train } from '../core/train/trainer.ts';
 import { forwardGrad } from '../plugins/forward-grad/index.ts';
 import { BUILTIN_PLUGINS } from '../plugins/index.ts';
 import { zo, type ZoApi } from '../plugins/zo/index.ts';
+import { benchOptions } from './lib/options.ts';
 
 const ROOT = resolve(import.meta.dir, '..');
 const CONFIGS = { full: join(ROOT, 'examples/sst2.config.ts'), lora: join(ROOT, 'examples/sst2-lora.config.ts') } as const;
@@ -202,28 +203,8 @@ const RESULT_TAG = '@@zo-result ';
 
 // ---------------------------------------------------------------------------------------------------- options
 
-function option(name: string): string | undefined {
-  const flag = `--${name}`;
-  const argv = process.argv.slice(2);
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === flag) return argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--') ? argv[i + 1] : '1';
-    if (argv[i]!.startsWith(`${flag}=`)) return argv[i]!.slice(flag.length + 1);
-  }
-  return process.env[`ZO_${name.toUpperCase().replaceAll('-', '_')}`];
-}
-
-function numberOption(name: string): number | undefined {
-  const v = option(name);
-  if (v === undefined || v === '') return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`--${name}: expected a number, got ${JSON.stringify(v)}`);
-  return n;
-}
-
-const KNOWN = new Set(['budget', 'fg-cost', 'only', 'lr', 'seed', 'eval-limit', 'zero-shot', 'sweep', 'jobs', 'grid', 'calibrate', 'child']);
-for (const a of process.argv.slice(2)) {
-  if (a.startsWith('--') && !KNOWN.has(a.slice(2).split('=')[0]!)) throw new Error(`unknown option ${a}; known: ${[...KNOWN].filter((k) => k !== 'child').map((k) => `--${k}`).join(', ')}`);
-}
+const opts = benchOptions(['budget', 'fg-cost', 'only', 'lr', 'seed', 'eval-limit', 'zero-shot', 'sweep', 'jobs', 'grid', 'calibrate', 'child'], 'ZO');
+const option = opts.string, numberOption = opts.number;
 
 function rowKey(s: string): `${Method}/${Params}` {
   const [m, p] = s.trim().split('/');

@@ -6,24 +6,17 @@
  * learning rate than full fine-tuning: on seed 0 (dev accuracy after 600 steps, best along the way in brackets)
  * 1e-3 gave 51.0% (53.1%), 3e-3 54.9% (60.8%), 5e-3 50.9% (58.8%, loss spikes), 1e-2 50.5% (diverged); 3e-3 it is.
  *
+ * Everything but the output folder, the learning rate and the plugin comes from examples/sst2.config.ts.
+ *
  *   bun run tuneforge train --config examples/sst2-lora.config.ts
  */
 import { defineConfig } from '../core/train/config.ts';
 import { lora } from '../plugins/lora/index.ts';
+import sst2 from './sst2.config.ts';
 
 export default defineConfig({
-  model: '../../shared/models/stories260k',
+  ...sst2,
   output: '../runs/sst2-lora',
-  seed: 0,
-  task: {
-    choice: {
-      template: 'Review: {text}\nSentiment:',
-      choices: [' negative', ' positive'],
-      trainFile: '../../shared/data/sst2/train.tsv',
-      evalFile: '../../shared/data/sst2/dev.tsv',
-    },
-  },
-  train: { steps: 600, batchSize: 16, sampling: 'random', optimizer: 'adamw', lr: 3e-3, schedule: 'constant', maxGradNorm: null },
-  eval: { batchSize: 64 },
+  train: { ...sst2.train, lr: 3e-3 },
   plugins: [lora({ r: 8, alpha: 16, targets: 'all-linear' })],
 });
