@@ -8,16 +8,25 @@
  *
  * Models: stories260k (../shared/models/stories260k; skipped with a note when absent) and a SmolLM2-135M-shaped model
  * with random weights (written once to a temp folder, with the stories260k tokenizer).
- * Matrix: stories260k {full, LoRA r8 q,v} x {checkpointing off, on} x B x T in {4x64, 16x128, 16x256};
- *         SmolLM2-135M {full, LoRA r8 q,v} x {off, on} x {1x128, 4x256}; SmolLM2-135M full at 4x512, off and on
- *         (the factor by which checkpointing lowers the measured peak).
+ * Methods (memory-run.ts, MEMORY_METHODS): full (fullFinetune), lora (r 8, alpha 16, q_proj + v_proj), qlora (that
+ * LoRA on an NF4 base), lisa (2 layers active, a switch after every step), zo (full-parameter ZO-SGD, MeZO) and
+ * forward-grad (Forward-Grad on the LoRA adapters, AdamW). zo and forward-grad replace backpropagation with their own
+ * estimator, so they have no checkpointed rows.
+ * Matrix (B x T; "off, on" = checkpointing):
+ *   stories260k  {full, lora} x {off, on} x {4x64, 16x128, 16x256}
+ *   SmolLM2-135M {full, lora} x {off, on} x {1x128, 4x256}
+ *   SmolLM2-135M full 4x512, off and on (the factor by which checkpointing lowers the measured peak)
+ *   the later plugins: SmolLM2-135M 4x256 {qlora, lisa} x {off, on} and {zo, forward-grad} off;
+ *                      stories260k 16x128 {qlora, lisa, zo, forward-grad}, off
  *
- *   bun run bench:memory                 # everything (about 10 minutes on 2 cores; the 4x512 run needs ~8 GB)
- *   bun run bench:memory --only stories  # cases whose name contains a string
+ *   bun run bench:memory                 # everything (about 10 minutes on 2 cores, the later plugins' 10 rows about 4
+ *                                        # of them; the 4x512 run needs ~8 GB)
+ *   bun run bench:memory --only stories  # cases whose name contains a string ("lora" also picks the qlora rows;
+ *                                        # "135m lora" only LoRA's, "qlora", "lisa", "zo", "forward-grad" one method)
  *   bun run bench:memory --steps 2       # optimizer steps per run (default 3)
  *   bun run bench:memory --verbose       # also each plan's items and the RSS and peak after every step
- *   bun run bench:memory --mmap-threshold 131072   # runs with glibc's mmap threshold fixed (MALLOC_MMAP_THRESHOLD_):
- *                                                  # no heap fragmentation, so the peaks show what the plan leaves out
+ *   bun run bench:memory --mmap-threshold 131072   # glibc's mmap threshold for the runs (MALLOC_MMAP_THRESHOLD_, which
+ *                                                  # overrides the trainer's memory.mmapThreshold, default 1 MiB)
  *
  * Prints a table (name, predicted MB, measured MB, error = predicted / measured - 1) and ends with one JSON line:
  *   {"rows":[{"name","predicted_mb","measured_mb","error"}], "max_abs_error", "checkpointing_factor_smollm_4x512"}
@@ -26,7 +35,7 @@ import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseConfig, randomWeights, SMOLLM2_135M, writeSafetensors } from '../core/index.ts';
-import { RESULT_TAG, type MemoryCase, type MemoryResult } from './lib/memory-run.ts';
+import { RESULT_TAG, supportsCheckpointing, type MemoryCase, type MemoryMethod, type MemoryResult } from './lib/memory-run.ts';
 
 const ROOT = resolve(import.meta.dir, '..');
 const STORIES = resolve(ROOT, '../shared/models/stories260k');
@@ -73,22 +82,29 @@ if (!haveStories) console.warn(`stories260k cases skipped: ${STORIES} is absent 
 const tmp = mkdtempSync(join(tmpdir(), 'tuneforge-bench-memory-'));
 const started = performance.now();
 try {
+  const push = (model: string, label: string, method: MemoryMethod, checkpointing: boolean, B: number, T: number) => {
+    cases.push({ name: `${label} ${method} ${checkpointing ? 'ckpt' : 'plain'} ${B}x${T}`, model, method, checkpointing, B, T, steps: stepsFor(model) });
+  };
   const add = (model: string, label: string, shapes: [number, number][]) => {
     for (const method of ['full', 'lora'] as const) {
       for (const checkpointing of [false, true]) {
-        for (const [B, T] of shapes) {
-          cases.push({ name: `${label} ${method} ${checkpointing ? 'ckpt' : 'plain'} ${B}x${T}`, model, method, checkpointing, B, T, steps: stepsFor(model) });
-        }
+        for (const [B, T] of shapes) push(model, label, method, checkpointing, B, T);
       }
+    }
+  };
+  /** The later plugins at one shape: checkpointing off, and on where the method backpropagates. */
+  const later = (model: string, label: string, [B, T]: [number, number], withCheckpointing: boolean) => {
+    for (const method of ['qlora', 'lisa', 'zo', 'forward-grad'] as const) {
+      for (const checkpointing of withCheckpointing && supportsCheckpointing(method) ? [false, true] : [false]) push(model, label, method, checkpointing, B, T);
     }
   };
   if (haveStories) {
     add(STORIES, 'stories260k', [[4, 64], [16, 128], [16, 256]]);
     const smol = await smolModel(mkdtempSync(join(tmp, 'smollm2-135m-')));
     add(smol, 'smollm2-135m', [[1, 128], [4, 256]]);
-    for (const checkpointing of [false, true]) {
-      cases.push({ name: `smollm2-135m full ${checkpointing ? 'ckpt' : 'plain'} 4x512`, model: smol, method: 'full', checkpointing, B: 4, T: 512, steps: stepsFor(smol) });
-    }
+    for (const checkpointing of [false, true]) push(smol, 'smollm2-135m', 'full', checkpointing, 4, 512);
+    later(STORIES, 'stories260k', [16, 128], false);
+    later(smol, 'smollm2-135m', [4, 256], true);
   }
   const chosen = cases.filter((c) => !only || c.name.includes(only));
   const results: MemoryResult[] = [];

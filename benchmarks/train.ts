@@ -4,15 +4,25 @@
  *   (a) stories260k, batch 16 x 64 tokens: full 5,774 tok/s, LoRA 8,149 tok/s, peak RSS ~380 MB
  *   (b) SmolLM2-135M shape, batch 4 x 256: full 80 tok/s, LoRA 99 tok/s, peak RSS 7.1 GB (full), 5.3 GB (LoRA)
  * Targets: >= 2x PyTorch's tokens/s in (a), >= 1.5x in (b), <= 60% of its peak memory in (b).
- * Each case runs in its own process.   bun run bench:train [--quick]
+ * Each case runs in its own process.
+ *
+ *   bun run bench:train [--quick] [--mmap-threshold BYTES|off]
+ *
+ * --mmap-threshold sets the trainer's memory.mmapThreshold (default 1 MiB; "off" keeps glibc's adaptive threshold,
+ * faster on small models but with peaks above the memory plan: see core/memory/allocator.ts).
  */
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { SMOLLM2_135M } from '../core/index.ts';
 import { randomModelFolder, STORIES } from './lib/model-folder.ts';
+import { benchOptions } from './lib/options.ts';
 import { TRAIN_TAG, type TrainCase } from './lib/train-run.ts';
 
-const quick = process.argv.includes('--quick');
+const opts = benchOptions(['quick', 'mmap-threshold']);
+const quick = opts.string('quick') !== undefined;
+const thresholdOption = opts.string('mmap-threshold');
+const mmapThreshold = thresholdOption === undefined ? undefined : thresholdOption === 'off' ? false : Number(thresholdOption);
+if (typeof mmapThreshold === 'number' && !(Number.isInteger(mmapThreshold) && mmapThreshold > 0)) throw new Error(`--mmap-threshold: a positive number of bytes or "off", got ${thresholdOption}`);
 const PYTORCH = {
   a: { full_tok_s: 5774, lora_tok_s: 8149, full_peak_mb: 380, lora_peak_mb: 380 },
   b: { full_tok_s: 80, lora_tok_s: 99, full_peak_mb: 7.1 * 1024, lora_peak_mb: 5.3 * 1024 },
@@ -32,7 +42,7 @@ const results: Record<string, Record<string, number>> = { a: {}, b: {} };
 const rows: string[][] = [];
 for (const [key, model, B, T, steps] of [['a', STORIES, 16, 64, quick ? 8 : 25], ['b', smol, 4, 256, quick ? 3 : 5]] as const) {
   for (const method of ['full', 'lora'] as const) {
-    const r = await run({ name: `${key}-${method}`, model, method, B, T, steps });
+    const r = await run({ name: `${key}-${method}`, model, method, B, T, steps, ...(mmapThreshold !== undefined ? { mmapThreshold } : {}) });
     const ref = PYTORCH[key];
     results[key]![`${method}_tok_s`] = Math.round(r.tok_s);
     results[key]![`${method}_peak_mb`] = Math.round(r.peak_mb);
@@ -44,6 +54,6 @@ for (const [key, model, B, T, steps] of [['a', STORIES, 16, 64, quick ? 8 : 25],
 }
 const head = ['case', 'tok/s', 'PyTorch', 'speed', 'peak MB', 'PyTorch MB', 'memory', 'predicted MB'];
 const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-console.log('bench:train (tokens/s and peak RSS; PyTorch 1.13 CPU reference figures from the issue)');
+console.log(`bench:train (tokens/s and peak RSS; PyTorch 1.13 CPU reference figures from the issue; memory.mmapThreshold ${mmapThreshold === undefined ? 'default' : String(mmapThreshold)})`);
 for (const r of [head, ...rows]) console.log(`  ${r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ')}`);
 console.log(JSON.stringify(results));

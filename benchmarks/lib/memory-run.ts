@@ -14,14 +14,48 @@ import { join } from 'node:path';
 import { peakRssBytes, planMemory, rssBytes } from '../../core/memory/index.ts';
 import { parseTrainConfig } from '../../core/train/config.ts';
 import { train } from '../../core/train/trainer.ts';
-import { fullFinetune } from '../../plugins/full/index.ts';
-import { lora } from '../../plugins/lora/index.ts';
+import type { Plugin } from '../../core/index.ts';
+import { forwardGrad, fullFinetune, lisa, lora, nf4, zo } from '../../plugins/index.ts';
+
+/**
+ * The techniques of the matrix:
+ * - `full`: fullFinetune();
+ * - `lora`: LoRA r 8, alpha 16 on q_proj and v_proj;
+ * - `qlora`: the same LoRA on an NF4 base (every linear weight but the head in 4 bits, double quantisation);
+ * - `lisa`: LISA, 2 decoder layers active at a time (with the embeddings, head and final norm), switching after
+ *   every step, so a run of n steps has n - 1 switches (the peak grows after switches: fresh optimizer state and
+ *   freshly compiled sessions on top of the freed ones);
+ * - `zo`: full-parameter zeroth-order SGD (MeZO, the zo plugin's defaults: two-sided, one direction, eps 1e-3);
+ *   no backward pass, no gradients and no optimizer state;
+ * - `forward-grad`: Forward-Grad (one JVP per step) estimating the gradient of the same LoRA adapters as `lora`,
+ *   handed to AdamW.
+ * zo and forward-grad bring their own gradient estimator, which replaces backpropagation: checkpointing does not
+ * apply to them.
+ */
+export const MEMORY_METHODS = ['full', 'lora', 'qlora', 'lisa', 'zo', 'forward-grad'] as const;
+export type MemoryMethod = (typeof MEMORY_METHODS)[number];
+
+/** Whether activation checkpointing changes anything for a method (not where an estimator replaces backprop). */
+export const supportsCheckpointing = (method: MemoryMethod): boolean => method !== 'zo' && method !== 'forward-grad';
+
+/** Fresh plugin objects for one run of a method (the planner's and the trainer's run share them). */
+export function methodPlugins(method: MemoryMethod): Plugin[] {
+  const adapters = () => lora({ r: 8, alpha: 16, targets: ['q_proj', 'v_proj'] });
+  switch (method) {
+    case 'full': return [fullFinetune()];
+    case 'lora': return [adapters()];
+    case 'qlora': return [nf4(), adapters()];
+    case 'lisa': return [lisa({ activeLayers: 2, interval: 1 })];
+    case 'zo': return [fullFinetune(), zo()];
+    case 'forward-grad': return [adapters(), forwardGrad()];
+  }
+}
 
 export interface MemoryCase {
   name: string;
   /** A model folder (config.json, model.safetensors, tokenizer files). */
   model: string;
-  method: 'full' | 'lora';
+  method: MemoryMethod;
   checkpointing: boolean;
   B: number;
   T: number;
@@ -78,7 +112,7 @@ export async function runCase(c: MemoryCase): Promise<MemoryResult> {
       export: { merged: false, adapters: false },
       memory: { checkpointing: c.checkpointing },
     });
-    const plugins = c.method === 'full' ? [fullFinetune()] : [lora({ r: 8, alpha: 16, targets: ['q_proj', 'v_proj'] })];
+    const plugins = methodPlugins(c.method);
     const plan = await planMemory(config, plugins);
     const beforeTrainBytes = peakRssBytes();
     const t0 = performance.now();

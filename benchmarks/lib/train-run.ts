@@ -14,7 +14,11 @@ import { fullFinetune } from '../../plugins/full/index.ts';
 import { lora } from '../../plugins/lora/index.ts';
 import { SHARED } from './model-folder.ts';
 
-export interface TrainCase { name: string; model: string; method: 'full' | 'lora'; B: number; T: number; steps: number }
+export interface TrainCase {
+  name: string; model: string; method: 'full' | 'lora'; B: number; T: number; steps: number;
+  /** The trainer's memory.mmapThreshold (default: the config's default). */
+  mmapThreshold?: number | false;
+}
 export const TRAIN_TAG = '@@train-result ';
 
 export async function runTrainCase(c: TrainCase) {
@@ -29,6 +33,7 @@ export async function runTrainCase(c: TrainCase) {
       data: { train: join(dir, 'train.txt'), format: 'text', maxLength: c.T, packText: true, textSplit: 'blank-line' },
       train: { steps: c.steps, batchSize: c.B, lr: 1e-4, optimizer: 'adamw', padMultiple: 16 },
       export: { merged: false, adapters: false },
+      ...(c.mmapThreshold !== undefined ? { memory: { mmapThreshold: c.mmapThreshold } } : {}),
     });
     const plugins = c.method === 'full' ? [fullFinetune()] : [lora({ r: 8, alpha: 16, targets: ['q_proj', 'v_proj'] })];
     await train({ config, plugins, resume: false, log: () => {}, progress: { isTTY: false, write: () => true } });

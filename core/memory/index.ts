@@ -4,4 +4,4 @@ export { formatPlan } from './format.ts';
 export { simulateLiveness, foldedConstantBytes, type LivenessReport } from './liveness.ts';
 export { peakRssBytes, rssBytes } from './measure.ts';
 export { RUNTIME_BASE, SESSION_BYTES_PER_EQN } from './constants.ts';
-export { fixMmapThreshold, trimMalloc, DEFAULT_MMAP_THRESHOLD } from './allocator.ts';
+export { collectGarbage, fixMmapThreshold, trimMalloc, DEFAULT_MMAP_THRESHOLD } from './allocator.ts';

@@ -26,8 +26,9 @@
  * the replayed one to 0.1 MiB. What it leaves out: workspaces inside kernels and what the allocator keeps. With
  * onnxruntime's arena and memory pattern off every tensor is a glibc malloc; glibc raises its mmap threshold as large
  * blocks are freed and then serves tensors from heaps that fragment, so a run's resident peak creeps up over the
- * first steps (SmolLM2-135M LoRA, checkpointed, 4x256: 1377, 1550, 1562, 1579, 1579 MB over five steps). With the
- * threshold fixed (MALLOC_MMAP_THRESHOLD_=131072) measured peaks fall to within 6% of the plan (bench:memory).
+ * first steps (SmolLM2-135M LoRA, checkpointed, 4x256: 1377, 1550, 1562, 1579, 1579 MB over five steps). The
+ * trainer therefore fixes the threshold (memory.mmapThreshold, core/memory/allocator.ts), and measured peaks stay
+ * within 10% of the plan (bench:memory).
  */
 import type { Graph } from '../ir/graph.ts';
 import { byteSize, DTYPES, type DType } from '../ir/dtype.ts';

@@ -106,7 +106,7 @@ export const trainConfigSchema = z
           .describe('peak memory allowed for the run (number = MiB); the planner picks the micro-batch and checkpointing to fit, or refuses'),
         mmapThreshold: z
           .union([z.number().int().positive(), z.literal(false)])
-          .default(131072)
+          .default(1024 * 1024)
           .describe("glibc only: tensors of this many bytes or more get their own memory mapping, returned on free, so freed activations do not fragment the heap and the peak follows the plan; false keeps glibc's adaptive default (MALLOC_MMAP_THRESHOLD_ in the environment wins)"),
       })
       .strict()

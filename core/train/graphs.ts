@@ -10,6 +10,7 @@ import { buildCausalLM } from '../models/llama.ts';
 import type { PluginContext } from '../plugin/context.ts';
 import type { PluginDriver } from '../plugin/driver.ts';
 import type { EstimatorStep, GradientEstimator } from '../plugin/estimator.ts';
+import { collectGarbage } from '../memory/allocator.ts';
 
 export const DATA_INPUTS = ['input_ids', 'labels'] as const;
 
@@ -39,10 +40,14 @@ export function buildLossGraphWithBoundaries(driver: PluginDriver, ctx: PluginCo
   return { graph, boundaries };
 }
 
-/** Compiled executables by key (trainable set + shapes), least recently used evicted, so each shape compiles once. */
+/**
+ * Compiled executables by key (trainable set + shapes), least recently used evicted, so each shape compiles once.
+ * The limit must hold every session one step uses: activation checkpointing needs one per stage (SmolLM2-135M: the
+ * forward pass and 31 stages), and a smaller cache would recompile all of them every step.
+ */
 export class CompileCache {
   private readonly cache = new Map<string, Promise<Executable>>();
-  constructor(private readonly limit = 24) {}
+  constructor(private readonly limit = 96) {}
 
   get(key: string, graph: () => Graph, dims: Record<string, number>): Promise<Executable> {
     let hit = this.cache.get(key);
@@ -50,7 +55,12 @@ export class CompileCache {
       this.cache.delete(key); // re-insert: Map order is recency order
       this.cache.set(key, hit);
     } else {
-      hit = compile(graph(), { dims });
+      // Compiling leaves tens of MB of JavaScript garbage (the ONNX model bytes, lowering tables); collected now,
+      // it is not still there when the new session's first run reaches the step's peak.
+      hit = compile(graph(), { dims }).then((exe) => {
+        collectGarbage();
+        return exe;
+      });
       this.cache.set(key, hit);
       if (this.cache.size > this.limit) {
         const [oldest] = this.cache.keys();

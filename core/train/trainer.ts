@@ -16,7 +16,7 @@ import type { StepContext } from '../plugin/context.ts';
 import type { Plugin } from '../plugin/hooks.ts';
 import { createProgress, openMetrics, readMetrics, writeLossChart, type ProgressStream } from '../report/index.ts';
 import { seededRandom } from '../generate/sampling.ts';
-import { createPlanner, fitToBudget, fixMmapThreshold, parseBudget, peakRssBytes, rssBytes } from '../memory/index.ts';
+import { collectGarbage, createPlanner, fitToBudget, fixMmapThreshold, parseBudget, peakRssBytes, rssBytes } from '../memory/index.ts';
 import { microBatches } from './batches.ts';
 import type { TrainConfig } from './config.ts';
 import { CompileCache, backprop } from './graphs.ts';
@@ -48,7 +48,6 @@ export interface TrainResult {
   exported: string[];
 }
 
-const collectGarbage = (): void => (globalThis as { Bun?: { gc(full: boolean): void } }).Bun?.gc(true);
 
 /**
  * Frees the memory of arrays that are no longer needed (gradients after the update) right away, by detaching their

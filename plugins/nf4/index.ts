@@ -64,6 +64,19 @@ function weightMatcher(targets: readonly string[] | string): (spec: Pick<ParamSp
 
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 
+/**
+ * The compiled sessions' share of a quantised product that the planner does not see. The planner charges its
+ * per-equation session cost (SESSION_BYTES_PER_EQN, fitted on graphs of ~1.4 ONNX nodes per equation) once per
+ * `nf4_matmul`, but the primitive lowers to ~21 ONNX nodes (the dequantisation chain, dequantize.ts) where a plain
+ * linear layer lowers to about one: SmolLM2-135M with LoRA r 8 on q,v lowers 5,076 equations to 6,910 nodes, with an
+ * NF4 base the same 5,076 equations to 15,274 (417 nf4_matmul: 20.1 extra nodes each; checkpointed 9,787 -> 22,051,
+ * 627 products: 19.6; stories260k 1,185 -> 2,554, 67 products: 20.4). Compiling those sessions alone keeps 99 MB
+ * instead of LoRA's 62 (checkpointed 133 instead of 83; stories260k 40 instead of 36) after a full GC and
+ * malloc_trim: 3.0-4.4 KB per extra node.
+ */
+const EXTRA_NODES_PER_PRODUCT = 20;
+const SESSION_BYTES_PER_EXTRA_NODE = 4 * 1024;
+
 export function nf4(options: Nf4Options = {}): Plugin<Nf4Api> {
   const config = nf4Schema.parse(options);
   const dq = config.doubleQuant ? config.doubleQuantBlockSize : 0;
@@ -100,17 +113,18 @@ export function nf4(options: Nf4Options = {}): Plugin<Nf4Api> {
 
   /** Storage of the quantised weights of a model: real bytes, and what the planner counts (4 per input element). */
   const storage = (specs: readonly ParamSpec[]) => {
-    let params = 0, bytes = 0, counted = 0, largest = 0;
+    let weights = 0, params = 0, bytes = 0, counted = 0, largest = 0;
     for (const s of specs) {
       if (!isQuantized(s)) continue;
       const n = s.shape.reduce((a, b) => a * b, 1);
       const l = nf4Layout(n, config.blockSize, dq);
+      weights++;
       params += n;
       bytes += nf4Bytes(l);
       counted += 4 * quantInputTypes(paramsFor(s.shape)).reduce((sum, t) => sum + (t.shape as number[]).reduce((a, b) => a * b, 1), 0);
       largest = Math.max(largest, n);
     }
-    return { params, bytes, counted, largest };
+    return { weights, params, bytes, counted, largest };
   };
 
   return {
@@ -184,6 +198,15 @@ export function nf4(options: Nf4Options = {}): Plugin<Nf4Api> {
           note: `largest quantised layer (${s.largest.toLocaleString('en-US')} weights), one at a time${config.recomputeBackward ? '; the weight is re-dequantised in the backward pass, not kept' : ''}`,
         },
       ];
+      // recomputeBackward: one nf4_matmul in the forward pass and one in the backward pass per weight (activation
+      // checkpointing traces the forward pass again in each stage, a third, which this hook cannot see); otherwise one
+      // nf4_dequantize per weight, whose result the ordinary products share.
+      const products = (config.recomputeBackward ? 2 : 1) * s.weights;
+      items.push({
+        component: 'NF4 dequantisation nodes in the compiled sessions',
+        bytes: products * EXTRA_NODES_PER_PRODUCT * SESSION_BYTES_PER_EXTRA_NODE,
+        note: `~${(products * EXTRA_NODES_PER_PRODUCT).toLocaleString('en-US')} ONNX nodes (${EXTRA_NODES_PER_PRODUCT} per ${config.recomputeBackward ? 'nf4_matmul, forward and backward' : 'nf4_dequantize'}) that the planner's per-equation session cost does not count`,
+      });
       return items;
     },
 
