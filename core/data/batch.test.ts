@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, test } from 'bun:test';
 import { join } from 'node:path';
 import { loadTokenizer } from '../tokenizer/index.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
-import { BatchStream, loadDataset, makeBatches, mulberry32, padFraction, splitDataset, tokenizeDataset } from './index.ts';
+import { BatchStream, compactExample, loadDataset, makeBatches, mulberry32, padFraction, splitDataset, tokenizeDataset } from './index.ts';
 import type { Batch, BatchStreamState, Example, StreamOptions } from './index.ts';
 import { DATA, MODEL_DIR, sharedTest } from './test-helpers.ts';
 
@@ -15,7 +15,7 @@ function synthetic(n: number): Example[] {
   return Array.from({ length: n }, () => {
     const len = 1 + Math.floor(rand() * 40);
     const ids = Array.from({ length: len }, (_, t) => t + 3);
-    return { inputIds: ids, labels: ids.map((id, t) => (t >= len / 2 ? id : -100)) };
+    return compactExample({ inputIds: ids, labels: ids.map((id, t) => (t >= len / 2 ? id : -100)) });
   });
 }
 
@@ -39,7 +39,7 @@ describe('makeBatches', () => {
     const ex: Example[] = [
       { inputIds: [1, 5, 6], labels: [-100, 5, 6] },
       { inputIds: [1, 7], labels: [-100, 7] },
-    ];
+    ].map(compactExample);
     const [b] = makeBatches(ex, { batchSize: 2, padId: 0, shuffle: false });
     if (b === undefined) throw new Error('no batch');
     expect([b.inputIds.dtype, b.labels.dtype, b.attentionMask.dtype]).toEqual(['int64', 'int64', 'int64']);

@@ -65,7 +65,8 @@ export { readTextDocuments, readTsv, END_OF_TEXT } from './text-files.ts';
 
 /** A training example: unshifted labels, -100 (IGNORE_INDEX) where there is no loss. */
 export { IGNORE_INDEX, trainedCount } from './example.ts';
-export type { Example } from './example.ts';
+export type { DraftExample, Example } from './example.ts';
+export { compactExample } from './example.ts';
 /** Records → examples (prompt templates, chat loss masks, packing, truncation). */
 export { tokenizeDataset } from './tokenize.ts';
 export type { TokenizedDataset, TokenizeStats } from './tokenize.ts';

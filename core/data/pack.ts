@@ -6,7 +6,7 @@
  */
 import type { Tokenizer } from '../tokenizer/index.ts';
 import { encodeText } from './encode.ts';
-import type { Example } from './example.ts';
+import { compactExample, type Example } from './example.ts';
 
 /** Result of {@link packDocuments}. */
 export interface Packed {
@@ -37,14 +37,14 @@ export function packDocuments(
       for (let i = from; i < from + take; i++) current.push(ids[i] as number);
       from += take;
       if (current.length === seqLen) {
-        examples.push({ inputIds: current, labels: [...current] });
+        examples.push(compactExample({ inputIds: current, labels: current }));
         current = [];
       }
     }
   }
   let droppedTokens = current.length;
   if (keepPartial && current.length > 0) {
-    examples.push({ inputIds: current, labels: [...current] });
+    examples.push(compactExample({ inputIds: current, labels: current }));
     droppedTokens = 0;
   }
   return { examples, tokens, droppedTokens };

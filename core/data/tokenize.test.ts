@@ -6,7 +6,7 @@ import {
   ALPACA_PROMPT_NO_INPUT, IGNORE_INDEX, encodeChat, encodeText, loadDataset, renderInstructionPrompt, tokenizeDataset,
   truncatePair, truncateSequence,
 } from './index.ts';
-import type { DataRecord, Example, RecordOfKind } from './index.ts';
+import type { DataRecord, DraftExample, Example, RecordOfKind } from './index.ts';
 import { DATA, MODEL_DIR, runs, sharedTest } from './test-helpers.ts';
 
 const TOKENIZER = join(MODEL_DIR, 'tokenizer.json');
@@ -67,7 +67,10 @@ function printMask(title: string, ids: readonly number[], labels: readonly numbe
  * Checks a chat's mask without trusting the turn spans: the trained runs of tokens, decoded, are exactly the
  * assistant contents followed by `endOfTurn`, in order, and every user/system content lies in masked text.
  */
-function checkChatMask(messages: readonly ChatMessage[], ex: Example, endOfTurn: string, selected: 'all' | 'last'): void {
+/** An example's ids as plain arrays (datasets hold them as Int32Array). */
+const plain = (ex: Example | undefined): DraftExample => ({ inputIds: [...ex!.inputIds], labels: [...ex!.labels] });
+
+function checkChatMask(messages: readonly ChatMessage[], ex: DraftExample, endOfTurn: string, selected: 'all' | 'last'): void {
   for (let t = 0; t < ex.labels.length; t++) expect([IGNORE_INDEX, ex.inputIds[t]]).toContain(ex.labels[t]);
   const all = runs(ex.labels);
   const trained = all.filter((r) => r.trained).map((r) => tok.decode(ex.inputIds.slice(r.start, r.end)));
@@ -103,9 +106,9 @@ describe('chat loss masks', () => {
     const some = chats.slice(0, 60);
     const all = tokenizeDataset(some, tok, { maxLength: 512 });
     expect(all.stats).toMatchObject({ examples: 60, chatFallbacks: 0, droppedResponseTruncated: 0 });
-    some.forEach((c, i) => checkChatMask(c.messages, all.examples[i] as Example, '<|im_end|>\n', 'all'));
+    some.forEach((c, i) => checkChatMask(c.messages, plain(all.examples[i]), '<|im_end|>\n', 'all'));
     const last = tokenizeDataset(some, tok, { maxLength: 512, trainOn: 'last-assistant' });
-    some.forEach((c, i) => checkChatMask(c.messages, last.examples[i] as Example, '<|im_end|>\n', 'last'));
+    some.forEach((c, i) => checkChatMask(c.messages, plain(last.examples[i]), '<|im_end|>\n', 'last'));
     const everything = tokenizeDataset(some.slice(0, 3), tok, { trainOnPrompt: true });
     for (const ex of everything.examples) expect(ex.labels).toEqual(ex.inputIds);
   });
@@ -120,8 +123,8 @@ describe('chat loss masks', () => {
     checkChatMask(messages, llama, ' </s>', 'all');
     const rec: DataRecord = { kind: 'chat', messages, source: chat.source };
     const [viaOption] = tokenizeDataset([rec], tok, { chatTemplate: CHATML_TEMPLATE }).examples;
-    checkChatMask(messages, viaOption as Example, '<|im_end|>\n', 'all');
-    expect(tokenizeDataset([rec], tok, { chatTemplate: LLAMA2_TEMPLATE }).examples[0]).toEqual({ inputIds: llama.inputIds, labels: llama.labels });
+    checkChatMask(messages, plain(viaOption), '<|im_end|>\n', 'all');
+    expect(plain(tokenizeDataset([rec], tok, { chatTemplate: LLAMA2_TEMPLATE }).examples[0])).toEqual({ inputIds: llama.inputIds, labels: llama.labels });
   });
 
   sharedTest('a template whose prefixes are not prefixes of the full render: character-offset fallback', needChat, () => {
@@ -141,7 +144,7 @@ describe('instruction records (Alpaca)', () => {
     const { examples, stats } = tokenizeDataset(some, tok, { maxLength: 4096 }); // nothing truncated
     expect(stats.examples).toBe(200);
     some.forEach((r, i) => {
-      const ex = examples[i] as Example;
+      const ex = plain(examples[i]);
       const [masked, trained, ...more] = runs(ex.labels);
       expect(more).toHaveLength(0);
       expect(masked?.trained).toBe(false);
@@ -151,7 +154,7 @@ describe('instruction records (Alpaca)', () => {
       expect(tok.decode(ex.inputIds.slice(trained?.start, -1))).toBe(r.output);
       expect(tok.decode(ex.inputIds.slice(1, masked?.end))).toBe(renderInstructionPrompt('alpaca', undefined, r.instruction, r.input));
     });
-    const ex = examples[0] as Example;
+    const ex = plain(examples[0]);
     console.log(runs(ex.labels).map((r) => `${r.trained ? '[train]' : '[mask] '} ${JSON.stringify(tok.decode(ex.inputIds.slice(r.start, r.end)))}`).join('\n'));
     expect(tok.decode(ex.inputIds.slice(1, runs(ex.labels)[0]?.end))).toBe(ALPACA_PROMPT_NO_INPUT.replace('{instruction}', some[0]?.instruction ?? ''));
   });
@@ -159,17 +162,18 @@ describe('instruction records (Alpaca)', () => {
   sharedTest('custom template, "chat" template, trainOnPrompt, and prompt/completion records', [TOKENIZER, ALPACA], () => {
     const r = alpaca.find((x) => x.input !== '') as RecordOfKind<'instruction'>;
     const [custom] = tokenizeDataset([r], tok, { promptTemplate: 'Q: {instruction} [{input}]\nA: ' }).examples;
-    const c = custom as Example;
+    const c = plain(custom);
     const [m, t] = runs(c.labels);
     expect(tok.decode(c.inputIds.slice(1, m?.end))).toBe(`Q: ${r.instruction} [${r.input}]\nA: `);
     expect(tok.decode(c.inputIds.slice(t?.start, -1))).toBe(r.output);
     const [viaChat] = tokenizeDataset([r], tok, { promptTemplate: 'chat' }).examples;
-    checkChatMask([{ role: 'user', content: `${r.instruction}\n\n${r.input}` }, { role: 'assistant', content: r.output }], viaChat as Example, '<|im_end|>\n', 'all');
+    checkChatMask([{ role: 'user', content: `${r.instruction}\n\n${r.input}` }, { role: 'assistant', content: r.output }], plain(viaChat), '<|im_end|>\n', 'all');
     const [all] = tokenizeDataset([r], tok, { trainOnPrompt: true }).examples;
-    expect(all?.labels).toEqual(all?.inputIds as number[]);
+    expect(all!.labels).toEqual(all!.inputIds);
     const pc: DataRecord = { kind: 'prompt-completion', prompt: 'Once upon a time', completion: ' there was a cat.', source: r.source };
     const [p] = tokenizeDataset([pc], tok).examples;
-    expect(tok.decode((p as Example).inputIds.filter((_, i) => (p as Example).labels[i] !== IGNORE_INDEX))).toBe('there was a cat.</s>'); // the decoder strips one leading space
+    const pp = plain(p);
+    expect(tok.decode(pp.inputIds.filter((_, i) => pp.labels[i] !== IGNORE_INDEX))).toBe('there was a cat.</s>'); // the decoder strips one leading space
     expect(() => tokenizeDataset([r], tok, { promptTemplate: 'no placeholder' })).toThrow(/promptTemplate/);
   });
 });
@@ -187,9 +191,9 @@ describe('plain text packing', () => {
       expect(ex.inputIds).toHaveLength(128);
       expect(ex.labels).toEqual(ex.inputIds);
     }
-    expect(examples.flatMap((e) => e.inputIds)).toEqual(stream.slice(0, examples.length * 128));
+    expect(examples.flatMap((e) => [...e.inputIds])).toEqual(stream.slice(0, examples.length * 128));
     expect(docs.every((d) => d[0] === tok.bosId && d.filter((id) => id === tok.bosId).length === 1)).toBe(true);
-    const flat = examples.flatMap((e) => e.inputIds);
+    const flat = examples.flatMap((e) => [...e.inputIds]);
     const bosAt = flat.flatMap((id, i) => (id === tok.bosId ? [i] : []));
     expect(bosAt.every((i) => i === 0 || flat[i - 1] === tok.eosId)).toBe(true);
     console.log(`packed ${records.length} stories: ${stream.length} tokens → ${examples.length} × 128, BOS at ${bosAt.join(', ')}`);
@@ -208,7 +212,7 @@ describe('plain text packing', () => {
 });
 
 describe('truncation', () => {
-  const pair: Example = { inputIds: [1, 10, 11, 12, 13, 14, 15, 20, 21, 22, 2], labels: [-100, -100, -100, -100, -100, -100, -100, 20, 21, 22, 2] };
+  const pair: DraftExample = { inputIds: [1, 10, 11, 12, 13, 14, 15, 20, 21, 22, 2], labels: [-100, -100, -100, -100, -100, -100, -100, 20, 21, 22, 2] };
 
   test('prompt + response: the prompt is cut first; the response stays whole', () => {
     // maxLength 8: prompt (7) keeps 8 - 4 = 4 tokens, response (4) whole
@@ -223,7 +227,7 @@ describe('truncation', () => {
   });
 
   test('whole sequences: right keeps the start, left the end (BOS kept), drop drops', () => {
-    const ex: Example = { inputIds: [1, 5, 6, 7, 8, 9], labels: [-100, -100, 6, 7, -100, 9] };
+    const ex: DraftExample = { inputIds: [1, 5, 6, 7, 8, 9], labels: [-100, -100, 6, 7, -100, 9] };
     expect(truncateSequence(ex, 4, 'right', 1)).toEqual({ inputIds: [1, 5, 6, 7], labels: [-100, -100, 6, 7] });
     expect(truncateSequence(ex, 4, 'left', 1)).toEqual({ inputIds: [1, 7, 8, 9], labels: [-100, 7, -100, 9] });
     expect(truncateSequence(ex, 4, 'drop', 1)).toBeNull();

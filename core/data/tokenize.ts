@@ -14,8 +14,7 @@
 import type { ChatMessage, Tokenizer } from '../tokenizer/index.ts';
 import { encodeChat } from './chat-mask.ts';
 import { commonPrefixLength, encodeText } from './encode.ts';
-import { IGNORE_INDEX, trainedCount } from './example.ts';
-import type { Example } from './example.ts';
+import { compactExample, IGNORE_INDEX, trainedCount, type DraftExample, type Example } from './example.ts';
 import { TokenizeOptionsSchema, parseOptions } from './options.ts';
 import type { ResolvedTokenizeOptions, TokenizeOptions } from './options.ts';
 import { packDocuments } from './pack.ts';
@@ -48,7 +47,7 @@ export interface TokenizedDataset {
   readonly warnings: BadRecord[];
 }
 
-type Outcome = Example | 'too-long' | 'response-truncated' | { readonly problem: string };
+type Outcome = DraftExample | 'too-long' | 'response-truncated' | { readonly problem: string };
 
 /** Prompt + response → example, loss on the response (+ EOS). */
 function encodePair(tok: Tokenizer, prompt: string, response: string, o: ResolvedTokenizeOptions): Outcome {
@@ -63,7 +62,7 @@ function encodePair(tok: Tokenizer, prompt: string, response: string, o: Resolve
 }
 
 /** A whole sequence (chat, unpacked text) → truncated example. */
-function finishSequence(tok: Tokenizer, ex: Example, o: ResolvedTokenizeOptions): Outcome {
+function finishSequence(tok: Tokenizer, ex: DraftExample, o: ResolvedTokenizeOptions): Outcome {
   const t = truncateSequence(ex, o.maxLength, o.truncation, tok.bosId);
   if (t === null) return 'too-long';
   return trainedCount(t) === 0 ? 'response-truncated' : t;
@@ -143,7 +142,7 @@ export function tokenizeDataset(records: readonly DataRecord[], tok: Tokenizer, 
     if (out === 'too-long') droppedTooLong++;
     else if (out === 'response-truncated') droppedResponseTruncated++;
     else if ('problem' in out) warnings.push({ ...r.source, reason: out.problem });
-    else examples.push(out);
+    else examples.push(compactExample(out));
   }
   const packed = packDocuments(tok, documents, o.seqLen ?? o.maxLength, o.keepPartialPack);
   examples.push(...packed.examples);

@@ -9,7 +9,7 @@
  * long response cannot push out its instruction entirely; the response gets the rest. Within each part, `right`
  * cuts the part's end and `left` its beginning (a leading BOS of the prompt is kept). `drop` drops the example.
  */
-import type { Example } from './example.ts';
+import type { DraftExample } from './example.ts';
 import type { ResolvedTokenizeOptions } from './options.ts';
 
 /** The policy names (TokenizeOptions.truncation). */
@@ -27,7 +27,7 @@ function cut<T>(xs: readonly T[], keep: number, side: 'right' | 'left', pinFirst
  * Truncates a whole sequence; null when the policy drops it. `bosId` is kept at the front under `left`.
  * The caller drops the result when no trained label is left.
  */
-export function truncateSequence(ex: Example, maxLength: number, policy: Truncation, bosId: number | null): Example | null {
+export function truncateSequence(ex: DraftExample, maxLength: number, policy: Truncation, bosId: number | null): DraftExample | null {
   if (ex.inputIds.length <= maxLength) return ex;
   if (policy === 'drop') return null;
   const pin = policy === 'left' && bosId !== null && ex.inputIds[0] === bosId && maxLength > 1;
@@ -39,12 +39,12 @@ export function truncateSequence(ex: Example, maxLength: number, policy: Truncat
  * the response would be cut away entirely.
  */
 export function truncatePair(
-  ex: Example,
+  ex: DraftExample,
   promptLength: number,
   maxLength: number,
   policy: Truncation,
   bosId: number | null,
-): Example | null {
+): DraftExample | null {
   const total = ex.inputIds.length;
   if (total <= maxLength) return ex;
   if (policy === 'drop') return null;

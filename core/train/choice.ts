@@ -4,7 +4,7 @@
  * prediction is the choice with the highest total log-likelihood.
  */
 import { commonPrefixLength, encodeText } from '../data/encode.ts';
-import type { Example } from '../data/example.ts';
+import { compactExample, type Example } from '../data/example.ts';
 import { loadDataset } from '../data/load.ts';
 import type { RecordOfKind } from '../data/records.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
@@ -37,7 +37,7 @@ export function encodeChoice(tok: Tokenizer, prompt: string, answer: string, max
   const keep = Math.max(0, full.length - maxLength);
   const inputIds = full.slice(keep);
   const labels = full.map((id, t) => (t >= k ? id : -100)).slice(keep);
-  return { inputIds, labels };
+  return compactExample({ inputIds, labels });
 }
 
 /**
@@ -55,7 +55,7 @@ export async function loadChoiceItems(
     if (record.label === null) continue;
     const label = labelIndex(record.label, task, `${files} record ${i + 1}`);
     const prompt = task.template.replaceAll('{text}', record.text);
-    const options = task.choices.map((c, k) => (opts.only === 'label' && k !== label ? { inputIds: [], labels: [] } : encodeChoice(tok, prompt, c, maxLength)));
+    const options = task.choices.map((c, k) => (opts.only === 'label' && k !== label ? { inputIds: new Int32Array(0), labels: new Int32Array(0) } : encodeChoice(tok, prompt, c, maxLength)));
     items.push({ label, options });
   }
   if (items.length === 0) throw new Error(`${files}: no labelled records for the choice task`);
