@@ -3,7 +3,7 @@
  * of a model shape with onnxruntime's profiler on, runs it a few times, and prints the time per ONNX op type and the
  * slowest nodes.
  *
- *   bun benchmarks/profile/step-profile.ts [smollm|stories] [B] [T] [full|frozen]
+ *   bun run profile:step [smollm|stories] [B] [T] [full|frozen]
  */
 import { readdirSync, readFileSync, rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
