@@ -36,6 +36,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseConfig, randomWeights, SMOLLM2_135M, writeSafetensors } from '../core/index.ts';
 import { RESULT_TAG, supportsCheckpointing, type MemoryCase, type MemoryMethod, type MemoryResult } from './lib/memory-run.ts';
+import { runChild } from './lib/child.ts';
 
 const ROOT = resolve(import.meta.dir, '..');
 const STORIES = resolve(ROOT, '../shared/models/stories260k');
@@ -67,13 +68,9 @@ async function smolModel(dir: string): Promise<string> {
   return dir;
 }
 
-async function runCase(c: MemoryCase): Promise<MemoryResult> {
+function runCase(c: MemoryCase): Promise<MemoryResult> {
   const env = { ...process.env, ...(mmapThreshold ? { MALLOC_MMAP_THRESHOLD_: mmapThreshold } : {}) };
-  const child = Bun.spawn([process.execPath, RUNNER, JSON.stringify(c)], { cwd: ROOT, env, stdout: 'pipe', stderr: 'pipe' });
-  const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
-  const line = out.split('\n').find((l) => l.startsWith(RESULT_TAG));
-  if (code !== 0 || !line) throw new Error(`${c.name} failed (exit code ${code})\n${out}\n${err}`);
-  return JSON.parse(line.slice(RESULT_TAG.length)) as MemoryResult;
+  return runChild<MemoryResult>(RUNNER, [JSON.stringify(c)], RESULT_TAG, { cwd: ROOT, env, quiet: true, label: c.name });
 }
 
 const cases: MemoryCase[] = [];

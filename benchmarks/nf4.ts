@@ -23,6 +23,7 @@ import { lora } from '../plugins/lora/index.ts';
 import { nf4 } from '../plugins/nf4/index.ts';
 import type { ProbeResult } from '../plugins/nf4/memory-probe.ts';
 import { dequantizeNf4, nf4Bytes, quantizeNf4 } from '../plugins/nf4/quantize.ts';
+import { runChild } from './lib/child.ts';
 
 type Variant = 'float32' | 'nf4-recompute' | 'nf4-keep';
 const VARIANTS: Variant[] = ['float32', 'nf4-recompute', 'nf4-keep'];
@@ -73,12 +74,6 @@ async function stepChild(variant: Variant): Promise<void> {
   await exe.release();
 }
 
-async function child(args: string[]): Promise<string> {
-  const p = Bun.spawn([process.execPath, ...args], { stdout: 'pipe', stderr: 'pipe' });
-  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  if (code !== 0) throw new Error(`${args.join(' ')} failed (${code}): ${err}`);
-  return out.trim().split('\n').at(-1)!;
-}
 
 async function main(): Promise<void> {
   const mib = (b: number) => (b / 2 ** 20).toFixed(1);
@@ -104,7 +99,7 @@ async function main(): Promise<void> {
   // 2. Bytes per parameter, measured.
   console.log('\nSmolLM2-135M linear weights in NF4 (block 64, double quant 256), measured RSS in a child process');
   for (const mode of ['chunked', 'drop'] as const) {
-    const r = JSON.parse(await child([join(import.meta.dir, '../plugins/nf4/memory-probe.ts'), mode])) as ProbeResult;
+    const r = await runChild<ProbeResult>(join(import.meta.dir, '../plugins/nf4/memory-probe.ts'), [mode], '', { quiet: true });
     console.log(`  ${mode.padEnd(8)} ${r.params.toLocaleString('en-US')} params: packed ${(r.packedBytes / r.params).toFixed(3)} B/param, RSS +${mib(r.rssAfterBytes - r.rssBeforeBytes)} MiB = ${r.bytesPerParam.toFixed(3)} B/param${r.rssWithFloatsBytes ? ` (float32 model: +${mib(r.rssWithFloatsBytes - r.rssBeforeBytes)} MiB)` : ''}`);
     results[`bytesPerParam_${mode}`] = r.bytesPerParam;
   }
@@ -113,7 +108,7 @@ async function main(): Promise<void> {
   console.log(`\nLoRA step (r 8, all linear) on SmolLM2-135M's shape, B x T = ${B} x ${T}, one process per variant`);
   console.log('variant        | params held MiB | RSS after set-up MiB | step peak MiB | peak - set-up MiB | step ms');
   for (const v of VARIANTS) {
-    const r = JSON.parse(await child([import.meta.path, '--step', v])) as { steadyBytes: number; peakBytes: number; paramBytes: number; stepMs: number; loss: number };
+    const r = await runChild<{ steadyBytes: number; peakBytes: number; paramBytes: number; stepMs: number; loss: number }>(import.meta.path, ['--step', v], '', { quiet: true });
     console.log(`${v.padEnd(14)} | ${mib(r.paramBytes).padStart(15)} | ${mib(r.steadyBytes).padStart(20)} | ${mib(r.peakBytes).padStart(13)} | ${mib(r.peakBytes - r.steadyBytes).padStart(17)} | ${r.stepMs.toFixed(0).padStart(7)}`);
     results[v] = { paramMiB: +mib(r.paramBytes), steadyMiB: +mib(r.steadyBytes), peakMiB: +mib(r.peakBytes), stepPeakMiB: +mib(r.peakBytes - r.steadyBytes), stepMs: Math.round(r.stepMs), loss: r.loss };
   }

@@ -12,17 +12,11 @@ import { tmpdir } from 'node:os';
 import { SMOLLM2_135M } from '../core/index.ts';
 import { randomModelFolder, STORIES } from './lib/model-folder.ts';
 import { PEFT_TAG, type PeftCase } from './lib/peft-run.ts';
+import { runChild } from './lib/child.ts';
 
 const quick = process.argv.includes('--quick');
 
-async function child(script: string, args: string[], tag?: string): Promise<Record<string, unknown>> {
-  const proc = Bun.spawn([process.execPath, script, ...args], { stdout: 'pipe', stderr: 'inherit' });
-  const out = await new Response(proc.stdout).text();
-  if ((await proc.exited) !== 0) throw new Error(`${script} ${args.join(' ')} failed`);
-  const line = out.trim().split('\n').filter((l) => (tag ? l.startsWith(tag) : l.startsWith('{'))).at(-1);
-  if (!line) throw new Error(`${script}: no result`);
-  return JSON.parse(tag ? line.slice(tag.length) : line) as Record<string, unknown>;
-}
+const child = (script: string, args: string[], tag?: string) => runChild<Record<string, unknown>>(script, args, tag);
 const peft = (c: PeftCase) => child(join(import.meta.dir, 'lib/peft-run.ts'), [JSON.stringify(c)], PEFT_TAG);
 
 const smol = await randomModelFolder(join(tmpdir(), 'tuneforge-smollm2-135m-random'), SMOLLM2_135M);

@@ -42,6 +42,7 @@ import { evaluateCommand } from '../core/train/run.ts';
 import { train } from '../core/train/trainer.ts';
 import { BUILTIN_PLUGINS } from '../plugins/index.ts';
 import { benchOptions } from './lib/options.ts';
+import { reportToParent, runChild } from './lib/child.ts';
 
 const ROOT = resolve(import.meta.dir, '..');
 const CONFIGS = { full: join(ROOT, 'examples/sst2.config.ts'), lora: join(ROOT, 'examples/sst2-lora.config.ts') } as const;
@@ -131,20 +132,11 @@ async function runJob(job: Job): Promise<JobResult> {
 }
 
 /** Runs a job in a child process (so wall time and peak RSS belong to that run alone). */
-async function spawnJob(job: Job): Promise<JobResult> {
-  const child = Bun.spawn([process.execPath, import.meta.path, '--child', JSON.stringify(job)], { stdout: 'pipe', stderr: 'inherit', cwd: ROOT });
-  const [text, code] = await Promise.all([new Response(child.stdout).text(), child.exited]);
-  const line = text.split('\n').find((l) => l.startsWith(RESULT_TAG));
-  if (code !== 0 || !line) throw new Error(`${job.kind} ${job.method} seed ${job.seed} failed (exit code ${code})\n${text}`);
-  return JSON.parse(line.slice(RESULT_TAG.length)) as JobResult;
-}
+const spawnJob = (job: Job) =>
+  runChild<JobResult>(import.meta.path, ['--child', JSON.stringify(job)], RESULT_TAG, { cwd: ROOT, label: `${job.kind} ${job.method} seed ${job.seed}` });
 
 const childArg = option('child');
-if (childArg !== undefined) {
-  const result = await runJob(JSON.parse(childArg) as Job);
-  process.stdout.write(`${RESULT_TAG}${JSON.stringify(result)}\n`);
-  process.exit(0);
-}
+if (childArg !== undefined) reportToParent(RESULT_TAG, await runJob(JSON.parse(childArg) as Job));
 
 // ---------------------------------------------------------------------------------------------------- parent
 

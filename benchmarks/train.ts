@@ -17,6 +17,7 @@ import { SMOLLM2_135M } from '../core/index.ts';
 import { randomModelFolder, STORIES } from './lib/model-folder.ts';
 import { benchOptions } from './lib/options.ts';
 import { TRAIN_TAG, type TrainCase } from './lib/train-run.ts';
+import { runChild } from './lib/child.ts';
 
 const opts = benchOptions(['quick', 'mmap-threshold']);
 const quick = opts.string('quick') !== undefined;
@@ -28,14 +29,8 @@ const PYTORCH = {
   b: { full_tok_s: 80, lora_tok_s: 99, full_peak_mb: 7.1 * 1024, lora_peak_mb: 5.3 * 1024 },
 };
 
-async function run(c: TrainCase) {
-  const proc = Bun.spawn([process.execPath, join(import.meta.dir, 'lib/train-run.ts'), JSON.stringify(c)], { stdout: 'pipe', stderr: 'inherit' });
-  const out = await new Response(proc.stdout).text();
-  if ((await proc.exited) !== 0) throw new Error(`case ${c.name} failed`);
-  const line = out.split('\n').find((l) => l.startsWith(TRAIN_TAG));
-  if (!line) throw new Error(`case ${c.name}: no result`);
-  return JSON.parse(line.slice(TRAIN_TAG.length)) as { name: string; tok_s: number; step_s: number; peak_mb: number; predicted_mb: number };
-}
+const run = (c: TrainCase) =>
+  runChild<{ name: string; tok_s: number; step_s: number; peak_mb: number; predicted_mb: number }>(join(import.meta.dir, 'lib/train-run.ts'), [JSON.stringify(c)], TRAIN_TAG, { label: `case ${c.name}` });
 
 const smol = await randomModelFolder(join(tmpdir(), 'tuneforge-smollm2-135m-random'), SMOLLM2_135M);
 const results: Record<string, Record<string, number>> = { a: {}, b: {} };

@@ -88,6 +88,7 @@ import { forwardGrad } from '../plugins/forward-grad/index.ts';
 import { BUILTIN_PLUGINS } from '../plugins/index.ts';
 import { zo, type ZoApi } from '../plugins/zo/index.ts';
 import { benchOptions } from './lib/options.ts';
+import { reportToParent, runChild } from './lib/child.ts';
 
 const ROOT = resolve(import.meta.dir, '..');
 const CONFIGS = { full: join(ROOT, 'examples/sst2.config.ts'), lora: join(ROOT, 'examples/sst2-lora.config.ts') } as const;
@@ -349,20 +350,10 @@ async function runJob(job: Job): Promise<unknown> {
 }
 
 /** Runs a job in a child process: its wall time and peak memory are its own. */
-async function spawnJob<R>(job: Job): Promise<R> {
-  const child = Bun.spawn([process.execPath, import.meta.path, '--child', JSON.stringify(job)], { stdout: 'pipe', stderr: 'inherit', cwd: ROOT });
-  const [text, code] = await Promise.all([new Response(child.stdout).text(), child.exited]);
-  const line = text.split('\n').find((l) => l.startsWith(RESULT_TAG));
-  if (code !== 0 || !line) throw new Error(`${JSON.stringify(job)} failed (exit code ${code})\n${text}`);
-  return JSON.parse(line.slice(RESULT_TAG.length)) as R;
-}
+const spawnJob = <R>(job: Job) => runChild<R>(import.meta.path, ['--child', JSON.stringify(job)], RESULT_TAG, { cwd: ROOT, label: JSON.stringify(job) });
 
 const childArg = option('child');
-if (childArg !== undefined) {
-  const result = await runJob(JSON.parse(childArg) as Job);
-  process.stdout.write(`${RESULT_TAG}${JSON.stringify(result)}\n`);
-  process.exit(0);
-}
+if (childArg !== undefined) reportToParent(RESULT_TAG, await runJob(JSON.parse(childArg) as Job));
 
 // ---------------------------------------------------------------------------------------------------- parent
 

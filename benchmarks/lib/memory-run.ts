@@ -16,6 +16,7 @@ import { parseTrainConfig } from '../../core/train/config.ts';
 import { train } from '../../core/train/trainer.ts';
 import type { Plugin } from '../../core/index.ts';
 import { forwardGrad, fullFinetune, lisa, lora, nf4, zo } from '../../plugins/index.ts';
+import { reportToParent } from './child.ts';
 
 /**
  * The techniques of the matrix:
@@ -137,6 +138,5 @@ if (import.meta.main) {
   const arg = process.argv[2];
   if (!arg) throw new Error("usage: bun run benchmarks/lib/memory-run.ts '<case JSON>'");
   const result = await runCase(JSON.parse(arg) as MemoryCase);
-  process.stdout.write(`${RESULT_TAG}${JSON.stringify({ ...result, rssAtEnd: rssBytes() })}\n`);
-  process.exit(0);
+  reportToParent(RESULT_TAG, { ...result, rssAtEnd: rssBytes() });
 }

@@ -16,6 +16,7 @@ import { parseTrainConfig } from '../../core/train/config.ts';
 import { train } from '../../core/train/trainer.ts';
 import { forwardGrad, fullFinetune, lisa, zo } from '../../plugins/index.ts';
 import { SHARED } from './model-folder.ts';
+import { reportToParent } from './child.ts';
 
 export interface PeftCase { kind: 'inference' | 'zo' | 'forward-grad' | 'lisa'; model: string; B: number; T: number; steps: number }
 export const PEFT_TAG = '@@peft-result ';
@@ -55,6 +56,5 @@ async function training(c: PeftCase) {
 if (import.meta.main) {
   const c = JSON.parse(process.argv[2]!) as PeftCase;
   const result = c.kind === 'inference' ? await inference(c) : await training(c);
-  process.stdout.write(`${PEFT_TAG}${JSON.stringify({ kind: c.kind, ...result })}\n`);
-  process.exit(0);
+  reportToParent(PEFT_TAG, { kind: c.kind, ...result });
 }

@@ -13,6 +13,7 @@ import { train } from '../../core/train/trainer.ts';
 import { fullFinetune } from '../../plugins/full/index.ts';
 import { lora } from '../../plugins/lora/index.ts';
 import { SHARED } from './model-folder.ts';
+import { reportToParent } from './child.ts';
 
 export interface TrainCase {
   name: string; model: string; method: 'full' | 'lora'; B: number; T: number; steps: number;
@@ -49,6 +50,5 @@ export async function runTrainCase(c: TrainCase) {
 
 if (import.meta.main) {
   const result = await runTrainCase(JSON.parse(process.argv[2]!) as TrainCase);
-  process.stdout.write(`${TRAIN_TAG}${JSON.stringify(result)}\n`);
-  process.exit(0);
+  reportToParent(TRAIN_TAG, result);
 }
