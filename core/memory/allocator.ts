@@ -1,5 +1,6 @@
 /**
- * Two knobs on glibc's malloc, which onnxruntime's CPU kernels allocate through (Bun's own heap does not).
+ * Where freed memory goes: two knobs on glibc's malloc, which onnxruntime's CPU kernels allocate through (Bun's own
+ * heap does not), and a full collection of the JavaScript heap.
  *
  * Why: with onnxruntime's memory-pattern planner off (our default, so that one process can run graphs of changing
  * shapes), each intermediate tensor is a separate malloc. glibc serves blocks below its mmap threshold from the heap
@@ -8,7 +9,7 @@
  * threshold gives every large activation its own mapping, returned to the system on free, and the measured peak
  * follows the live-tensor plan again.
  *
- * Both calls go through bun:ffi to the C library that is already loaded; where that is not glibc (musl, macOS,
+ * The glibc calls go through bun:ffi to the C library that is already loaded; where that is not glibc (musl, macOS,
  * Windows, Node without bun:ffi) they do nothing and say so in their result.
  */
 

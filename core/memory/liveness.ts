@@ -33,6 +33,7 @@
 import type { Graph } from '../ir/graph.ts';
 import { byteSize, DTYPES, type DType } from '../ir/dtype.ts';
 import { lowerGraph } from '../onnx/lower.ts';
+import { runtimeOrder } from './runtime-order.ts';
 import type { OnnxNode } from '../onnx/model.ts';
 
 export interface LivenessReport {
@@ -81,33 +82,6 @@ function swapsLastTwo(n: OnnxNode): boolean {
   if (!perm) return false;
   const r = perm.length;
   return r >= 2 && perm[r - 1] === r - 2 && perm[r - 2] === r - 1 && perm.slice(0, -2).every((p, i) => p === i);
-}
-
-/**
- * onnxruntime's default execution order (GraphViewer: `ReverseDFSFrom` the leaf nodes with `NodeCompare`, i.e.
- * producers sorted by node index, pushed on a stack and so explored highest index first). `producers[i]` lists the
- * nodes whose outputs node i reads; `live` says which nodes take part.
- */
-function runtimeOrder(producers: readonly number[][], live: (i: number) => boolean): number[] {
-  const n = producers.length;
-  const read = new Uint8Array(n);
-  for (let i = 0; i < n; i++) if (live(i)) for (const p of producers[i]!) read[p] = 1;
-  const stack: number[] = []; // node index, or ~index for "emit on leaving"
-  for (let i = 0; i < n; i++) if (live(i) && !read[i]) stack.push(i);
-  const visited = new Uint8Array(n);
-  const order: number[] = [];
-  while (stack.length > 0) {
-    const i = stack.pop()!;
-    if (i < 0) {
-      order.push(~i);
-      continue;
-    }
-    if (visited[i]) continue;
-    visited[i] = 1;
-    stack.push(~i);
-    for (const p of producers[i]!) if (!visited[p]) stack.push(p);
-  }
-  return order;
 }
 
 export function simulateLiveness(graph: Graph): LivenessReport {
@@ -298,24 +272,4 @@ export function simulateLiveness(graph: Graph): LivenessReport {
   }
   const outputBytes = graph.outputs.reduce((s, o) => s + (bytesOf({ dtype: o.v.dtype, shape: o.v.shape as number[] }) ?? 0), 0);
   return { peakBytes: peak, peakAt, outputBytes };
-}
-
-/**
- * Values that depend on no graph input are computed once when the session loads (onnxruntime folds constants) and
- * stay in the session as initializers. Returns the bytes of those that non-constant equations consume.
- */
-export function foldedConstantBytes(graph: Graph): number {
-  const constant = new Set<number>();
-  for (const e of graph.eqns) if (e.inputs.every((v) => constant.has(v.id))) constant.add(e.out.id);
-  const kept = new Set<number>();
-  for (const e of graph.eqns) {
-    if (constant.has(e.out.id)) continue;
-    for (const v of e.inputs) if (constant.has(v.id)) kept.add(v.id);
-  }
-  for (const o of graph.outputs) if (constant.has(o.v.id)) kept.add(o.v.id);
-  let total = 0;
-  for (const e of graph.eqns) {
-    if (kept.has(e.out.id)) total += e.out.shape.reduce<number>((a, d) => a * Number(d), byteSize(e.out.dtype));
-  }
-  return total;
 }

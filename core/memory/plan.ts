@@ -19,7 +19,8 @@ import type { EstimatorMemory } from '../plugin/estimator.ts';
 import type { TrainConfig } from '../train/config.ts';
 import { buildLossGraphWithBoundaries, DATA_INPUTS } from '../train/graphs.ts';
 import { RUNTIME_BASE, SESSION_BYTES_PER_EQN } from './constants.ts';
-import { foldedConstantBytes, simulateLiveness } from './liveness.ts';
+import { foldedConstantBytes } from './folded-constants.ts';
+import { simulateLiveness } from './liveness.ts';
 
 export interface PlanItem {
   component: string;

@@ -48,7 +48,6 @@ export interface TrainResult {
   exported: string[];
 }
 
-
 /**
  * Frees the memory of arrays that are no longer needed (gradients after the update) right away, by detaching their
  * buffers: waiting for the collector leaves a gradient-sized set of dead arrays alive during the next step's peak.

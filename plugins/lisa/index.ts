@@ -16,6 +16,7 @@
  */
 import type { HostTensor, PluginContext, Plugin, StepContext, StepResult } from '../../core/index.ts';
 import { lisaSchema, type LisaConfig, type LisaOptions } from './config.ts';
+import { layoutOf, type Layout } from './layout.ts';
 import { SamplerStream, drawWithoutReplacement, importanceProbabilities, samplerSeed } from './sampling.ts';
 
 export const LISA = 'tuneforge:lisa';
@@ -49,43 +50,6 @@ export interface LisaApi {
   statistics(): LayerStatistics[];
   /** Every window so far: its first step and its layers. */
   switches(): LisaSwitch[];
-}
-
-/** How the model's tensors fall into LISA's groups. */
-interface Layout {
-  candidates: number[];
-  /** Tensor names of each decoder layer, by layer index. */
-  layerTensors: Map<number, string[]>;
-  always: string[];
-  alwaysNote: string;
-}
-
-const LAYER_NAME = /^model\.layers\.(\d+)\./;
-
-function layoutOf(ctx: PluginContext, config: LisaConfig): Layout {
-  const { specs } = ctx.model;
-  const tied = ctx.model.config.tieWordEmbeddings;
-  const layerTensors = new Map<number, string[]>();
-  const always: string[] = [];
-  const notes: string[] = [];
-  for (const spec of specs) {
-    const m = LAYER_NAME.exec(spec.name);
-    if (m) {
-      const layer = Number(m[1]);
-      layerTensors.set(layer, [...(layerTensors.get(layer) ?? []), spec.name]);
-    } else if (spec.kind === 'embedding' && (config.trainEmbeddings || (tied && config.trainHead))) {
-      always.push(spec.name);
-      notes.push(tied ? `${spec.name} (embeddings = tied head)` : spec.name);
-    } else if (spec.kind === 'head' && config.trainHead) {
-      always.push(spec.name);
-      notes.push(spec.name);
-    } else if (spec.kind === 'norm' && config.trainFinalNorm) {
-      always.push(spec.name);
-      notes.push(spec.name);
-    }
-  }
-  const candidates = config.layers ? [...config.layers].sort((a, b) => a - b) : [...layerTensors.keys()].sort((a, b) => a - b);
-  return { candidates, layerTensors, always, alwaysNote: notes.length ? notes.join(', ') : 'nothing' };
 }
 
 /** Everything that decides future draws; saved in checkpoints. Arrays are indexed by layer. */
