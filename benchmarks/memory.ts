@@ -18,6 +18,7 @@
  *   SmolLM2-135M full 4x512, off and on (the factor by which checkpointing lowers the measured peak)
  *   the later plugins: SmolLM2-135M 4x256 {qlora, lisa} x {off, on} and {zo, forward-grad} off;
  *                      stories260k 16x128 {qlora, lisa, zo, forward-grad}, off
+ *   SmolLM2-135M qlora 1x16, off (a batch so small that loading the model could set the peak)
  *
  *   bun run bench:memory                 # everything (about 10 minutes on 2 cores, the later plugins' 10 rows about 4
  *                                        # of them; the 4x512 run needs ~8 GB)
@@ -102,6 +103,9 @@ try {
     for (const checkpointing of [false, true]) push(smol, 'smollm2-135m', 'full', checkpointing, 4, 512);
     later(STORIES, 'stories260k', [16, 128], false);
     later(smol, 'smollm2-135m', [4, 256], true);
+    // A tiny batch, where loading the model rather than the step could set the peak (the float32 base is never
+    // resident under QLoRA: each weight is read, quantised and dropped).
+    push(smol, 'smollm2-135m', 'qlora', false, 1, 16);
   }
   const chosen = cases.filter((c) => !only || c.name.includes(only));
   const results: MemoryResult[] = [];

@@ -15,7 +15,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  compile, hostTensor, paramSpecs, parseConfig, randomWeights, SMOLLM2_135M, valueAndGrad, type HostTensor, type Plugin, type PluginContext,
+  baseWeightsOf, compile, hostTensor, paramSpecs, parseConfig, randomWeights, SMOLLM2_135M, valueAndGrad, type HostTensor, type Plugin, type PluginContext,
 } from '../core/index.ts';
 import { PluginDriver } from '../core/plugin/driver.ts';
 import { buildLossGraph, DATA_INPUTS } from '../core/train/graphs.ts';
@@ -46,7 +46,7 @@ async function stepChild(variant: Variant): Promise<void> {
   const baseNames = new Set(specs.map((s) => s.name));
   const params = randomWeights(config, 1);
   const pending = forward.inputs.filter((i) => !baseNames.has(i.name) && !(DATA_INPUTS as readonly string[]).includes(i.name)).map((i) => ({ name: i.name, shape: i.v.shape as number[] }));
-  for (const { value } of await driver.collect('params:init', ctx, pending, params)) for (const [n, t] of value) params.set(n, t);
+  for (const { value } of await driver.collect('params:init', ctx, pending, baseWeightsOf(params))) for (const [n, t] of value) params.set(n, t);
   // As core/train/setup.ts: base weights the graph no longer takes are released.
   const inputs = new Set(forward.inputs.map((i) => i.name));
   for (const n of baseNames) if (!inputs.has(n)) params.delete(n);

@@ -33,31 +33,51 @@ export async function loadConfig(dir: string): Promise<ModelConfig> {
   return parseConfig(json, path);
 }
 
+/** A model whose checkpoint is open and checked against its config, weights not read yet. */
+export interface OpenedModel {
+  /** Local folder holding the model files. */
+  dir: string;
+  config: ModelConfig;
+  /** One weight converted to float32, read from disk on each call. */
+  read(name: string): Promise<HostTensor>;
+  close(): Promise<void>;
+}
+
 /**
- * Loads a model from a local folder or a Hub id (`owner/name[@revision]`): config, then every weight converted to
- * float32, one tensor at a time. Missing tensors and shape mismatches are all reported together.
+ * Opens a model from a local folder or a Hub id (`owner/name[@revision]`): config, and the checkpoint's header
+ * checked against it (missing tensors and shape mismatches are all reported together). Weights are read on demand,
+ * so a caller that stores some of them differently (quantised) never holds the whole model in float32.
  */
-export async function loadModel(source: string, hub: ResolveModelOptions = {}): Promise<LoadedModel> {
+export async function openModel(source: string, hub: ResolveModelOptions = {}): Promise<OpenedModel> {
   const dir = await resolveModel(source, hub);
   const config = await loadConfig(dir);
   const ckpt = await openCheckpoint(dir);
-  try {
-    const problems: string[] = [];
-    for (const spec of paramSpecs(config)) {
-      if (!ckpt.has(spec.name)) {
-        problems.push(`missing tensor ${spec.name} (expected shape [${spec.shape}])`);
-        continue;
-      }
-      const info = ckpt.info(spec.name);
-      if (info.shape.length !== spec.shape.length || info.shape.some((d, i) => d !== spec.shape[i])) {
-        problems.push(`${info.file}: tensor ${spec.name} has shape [${info.shape}], expected [${spec.shape}]`);
-      }
+  const problems: string[] = [];
+  for (const spec of paramSpecs(config)) {
+    if (!ckpt.has(spec.name)) {
+      problems.push(`missing tensor ${spec.name} (expected shape [${spec.shape}])`);
+      continue;
     }
-    if (problems.length) throw new Error(`${dir}: checkpoint does not match config.json:\n  ${problems.join('\n  ')}`);
-    const weights = new Map<string, HostTensor>();
-    for (const spec of paramSpecs(config)) weights.set(spec.name, await ckpt.read(spec.name, { as: 'float32' }));
-    return { dir, config, weights };
-  } finally {
+    const info = ckpt.info(spec.name);
+    if (info.shape.length !== spec.shape.length || info.shape.some((d, i) => d !== spec.shape[i])) {
+      problems.push(`${info.file}: tensor ${spec.name} has shape [${info.shape}], expected [${spec.shape}]`);
+    }
+  }
+  if (problems.length) {
     await ckpt.close();
+    throw new Error(`${dir}: checkpoint does not match config.json:\n  ${problems.join('\n  ')}`);
+  }
+  return { dir, config, read: (name) => ckpt.read(name, { as: 'float32' }), close: () => ckpt.close() };
+}
+
+/** Loads a model (see `openModel`) with every weight converted to float32, one tensor at a time. */
+export async function loadModel(source: string, hub: ResolveModelOptions = {}): Promise<LoadedModel> {
+  const model = await openModel(source, hub);
+  try {
+    const weights = new Map<string, HostTensor>();
+    for (const spec of paramSpecs(model.config)) weights.set(spec.name, await model.read(spec.name));
+    return { dir: model.dir, config: model.config, weights };
+  } finally {
+    await model.close();
   }
 }

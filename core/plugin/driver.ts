@@ -92,11 +92,11 @@ export class PluginDriver {
   }
 
   /** collect: every plugin's non-empty result, tagged with the plugin's name. */
-  async collect<K extends HookName>(name: K, ctx: PluginContext, ...rest: Tail<Args<K>>): Promise<{ plugin: string; value: NonNullable<Ret<K>> }[]> {
-    const out: { plugin: string; value: NonNullable<Ret<K>> }[] = [];
+  async collect<K extends HookName>(name: K, ctx: PluginContext, ...rest: Tail<Args<K>>): Promise<{ plugin: string; value: NonNullable<Awaited<Ret<K>>> }[]> {
+    const out: { plugin: string; value: NonNullable<Awaited<Ret<K>>> }[] = [];
     for (const { plugin, fn } of this.with(name)) {
-      const value = (await fn(...([this.bind(ctx, plugin), ...rest] as unknown as Args<K>))) as Ret<K>;
-      if (value !== undefined && value !== null) out.push({ plugin: plugin.name, value: value as NonNullable<Ret<K>> });
+      const value = (await fn(...([this.bind(ctx, plugin), ...rest] as unknown as Args<K>))) as Awaited<Ret<K>>;
+      if (value !== undefined && value !== null) out.push({ plugin: plugin.name, value: value as NonNullable<Awaited<Ret<K>>> });
     }
     return out;
   }

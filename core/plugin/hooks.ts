@@ -23,6 +23,29 @@ export interface PendingParam {
   shape: readonly number[];
 }
 
+/**
+ * The base model's weights as `params:init` sees them: read from the checkpoint one at a time, in float32, on
+ * request. A plugin that stores a base weight differently (NF4) reads, converts and drops each one, so the whole
+ * model is never resident in float32.
+ */
+export interface BaseWeights {
+  has(name: string): boolean;
+  /** The weight in float32; throws for a name the model does not have. */
+  read(name: string): Promise<HostTensor>;
+}
+
+/** `BaseWeights` over weights already in memory (tests, benchmarks, models built in code). */
+export function baseWeightsOf(weights: ReadonlyMap<string, HostTensor>): BaseWeights {
+  return {
+    has: (name) => weights.has(name),
+    read: async (name) => {
+      const w = weights.get(name);
+      if (!w) throw new Error(`no base weight '${name}'`);
+      return w;
+    },
+  };
+}
+
 export interface PluginHooks {
   /** Problems with this plugin's options or with the combination (all reported together before anything runs). */
   'config:validate'(ctx: PluginContext): string[] | void;
@@ -34,11 +57,12 @@ export interface PluginHooks {
   'model:loss'(ctx: PluginContext, loss: Tensor, g: GraphBuilder): Tensor;
   /**
    * Initial values for graph inputs this plugin created. (LoRA A and B; NF4 codes, quantised from `base`)
-   * `base` holds the loaded base weights (float32), for plugins that derive their inputs from them. A base weight
-   * that no longer is a graph input (a `model:param` hook built it from other inputs instead of calling `next`) is
-   * released by the trainer after this hook: restore a full-precision value for exports in `export:base`.
+   * `base` reads the base weights (float32), for plugins that derive their inputs from them. A base weight that no
+   * longer is a graph input (a `model:param` hook built it from other inputs instead of calling `next`) is never
+   * loaded by the trainer: only this read brings it into memory, so drop it once converted, and restore a
+   * full-precision value for exports in `export:base`.
    */
-  'params:init'(ctx: PluginContext, pending: readonly PendingParam[], base?: ReadonlyMap<string, HostTensor>): Map<string, HostTensor> | void;
+  'params:init'(ctx: PluginContext, pending: readonly PendingParam[], base?: BaseWeights): Map<string, HostTensor> | void | Promise<Map<string, HostTensor> | void>;
   /** Decides which inputs receive gradients; called at start and whenever a plugin asks for a retrace. */
   'params:trainable'(ctx: PluginContext, current: ReadonlySet<string>): ReadonlySet<string>;
   /** Replaces backpropagation. (zeroth-order optimisers, Forward-Grad) */

@@ -4,11 +4,11 @@ import { prepareDataset } from '../data/prepare.ts';
 import { splitDataset } from '../data/split.ts';
 import type { Graph, Var } from '../ir/graph.ts';
 import type { HostTensor } from '../ir/host.ts';
-import { loadModel } from '../models/load.ts';
+import { openModel } from '../models/load.ts';
 import { paramSpecs } from '../models/params.ts';
 import type { PluginContext } from '../plugin/context.ts';
 import { PluginDriver } from '../plugin/driver.ts';
-import type { Plugin } from '../plugin/hooks.ts';
+import type { BaseWeights, Plugin } from '../plugin/hooks.ts';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/index.ts';
 import { choiceTrainingExamples, loadChoiceItems, type ChoiceItem } from './choice.ts';
 import type { TrainConfig } from './config.ts';
@@ -55,7 +55,7 @@ export interface RunModel {
   boundaries: Var[];
   /**
    * Every parameter (base weights and plugin parameters) by name, except base weights a plugin replaced with other
-   * graph inputs (see `params:init`): those are released after set-up.
+   * graph inputs (see `params:init`): those are never loaded.
    */
   params: Map<string, HostTensor>;
   baseNames: ReadonlySet<string>;
@@ -63,43 +63,54 @@ export interface RunModel {
   feedNames: string[];
 }
 
-/** Loads the model, validates the plugins, traces the training graph and initialises plugin parameters. */
+/**
+ * Opens the model, validates the plugins, traces the training graph, reads the base weights the graph takes and
+ * initialises plugin parameters. Base weights a plugin replaced with other graph inputs (quantised storage) are
+ * read only by that plugin's `params:init`, one at a time, and never kept in float32.
+ */
 export async function setupModel(cfg: TrainConfig, plugins: readonly Plugin[], totalSteps: () => number, log: (m: string) => void): Promise<RunModel> {
   const driver = new PluginDriver(plugins);
-  const { dir, config, weights } = await loadModel(cfg.model);
-  const tok = await loadTokenizer(dir);
-  const specs = paramSpecs(config);
-  const ctx: PluginContext = {
-    model: { config, specs },
-    run: { dir: cfg.output, seed: cfg.seed, get totalSteps() { return totalSteps(); } },
-    phase: 'train',
-    log,
-    plugin: <Api>(name: string) => driver.api<Api>(name),
-  };
-  await driver.validate(ctx);
-  const { graph: forward, boundaries } = buildLossGraphWithBoundaries(driver, ctx, config);
-  const baseNames = new Set(specs.map((s) => s.name));
-  const pending = forward.inputs
-    .filter((i) => !baseNames.has(i.name) && !(DATA_INPUTS as readonly string[]).includes(i.name))
-    .map((i) => ({ name: i.name, shape: i.v.shape as number[] }));
-  const params = new Map(weights);
-  for (const { plugin, value } of await driver.collect('params:init', ctx, pending, weights)) {
-    for (const [name, t] of value) {
-      if (params.has(name)) throw new Error(`plugin '${plugin}' initialises '${name}', which already has a value`);
-      params.set(name, t);
+  const model = await openModel(cfg.model);
+  try {
+    const { dir, config } = model;
+    const tok = await loadTokenizer(dir);
+    const specs = paramSpecs(config);
+    const ctx: PluginContext = {
+      model: { config, specs },
+      run: { dir: cfg.output, seed: cfg.seed, get totalSteps() { return totalSteps(); } },
+      phase: 'train',
+      log,
+      plugin: <Api>(name: string) => driver.api<Api>(name),
+    };
+    await driver.validate(ctx);
+    const { graph: forward, boundaries } = buildLossGraphWithBoundaries(driver, ctx, config);
+    const baseNames = new Set(specs.map((s) => s.name));
+    const inputs = new Set(forward.inputs.map((i) => i.name));
+    const params = new Map<string, HostTensor>();
+    for (const s of specs) if (inputs.has(s.name)) params.set(s.name, await model.read(s.name));
+    const replaced = specs.filter((s) => !inputs.has(s.name));
+    if (replaced.length) {
+      const bytes = replaced.reduce((sum, s) => sum + 4 * s.shape.reduce((a, b) => a * b, 1), 0);
+      log(`${replaced.length} base weights replaced by plugins are converted as they are read, never held in float32 (${(bytes / 2 ** 20).toFixed(1)} MiB)`);
     }
+    const base: BaseWeights = {
+      has: (name) => baseNames.has(name),
+      read: async (name) => params.get(name) ?? (await model.read(name)),
+    };
+    const pending = forward.inputs
+      .filter((i) => !baseNames.has(i.name) && !(DATA_INPUTS as readonly string[]).includes(i.name))
+      .map((i) => ({ name: i.name, shape: i.v.shape as number[] }));
+    for (const { plugin, value } of await driver.collect('params:init', ctx, pending, base)) {
+      for (const [name, t] of value) {
+        if (params.has(name)) throw new Error(`plugin '${plugin}' initialises '${name}', which already has a value`);
+        params.set(name, t);
+      }
+    }
+    const feedNames = pending.filter((p) => !params.has(p.name)).map((p) => p.name);
+    return { dir, tok, driver, ctx, forward, boundaries, params, baseNames, feedNames };
+  } finally {
+    await model.close();
   }
-  // A base weight that is not an input of the traced graph was replaced by a `model:param` hook (quantised storage)
-  // and is never fed: release it (its plugin restores a full-precision value for exports in `export:base`).
-  const inputs = new Set(forward.inputs.map((i) => i.name));
-  const released = [...baseNames].filter((n) => !inputs.has(n));
-  if (released.length) {
-    const bytes = released.reduce((s, n) => s + params.get(n)!.data.byteLength, 0);
-    for (const n of released) params.delete(n);
-    log(`released ${released.length} base weights replaced by plugins (${(bytes / 2 ** 20).toFixed(1)} MiB)`);
-  }
-  const feedNames = pending.filter((p) => !params.has(p.name)).map((p) => p.name);
-  return { dir, tok, driver, ctx, forward, boundaries, params, baseNames, feedNames };
 }
 
 /** The trainable set from the plugins, checked against the graph; sorted in graph-input order. */

@@ -8,8 +8,8 @@
  * ```
  *
  * Hooks: `model:param` (a quantised weight enters the graph as its packed inputs), `model:linear` (the product as
- * one `nf4_matmul` whose backward pass dequantises again), `params:init` (quantises the loaded float32 weights; the
- * trainer then releases them, see core/plugin/README.md), `export:base` (dequantised weights, so `export:merge`
+ * one `nf4_matmul` whose backward pass dequantises again), `params:init` (reads each float32 weight, quantises it and
+ * drops it: the trainer never loads them, see core/plugin/README.md), `export:base` (dequantised weights, so `export:merge`
  * of LoRA merges into what was trained against), `memory:plan`, `train:start`.
  *
  * The plugin is `enforce: 'post'`: its `model:linear` must be the innermost wrapper (LoRA and other adapters wrap
@@ -160,14 +160,15 @@ export function nf4(options: Nf4Options = {}): Plugin<Nf4Api> {
       return bias ? op.add(y, bias) : y;
     },
 
-    'params:init'(_ctx, pending, base) {
+    async 'params:init'(_ctx, pending, base) {
       const wanted = new Set(pending.map((p) => p.name));
       const values = new Map<string, HostTensor>();
       for (const [weight, shape] of weights) {
         const names = inputNames(weight);
         if (!names.some((n) => wanted.has(n))) continue;
-        const w = base?.get(weight);
-        if (!w) throw new Error(`nf4: no loaded value for '${weight}' to quantise (params:init needs the base weights)`);
+        if (!base?.has(weight)) throw new Error(`nf4: no base weight '${weight}' to quantise (params:init needs the base weights)`);
+        // One float32 weight at a time: read, quantise, drop.
+        const w = await base.read(weight);
         if (w.dtype !== 'float32' || w.shape.join() !== shape.join()) throw new Error(`nf4: '${weight}' is ${w.dtype}[${w.shape}], expected float32[${shape}]`);
         store.set(weight, quantizeNf4(w.data as Float32Array, w.shape, { blockSize: config.blockSize, dqBlockSize: dq }));
         for (const [n, t] of packed(weight)) if (wanted.has(n)) values.set(n, t);

@@ -7,9 +7,10 @@
  *   bun plugins/nf4/memory-probe.ts step [recompute|keep]
  *
  * - `chunked`: each weight is drawn N(0, 0.02) into one reused scratch buffer and quantised, so the float32 model
- *   never exists in full; the RSS growth is the packed storage alone (the smaller of two rounds).
- * - `drop`: the trainer's path: the whole float32 model is materialised (`randomWeights`), each linear weight is
- *   quantised and its float32 array dropped; RSS after a full GC shows whether the floats' memory really went back.
+ *   never exists in full (as in the trainer, which reads each weight from the checkpoint, quantises it and drops
+ *   it); the RSS growth is the packed storage alone (the smaller of two rounds).
+ * - `drop`: a model built in memory: the whole float32 model is materialised (`randomWeights`), each linear weight
+ *   is quantised and its float32 array dropped; RSS after a full GC shows whether the floats' memory really went back.
  * - `step`: the backward pass. A stack of LAYERS 4-bit linear layers (WIDTH x WIDTH, tanh between them) and the
  *   gradient with respect to the input, run once: the peak RSS of the run above the RSS before it (VmHWM reset
  *   through /proc/self/clear_refs). `recompute` uses `nf4_matmul` (the weight is dequantised again in the backward

@@ -228,7 +228,7 @@ async function logits(config: ModelConfig, plugins: Plugin[], values: (name: str
 const maxAbsDiff = (a: Float32Array, b: Float32Array) => a.reduce((w, v, i) => Math.max(w, Math.abs(v - b[i]!)), 0);
 
 describe.skipIf(missing)('QLoRA on stories260k', () => {
-  test('set-up: the float32 linear weights are released, the packed codes are fed in their place', async () => {
+  test('set-up: the float32 linear weights are never loaded, the packed codes are fed in their place', async () => {
     const dir = tempDir('nf4-setup');
     const cfg = tinyConfig(writeTinyData(dir), join(dir, 'run'));
     const plugin = nf4();
