@@ -14,7 +14,8 @@ export interface Example {
 /**
  * An example while it is built (tokenised, truncated): plain arrays. Datasets keep the compact {@link Example}
  * instead: a JavaScript number array costs 8 bytes a token and more; SST-2's 67k training sentences (3.5 M tokens)
- * held as arrays kept 355 MiB resident, as int32 215 MiB (RSS growth after loading, a full GC and 6 s).
+ * held as arrays kept 355 MiB resident, as int32 215 MiB (RSS growth after loading, a full GC and 6 s; most of it
+ * tokenizer garbage the heap keeps, which is why the trainer tokenises in a child process: core/train/data-process.ts).
  */
 export interface DraftExample {
   readonly inputIds: number[];

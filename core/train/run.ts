@@ -6,7 +6,8 @@ import type { TrainConfig } from './config.ts';
 import { evaluateRun } from './evaluate.ts';
 import { finishRun } from './finish.ts';
 import { CompileCache } from './graphs.ts';
-import { loadRunData, setupModel, trainableSet, type RunModel } from './setup.ts';
+import { loadRunDataInChild } from './data-process.ts';
+import { setupModel, trainableSet, type RunModel } from './setup.ts';
 
 export interface OpenedRun {
   m: RunModel;
@@ -38,7 +39,7 @@ export async function openRun(cfg: TrainConfig, plugins: readonly Plugin[], log:
 
 export async function evaluateCommand(cfg: TrainConfig, plugins: readonly Plugin[], log: (l: string) => void): Promise<Record<string, number>> {
   const { m } = await openRun(cfg, plugins, log);
-  const data = await loadRunData(cfg, m.tok, log, m.ctx.model.config.maxPositions);
+  const data = await loadRunDataInChild(cfg, m.dir, log, m.ctx.model.config.maxPositions);
   const cache = new CompileCache();
   try {
     return await evaluateRun(cfg, m, data, cache);

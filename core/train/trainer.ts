@@ -24,7 +24,8 @@ import { checkpointedBackprop } from './checkpointed.ts';
 import { evaluateRun } from './evaluate.ts';
 import { finishRun } from './finish.ts';
 import { makeOptimizer, optimizerFromCheckpoint, optimizerToCheckpoint } from './optimizer.ts';
-import { loadRunData, setupModel, trainableSet } from './setup.ts';
+import { loadRunDataInChild } from './data-process.ts';
+import { setupModel, trainableSet } from './setup.ts';
 
 export interface TrainOptions {
   config: TrainConfig;
@@ -116,7 +117,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const cfgFitted = planned.config;
   const m = await setupModel(cfgFitted, opts.plugins, () => totalSteps, log);
   cfg = cfgFitted;
-  const data = await loadRunData(cfg, m.tok, log, m.ctx.model.config.maxPositions);
+  const data = await loadRunDataInChild(cfg, m.dir, log, m.ctx.model.config.maxPositions);
   const padId = m.tok.padId ?? 0;
   const t = cfg.train;
   const streamOptions = { batchSize: t.batchSize, padId, seed: cfg.seed, shuffle: true, bucketByLength: t.bucketByLength, drawRandom: t.sampling === 'random' };
