@@ -7,6 +7,7 @@ import {
   truncatePair, truncateSequence,
 } from './index.ts';
 import type { DataRecord, DraftExample, Example, RecordOfKind } from './index.ts';
+import { progressLines } from './progress.ts';
 import { DATA, MODEL_DIR, runs, sharedTest } from './test-helpers.ts';
 
 const TOKENIZER = join(MODEL_DIR, 'tokenizer.json');
@@ -139,6 +140,17 @@ describe('chat loss masks', () => {
 });
 
 describe('instruction records (Alpaca)', () => {
+  sharedTest('progress: the callback sees every record index in order; progressLines prints share and time left', [TOKENIZER, ALPACA], () => {
+    const seen: number[] = [];
+    tokenizeDataset(alpaca.slice(0, 30), tok, {}, (done) => seen.push(done));
+    expect(seen).toEqual([...Array(30).keys()]);
+    const lines: string[] = [];
+    const progress = progressLines((l) => lines.push(l), 'data: records tokenised', 40_000, 0);
+    progress(0); // nothing done yet: no line
+    progress(10_000);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^data: records tokenised: 10,000 \/ 40,000 \(25%, \d+ s, about \d+ s left\)$/);
+  });
   sharedTest('loss covers exactly the response + EOS', [TOKENIZER, ALPACA], () => {
     const some = alpaca.slice(0, 200);
     const { examples, stats } = tokenizeDataset(some, tok, { maxLength: 4096 }); // nothing truncated

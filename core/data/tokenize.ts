@@ -18,6 +18,7 @@ import { compactExample, IGNORE_INDEX, trainedCount, type DraftExample, type Exa
 import { TokenizeOptionsSchema, parseOptions } from './options.ts';
 import type { ResolvedTokenizeOptions, TokenizeOptions } from './options.ts';
 import { packDocuments } from './pack.ts';
+import type { ProgressFn } from './progress.ts';
 import { enforceBadFraction } from './problems.ts';
 import type { BadRecord } from './problems.ts';
 import type { DataRecord, RecordOfKind } from './records.ts';
@@ -119,7 +120,7 @@ function encodeRecord(tok: Tokenizer, r: DataRecord, o: ResolvedTokenizeOptions,
  * Tokenises records into examples. Records that cannot be tokenised become warnings; more than `maxBadFraction`
  * of them throws a DatasetError.
  */
-export function tokenizeDataset(records: readonly DataRecord[], tok: Tokenizer, options?: TokenizeOptions): TokenizedDataset {
+export function tokenizeDataset(records: readonly DataRecord[], tok: Tokenizer, options?: TokenizeOptions, progress?: ProgressFn): TokenizedDataset {
   const o = parseOptions(TokenizeOptionsSchema, options, 'tokenizeDataset');
   const examples: Example[] = [];
   const warnings: BadRecord[] = [];
@@ -127,7 +128,8 @@ export function tokenizeDataset(records: readonly DataRecord[], tok: Tokenizer, 
   let droppedTooLong = 0;
   let droppedResponseTruncated = 0;
   const documents: string[] = [];
-  for (const r of records) {
+  for (const [i, r] of records.entries()) {
+    progress?.(i);
     if (r.kind === 'text' && o.packText) {
       documents.push(r.text);
       continue;

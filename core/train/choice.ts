@@ -6,6 +6,7 @@
 import { commonPrefixLength, encodeText } from '../data/encode.ts';
 import { compactExample, type Example } from '../data/example.ts';
 import { loadDataset } from '../data/load.ts';
+import { progressLines } from '../data/progress.ts';
 import type { RecordOfKind } from '../data/records.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
 
@@ -42,15 +43,18 @@ export function encodeChoice(tok: Tokenizer, prompt: string, answer: string, max
 
 /**
  * Reads labelled records (TSV or JSON). `only: 'label'` encodes just the correct answer of each record (training
- * data: half the tokenizer work); otherwise every choice is encoded (scoring).
+ * data: half the tokenizer work); otherwise every choice is encoded (scoring). `log` gets progress lines.
  */
 export async function loadChoiceItems(
-  files: string | readonly string[], tok: Tokenizer, task: ChoiceTask, maxLength: number, opts: { limit?: number; only?: 'label' } = {},
+  files: string | readonly string[], tok: Tokenizer, task: ChoiceTask, maxLength: number,
+  opts: { limit?: number; only?: 'label'; log?: (line: string) => void } = {},
 ): Promise<ChoiceItem[]> {
   const data = await loadDataset(files, { format: 'classification' });
   const items: ChoiceItem[] = [];
+  const progress = opts.log && progressLines(opts.log, 'data: records tokenised', Math.min(data.records.length, opts.limit ?? Infinity));
   for (const [i, r] of data.records.entries()) {
     if (opts.limit !== undefined && items.length >= opts.limit) break;
+    progress?.(i);
     const record = r as RecordOfKind<'classification'>;
     if (record.label === null) continue;
     const label = labelIndex(record.label, task, `${files} record ${i + 1}`);

@@ -27,14 +27,14 @@ export async function loadRunData(cfg: TrainConfig, tok: Tokenizer, log: (m: str
   }
   const choice = cfg.task.choice;
   if (choice) {
-    const train = choiceTrainingExamples(await loadChoiceItems(choice.trainFile, tok, choice, cfg.data.maxLength, { only: 'label' }));
+    const train = choiceTrainingExamples(await loadChoiceItems(choice.trainFile, tok, choice, cfg.data.maxLength, { only: 'label', log }));
     const choiceEval = choice.evalFile ? await loadChoiceItems(choice.evalFile, tok, choice, cfg.data.maxLength, { limit: choice.evalLimit }) : [];
     log(`task: ${train.length} training records, ${choiceEval.length} eval records, choices ${JSON.stringify(choice.choices)}`);
     return { train, evalExamples: [], choiceEval };
   }
   if (!cfg.data.train) throw new Error('config: data.train is required (or task.choice for a classification task)');
   const { train: _t, eval: evalFiles, evalFraction, ...dataOptions } = cfg.data;
-  const prepared = await prepareDataset(cfg.data.train, tok, dataOptions);
+  const prepared = await prepareDataset(cfg.data.train, tok, dataOptions, log);
   for (const w of prepared.warnings.slice(0, 5)) log(`data warning: ${JSON.stringify(w)}`);
   let train = prepared.examples;
   let evalExamples: Example[] = [];
