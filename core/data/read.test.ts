@@ -61,7 +61,7 @@ describe('real files in ../shared/data', () => {
   sharedTest('SST-2 TSV: {text, label} records; the unlabelled test split has label null', [SST2_DEV, SST2_TEST], async () => {
     const dev = await loadDataset(SST2_DEV);
     expect(dev.files[0]).toMatchObject({ format: 'classification', records: 872, bad: 0 });
-    expect(dev.records[0]).toMatchObject({ kind: 'classification', text: "it 's a charming and often affecting journey .", label: 1 });
+    expect(dev.records[0]).toMatchObject({ kind: 'classification', text: "it 's a charming and often affecting journey . ", label: 1 }); // verbatim: GLUE's trailing space kept
     expect(dev.records[0]?.source.line).toBe(2);
     const testSplit = await loadDataset(SST2_TEST);
     expect(testSplit.records[0]).toMatchObject({ kind: 'classification', label: null });

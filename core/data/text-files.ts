@@ -54,9 +54,9 @@ export async function readTextDocuments(path: string, split: ResolvedLoadOptions
 
 /**
  * Rows of a tab-separated classification file with a header row naming a `sentence` (or `text`) column and,
- * optionally, a `label` column (SST-2 / GLUE layout). Items are `{text, label}`; `label` is a number when it reads
- * as one, and null when the file has no label column (e.g. an unlabelled test split). Rows with a wrong number of
- * columns become error items.
+ * optionally, a `label` column (SST-2 / GLUE layout). Items are `{text, label}`: the text exactly as in the file,
+ * `label` (trimmed) a number when it reads as one, and null when the file has no label column (e.g. an unlabelled
+ * test split). Rows with a wrong number of columns become error items.
  */
 export async function readTsv(path: string): Promise<RawItem[]> {
   const lines = (await readUtf8(path)).split('\n');
@@ -78,7 +78,9 @@ export async function readTsv(path: string): Promise<RawItem[]> {
     }
     const raw = labelCol < 0 ? null : (cells[labelCol] as string).trim();
     const label = raw === null ? null : raw !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw;
-    items.push({ ...at, value: { text: (cells[textCol] as string).trim(), label } });
+    // The text verbatim, as pandas and Hugging Face datasets read it (GLUE's sentences end in a space; editing the
+    // text would change the prompt a model is trained and scored on).
+    items.push({ ...at, value: { text: cells[textCol] as string, label } });
   }
   return items;
 }
