@@ -47,7 +47,8 @@ async function stepChild(variant: Variant): Promise<void> {
   const params = randomWeights(config, 1);
   const pending = forward.inputs.filter((i) => !baseNames.has(i.name) && !(DATA_INPUTS as readonly string[]).includes(i.name)).map((i) => ({ name: i.name, shape: i.v.shape as number[] }));
   for (const { value } of await driver.collect('params:init', ctx, pending, baseWeightsOf(params))) for (const [n, t] of value) params.set(n, t);
-  // As core/train/setup.ts: base weights the graph no longer takes are released.
+  // The weights were built in memory here, so the ones the graph no longer takes are dropped now (the trainer never
+  // loads them: core/train/setup.ts).
   const inputs = new Set(forward.inputs.map((i) => i.name));
   for (const n of baseNames) if (!inputs.has(n)) params.delete(n);
   for (const [n, t] of params) if (n.endsWith('lora_B.weight')) params.set(n, hostTensor('float32', t.shape, new Float32Array(t.data.length).fill(1e-3)));

@@ -10,12 +10,11 @@ import { loadTokenizer } from '../tokenizer/index.ts';
 import type { DataRequest } from './data-process.ts';
 import { encodeRunData } from './run-data-file.ts';
 import { loadRunData } from './setup.ts';
-import type { TrainConfig } from './config.ts';
 
 try {
   const req = JSON.parse(process.argv[2] ?? '') as DataRequest;
   const tok = await loadTokenizer(req.modelDir);
-  const data = await loadRunData(req.config as TrainConfig, tok, (line) => console.log(line), req.maxPositions ?? Infinity);
+  const data = await loadRunData(req.config, tok, (line) => console.log(line), req.maxPositions ?? Infinity);
   writeFileSync(`${req.out}.partial`, encodeRunData(data));
   renameSync(`${req.out}.partial`, req.out);
 } catch (e) {

@@ -9,14 +9,12 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TrainConfig } from './config.ts';
 import { decodeRunData } from './run-data-file.ts';
-import type { RunData } from './setup.ts';
+import type { RunData, RunDataConfig } from './setup.ts';
 
 /** What the child is asked to do (JSON on its command line). */
 export interface DataRequest {
-  /** The parts of the config that data preparation reads. */
-  config: Pick<TrainConfig, 'data' | 'task' | 'seed'>;
+  config: RunDataConfig;
   /** Model folder: the tokenizer files. */
   modelDir: string;
   maxPositions: number | null;
@@ -27,7 +25,7 @@ export interface DataRequest {
 const CHILD = join(import.meta.dir, 'data-child.ts');
 
 /** `loadRunData` run in a child process (same result, see the file comment for why). */
-export async function loadRunDataInChild(cfg: TrainConfig, modelDir: string, log: (m: string) => void, maxPositions = Infinity): Promise<RunData> {
+export async function loadRunDataInChild(cfg: RunDataConfig, modelDir: string, log: (m: string) => void, maxPositions = Infinity): Promise<RunData> {
   const dir = mkdtempSync(join(tmpdir(), 'tuneforge-data-'));
   try {
     const req: DataRequest = {

@@ -3,7 +3,7 @@ import type { Example } from '../data/example.ts';
 import { prepareDataset } from '../data/prepare.ts';
 import { splitDataset } from '../data/split.ts';
 import type { Graph, Var } from '../ir/graph.ts';
-import type { HostTensor } from '../ir/host.ts';
+import { sizeOf, type HostTensor } from '../ir/host.ts';
 import { openModel } from '../models/load.ts';
 import { paramSpecs } from '../models/params.ts';
 import type { PluginContext } from '../plugin/context.ts';
@@ -20,7 +20,10 @@ export interface RunData {
   choiceEval: ChoiceItem[];
 }
 
-export async function loadRunData(cfg: TrainConfig, tok: Tokenizer, log: (m: string) => void, maxPositions = Infinity): Promise<RunData> {
+/** The parts of a config that data preparation reads (all the data-preparation child process is sent). */
+export type RunDataConfig = Pick<TrainConfig, 'data' | 'task' | 'seed'>;
+
+export async function loadRunData(cfg: RunDataConfig, tok: Tokenizer, log: (m: string) => void, maxPositions = Infinity): Promise<RunData> {
   if (cfg.data.maxLength > maxPositions) {
     log(`data.maxLength ${cfg.data.maxLength} is beyond the model's ${maxPositions} positions: using ${maxPositions}`);
     cfg = { ...cfg, data: { ...cfg.data, maxLength: maxPositions } };
@@ -90,7 +93,7 @@ export async function setupModel(cfg: TrainConfig, plugins: readonly Plugin[], t
     for (const s of specs) if (inputs.has(s.name)) params.set(s.name, await model.read(s.name));
     const replaced = specs.filter((s) => !inputs.has(s.name));
     if (replaced.length) {
-      const bytes = replaced.reduce((sum, s) => sum + 4 * s.shape.reduce((a, b) => a * b, 1), 0);
+      const bytes = replaced.reduce((sum, s) => sum + 4 * sizeOf(s.shape), 0);
       log(`${replaced.length} base weights replaced by plugins are converted as they are read, never held in float32 (${(bytes / 2 ** 20).toFixed(1)} MiB)`);
     }
     const base: BaseWeights = {
