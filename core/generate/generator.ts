@@ -35,8 +35,10 @@ export async function createGenerator(opts: GeneratorOptions): Promise<Generator
   const c = opts.config;
   const maxLen = opts.maxLen ?? Math.min(c.maxPositions, 512);
   const cached = opts.cache ?? true;
+  let lead = 0; // positions before the prompt: prefix slots and soft-prompt rows (see TokenEmbeddings.lead)
   const graph = trace((g) => {
     const m = buildCausalLM(g, c, { batch: 1, seq: cached ? 1 : maxLen, hooks: opts.hooks?.(g), cache: cached ? { maxLen } : undefined });
+    lead = m.lead;
     return { logits: m.logits, ...m.cacheOut };
   });
   const exe: Executable = await compile(graph, { resident: opts.weights });
@@ -45,7 +47,9 @@ export async function createGenerator(opts: GeneratorOptions): Promise<Generator
   async function generate(prompt: readonly number[], options: DecodingOptions = {}, onToken?: (id: number) => void): Promise<number[]> {
     const d = decodingSchema.parse(options);
     if (prompt.length === 0) throw new Error('generate: the prompt must hold at least one token (e.g. BOS)');
-    if (prompt.length >= maxLen) throw new Error(`generate: prompt of ${prompt.length} tokens leaves no room in a ${maxLen}-token context`);
+    if (lead + prompt.length >= maxLen) {
+      throw new Error(`generate: prompt of ${prompt.length} tokens${lead ? ` after ${lead} virtual positions` : ''} leaves no room in a ${maxLen}-token context`);
+    }
     const random = seededRandom(d.seed);
     const tokens = [...prompt];
     const out: number[] = [];
@@ -57,20 +61,21 @@ export async function createGenerator(opts: GeneratorOptions): Promise<Generator
         cache[`past.v.${i}`] = { dtype: 'float32', shape, data: new Float32Array(shape.reduce((a, b) => a * b)) };
       }
     }
-    let fed = 0; // tokens already in the cache
-    while (out.length < d.maxNewTokens && tokens.length < maxLen) {
+    let fed = -lead; // tokens already in the cache; the virtual positions before the prompt come first
+    while (out.length < d.maxNewTokens && lead + tokens.length < maxLen) {
       let row: Float32Array;
       if (cached) {
-        // Feed every token not yet cached (the prompt on the first step), keep the logits of the last one.
+        // Feed every token not yet cached (the prompt on the first step), keep the logits of the last one. At the
+        // virtual positions the token is a placeholder the model's hooks replace (soft prompt) or ignore (prefix).
         let logits: HostTensor | undefined;
         for (; fed < tokens.length; fed++) {
-          const r = await exe.run({ input_ids: ids1([tokens[fed]!], [1, 1]), position: ids1([fed], [1]), ...cache });
+          const r = await exe.run({ input_ids: ids1([fed < 0 ? 0 : tokens[fed]!], [1, 1]), position: ids1([lead + fed], [1]), ...cache });
           for (const k of Object.keys(cache)) cache[k] = r[k.replace('past.', 'present.')]!;
           logits = r.logits;
         }
         row = logits!.data as Float32Array;
       } else {
-        const padded = [...tokens, ...new Array<number>(maxLen - tokens.length).fill(0)];
+        const padded = [...tokens, ...new Array<number>(maxLen - tokens.length).fill(0)]; // virtual rows come on top
         const r = await exe.run({ input_ids: ids1(padded, [1, maxLen]) });
         const at = tokens.length - 1;
         row = (r.logits!.data as Float32Array).subarray(at * V, (at + 1) * V);

@@ -1,38 +1,88 @@
 /**
- * Dimensions are numbers or symbolic products such as `B` or `B*T`, resolved to numbers when a graph is compiled.
- * A symbolic dim is kept in a canonical form (coefficient first, names sorted) so that equal products compare equal.
+ * Dimensions are numbers or symbolic polynomials such as `B`, `B*T` or `T+5` (a sequence with five prefix slots),
+ * resolved to numbers when a graph is compiled. A symbolic dim is kept in a canonical form (terms sorted, names
+ * sorted inside a term, coefficients first) so that equal polynomials compare equal.
  */
 export type Dim = number | string;
 export type Shape = readonly Dim[];
 
-interface Monomial { coef: number; names: string[] }
+/** A polynomial: coefficient by term, the term being its sorted names joined by '*' ('' for the constant). */
+type Poly = Map<string, number>;
 
-function parseDim(d: Dim): Monomial {
-  if (typeof d === 'number') return { coef: d, names: [] };
+function parseTerm(raw: string, d: Dim): [string, number] {
   let coef = 1;
   const names: string[] = [];
-  for (const raw of d.split('*')) {
-    const part = raw.trim();
+  for (const factor of raw.split('*')) {
+    const part = factor.trim();
     if (/^\d+$/.test(part)) coef *= Number(part);
     else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(part)) names.push(part);
-    else throw new TypeError(`invalid symbolic dimension ${JSON.stringify(d)}: use names and integers joined by '*'`);
+    else throw new TypeError(`invalid symbolic dimension ${JSON.stringify(d)}: use names and integers joined by '*' and '+'`);
   }
-  return { coef, names: names.sort() };
+  return [names.sort().join('*'), coef];
 }
 
-function formatMonomial(m: Monomial): Dim {
-  if (m.names.length === 0) return m.coef;
-  return (m.coef === 1 ? [] : [String(m.coef)]).concat(m.names).join('*');
+function parseDim(d: Dim): Poly {
+  const poly: Poly = new Map();
+  if (typeof d === 'number') {
+    if (d !== 0) poly.set('', d);
+    return poly;
+  }
+  // Split on + and - that separate terms, keeping each term's sign.
+  for (const m of d.replace(/\s+/g, '').matchAll(/([+-]?)([^+-]+)/g)) {
+    const [key, coef] = parseTerm(m[2]!, d);
+    addTerm(poly, key, m[1] === '-' ? -coef : coef);
+  }
+  return poly;
 }
 
-/** Canonical form of a dim: `'T*B'` becomes `'B*T'`, `'4'` becomes 4. */
+function addTerm(poly: Poly, key: string, coef: number): void {
+  const sum = (poly.get(key) ?? 0) + coef;
+  if (sum === 0) poly.delete(key);
+  else poly.set(key, sum);
+}
+
+/** Higher-degree terms first, then by names; the constant last. */
+function formatPoly(poly: Poly): Dim {
+  const keys = [...poly.keys()].sort((a, b) => {
+    const da = a === '' ? 0 : a.split('*').length, db = b === '' ? 0 : b.split('*').length;
+    return db - da || (a < b ? -1 : a > b ? 1 : 0);
+  });
+  if (keys.length === 0) return 0;
+  if (keys.length === 1 && keys[0] === '') return poly.get('')!;
+  let out = '';
+  for (const key of keys) {
+    const coef = poly.get(key)!;
+    const mag = Math.abs(coef);
+    const body = key === '' ? String(mag) : mag === 1 ? key : `${mag}*${key}`;
+    out += coef < 0 ? `-${body}` : out === '' ? body : `+${body}`;
+  }
+  return out;
+}
+
+/** Canonical form of a dim: `'T*B'` becomes `'B*T'`, `'5+T'` becomes `'T+5'`, `'4'` becomes 4. */
 export function normDim(d: Dim): Dim {
-  return formatMonomial(parseDim(d));
+  return formatPoly(parseDim(d));
 }
 
 export function mulDims(a: Dim, b: Dim): Dim {
   const x = parseDim(a), y = parseDim(b);
-  return formatMonomial({ coef: x.coef * y.coef, names: [...x.names, ...y.names].sort() });
+  const out: Poly = new Map();
+  for (const [ka, ca] of x) {
+    for (const [kb, cb] of y) addTerm(out, [...ka.split('*'), ...kb.split('*')].filter(Boolean).sort().join('*'), ca * cb);
+  }
+  return formatPoly(out);
+}
+
+export function addDims(a: Dim, b: Dim): Dim {
+  const out = parseDim(a);
+  for (const [k, c] of parseDim(b)) addTerm(out, k, c);
+  return formatPoly(out);
+}
+
+export function subDims(a: Dim, b: Dim): Dim {
+  const out = parseDim(a);
+  for (const [k, c] of parseDim(b)) addTerm(out, k, -c);
+  return formatPoly(out);
 }
 
 export function dimEq(a: Dim, b: Dim): boolean {
@@ -57,14 +107,17 @@ export function formatShape(shape: Shape): string {
 
 /** Substitutes symbol values; throws naming the symbol when one is missing. */
 export function resolveDim(d: Dim, bindings: Readonly<Record<string, number>>): number {
-  const m = parseDim(d);
-  let v = m.coef;
-  for (const n of m.names) {
-    const b = bindings[n];
-    if (b === undefined) {
-      throw new Error(`symbolic dimension '${n}' has no value: pass it in dims, e.g. { ${n}: 8 }`);
+  let v = 0;
+  for (const [key, coef] of parseDim(d)) {
+    let term = coef;
+    for (const n of key === '' ? [] : key.split('*')) {
+      const b = bindings[n];
+      if (b === undefined) {
+        throw new Error(`symbolic dimension '${n}' has no value: pass it in dims, e.g. { ${n}: 8 }`);
+      }
+      term *= b;
     }
-    v *= b;
+    v += term;
   }
   return v;
 }

@@ -8,7 +8,7 @@
  */
 import type { DType, TypedArray } from '../ir/dtype.ts';
 import { Tensor } from '../ir/graph.ts';
-import { broadcastShapes, mulDims, normAxis, shapeEq, type Dim, type Shape } from '../ir/shape.ts';
+import { addDims, broadcastShapes, dimEq, mulDims, normAxis, normDim, shapeEq, subDims, type Dim, type Shape } from '../ir/shape.ts';
 import * as ew from './elementwise.ts';
 import * as idx from './indexing.ts';
 import * as lay from './layout.ts';
@@ -20,7 +20,7 @@ import { silu as siluPrim } from './silu.ts';
 import { rmsNorm as rmsNormPrim } from './rmsnorm.ts';
 
 export type Operand = Tensor | number;
-export { mulDims };
+export { addDims, mulDims, subDims };
 
 /** Turns numbers into scalar constants next to a tensor operand. */
 function lift(a: Operand, b: Operand): [Tensor, Tensor] {
@@ -154,15 +154,17 @@ export function unbroadcast(ct: Tensor, shape: Shape): Tensor {
   return reshape(sum(ct, axes, true), shape);
 }
 
-export function slice(x: Tensor, axis: number, start: number, end: number): Tensor {
+/** x[..., start:end, ...] along `axis`; bounds may be symbolic (`op.slice(x, 1, 5, 'T+5')`). */
+export function slice(x: Tensor, axis: number, start: Dim, end: Dim): Tensor {
   const a = normAxis(axis, x.rank, 'slice');
-  if (start === 0 && x.shape[a] === end) return x;
-  return x.builder.bind(lay.slice, [x], { axis: a, start, end });
+  if (dimEq(start, 0) && dimEq(x.shape[a]!, end)) return x;
+  return x.builder.bind(lay.slice, [x], { axis: a, start: normDim(start), end: normDim(end) });
 }
 
-export function pad(x: Tensor, axis: number, before: number, after: number): Tensor {
-  if (before === 0 && after === 0) return x;
-  return x.builder.bind(lay.pad, [x], { axis: normAxis(axis, x.rank, 'pad'), before, after });
+/** Zeros before and after `x` along `axis` (amounts may be symbolic). */
+export function pad(x: Tensor, axis: number, before: Dim, after: Dim): Tensor {
+  if (dimEq(before, 0) && dimEq(after, 0)) return x;
+  return x.builder.bind(lay.pad, [x], { axis: normAxis(axis, x.rank, 'pad'), before: normDim(before), after: normDim(after) });
 }
 
 export function concat(xs: readonly Tensor[], axis: number): Tensor {

@@ -1,7 +1,7 @@
 /** Primitives that move data without arithmetic: reshape, transpose, broadcast, slice, pad, concat. */
 import type { TensorType } from '../ir/graph.ts';
 import { definePrimitive } from '../ir/primitive.ts';
-import { broadcastShapes, dimEq, formatShape, numel, shapeEq, type Dim } from '../ir/shape.ts';
+import { addDims, broadcastShapes, dimEq, formatShape, numel, resolveDim, shapeEq, subDims, type Dim } from '../ir/shape.ts';
 import * as op from './api.ts';
 import { bytesOf, requireArity, streamingCost } from './util.ts';
 
@@ -58,7 +58,11 @@ export const broadcastTo = definePrimitive<{ shape: readonly Dim[] }>({
   cost: (eqn) => streamingCost(eqn, 0),
 });
 
-export interface SliceParams { readonly axis: number; readonly start: number; readonly end: number }
+/** Slice bounds and pad amounts may be symbolic (`T`, `T+5`): they are resolved with the shapes at compile time. */
+export interface SliceParams { readonly axis: number; readonly start: Dim; readonly end: Dim }
+
+/** A symbolic bound can only be checked where it is a number; `T+5 - 5` is known to be `T`, so it is exact there. */
+const nonNegative = (d: Dim): boolean => typeof d !== 'number' || d >= 0;
 
 /** Contiguous slice [start, end) along one axis. */
 export const slice = definePrimitive<SliceParams>({
@@ -68,25 +72,26 @@ export const slice = definePrimitive<SliceParams>({
     const t = types[0]!;
     const d = t.shape[p.axis];
     if (d === undefined) throw new Error(`axis ${p.axis} out of range for rank ${t.shape.length}`);
-    if (!(0 <= p.start && p.start <= p.end && (typeof d !== 'number' || p.end <= d))) {
+    const size = subDims(p.end, p.start);
+    if (!(nonNegative(p.start) && nonNegative(size) && nonNegative(subDims(d, p.end)))) {
       throw new Error(`slice [${p.start}, ${p.end}) is out of range for axis ${p.axis} of size ${d}`);
     }
     const shape = [...t.shape];
-    shape[p.axis] = p.end - p.start;
+    shape[p.axis] = size;
     return { dtype: t.dtype, shape };
   },
+  specialize: (p, dims) => ({ axis: p.axis, start: resolveDim(p.start, dims), end: resolveDim(p.end, dims) }),
   lower: (ctx, { params: p }) =>
-    ctx.node('Slice', [ctx.inputs[0]!, ctx.int64s([p.start]), ctx.int64s([p.end]), ctx.int64s([p.axis])], [ctx.out]),
+    ctx.node('Slice', [ctx.inputs[0]!, ctx.int64s([Number(p.start)]), ctx.int64s([Number(p.end)]), ctx.int64s([p.axis])], [ctx.out]),
   jvp: ({ tangents: [t], params }) => op.slice(t!, params.axis, params.start, params.end),
   vjp: ({ primals: [x], ct, params }) => {
     const size = x!.shape[params.axis]!;
-    if (typeof size !== 'number') throw new Error('slice VJP needs a concrete size on the sliced axis');
-    return [op.pad(ct, params.axis, params.start, size - params.end)];
+    return [op.pad(ct, params.axis, params.start, subDims(size, params.end))];
   },
   cost: (eqn) => streamingCost(eqn, 0),
 });
 
-export interface PadParams { readonly axis: number; readonly before: number; readonly after: number }
+export interface PadParams { readonly axis: number; readonly before: Dim; readonly after: Dim }
 
 /** Zero padding along one axis. */
 export const pad = definePrimitive<PadParams>({
@@ -96,22 +101,22 @@ export const pad = definePrimitive<PadParams>({
     const t = types[0]!;
     const d = t.shape[p.axis];
     if (d === undefined) throw new Error(`axis ${p.axis} out of range for rank ${t.shape.length}`);
-    if (p.before < 0 || p.after < 0) throw new Error('pad amounts must be >= 0');
+    if (!nonNegative(p.before) || !nonNegative(p.after)) throw new Error('pad amounts must be >= 0');
     const shape = [...t.shape];
-    shape[p.axis] = typeof d === 'number' ? d + p.before + p.after : `${d}`;
-    if (typeof d !== 'number' && p.before + p.after > 0) throw new Error('cannot pad a symbolic axis');
+    shape[p.axis] = addDims(addDims(d, p.before), p.after);
     return { dtype: t.dtype, shape };
   },
+  specialize: (p, dims) => ({ axis: p.axis, before: resolveDim(p.before, dims), after: resolveDim(p.after, dims) }),
   lower: (ctx, { params: p, out }) => {
     const pads = new Array<number>(2 * out.shape.length).fill(0);
-    pads[p.axis] = p.before;
-    pads[out.shape.length + p.axis] = p.after;
+    pads[p.axis] = Number(p.before);
+    pads[out.shape.length + p.axis] = Number(p.after);
     ctx.node('Pad', [ctx.inputs[0]!, ctx.int64s(pads)], [ctx.out], { mode: 'constant' });
   },
   jvp: ({ tangents: [t], params }) => op.pad(t!, params.axis, params.before, params.after),
   vjp: ({ primals: [x], ct, params }) => {
-    const size = x!.shape[params.axis] as number;
-    return [op.slice(ct, params.axis, params.before, params.before + size)];
+    const size = x!.shape[params.axis]!;
+    return [op.slice(ct, params.axis, params.before, addDims(params.before, size))];
   },
   cost: (eqn) => streamingCost(eqn, 0),
 });
@@ -126,9 +131,7 @@ export const concat = definePrimitive<{ axis: number }>({
       if (t.dtype !== first.dtype) throw new Error(`dtypes differ (${types.map((x) => x.dtype).join(', ')})`);
       const same = t.shape.length === first.shape.length && t.shape.every((d, i) => i === p.axis || dimEq(d, first.shape[i]!));
       if (!same) throw new Error(`shapes ${types.map((x) => formatShape(x.shape)).join(', ')} differ outside axis ${p.axis}`);
-      const d = t.shape[p.axis]!;
-      if (typeof d !== 'number' || typeof total !== 'number') throw new Error('concat needs concrete sizes on its axis');
-      total += d;
+      total = addDims(total, t.shape[p.axis]!);
     }
     const shape = [...first.shape];
     shape[p.axis] = total;
@@ -138,11 +141,11 @@ export const concat = definePrimitive<{ axis: number }>({
   jvp: ({ primals, tangents, params }) =>
     op.concat(tangents.map((t, i) => t ?? op.zerosLike(primals[i]!)), params.axis),
   vjp: ({ primals, ct, params, needs }) => {
-    let offset = 0;
+    let offset: Dim = 0;
     return primals.map((x, i) => {
-      const size = x.shape[params.axis] as number;
-      const g = needs[i] ? op.slice(ct, params.axis, offset, offset + size) : null;
-      offset += size;
+      const end = addDims(offset, x.shape[params.axis]!);
+      const g = needs[i] ? op.slice(ct, params.axis, offset, end) : null;
+      offset = end;
       return g;
     });
   },

@@ -6,6 +6,11 @@ import type { ParamSpec } from '../models/params.ts';
 export interface PluginContext {
   readonly model: { readonly config: ModelConfig; readonly specs: readonly ParamSpec[] };
   readonly run: { readonly dir: string; readonly seed: number; readonly totalSteps: number };
+  /**
+   * The model's tokenizer, when the run has one (training, evaluation; not the planner): for plugins that start from
+   * text, such as prompt tuning initialised from a phrase.
+   */
+  readonly tokenizer?: { encode(text: string, opts?: { addSpecialTokens?: boolean }): number[] };
   /** What the graph being built is for: training steps get dropout and the like, evaluation and generation do not. */
   readonly phase: 'train' | 'eval' | 'generate';
   /** Prints a line tagged with the plugin's name (and records it in the run's log). */

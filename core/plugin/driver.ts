@@ -4,7 +4,9 @@
  */
 import { seededRandom } from '../generate/sampling.ts';
 import type { PluginContext } from './context.ts';
-import { HOOK_STYLES, type HookName, type LinearFn, type ParamFn, type Plugin, type PluginHooks } from './hooks.ts';
+import type { ModelHooks } from '../models/llama.ts';
+import * as nn from '../nn/index.ts';
+import { HOOK_STYLES, type AttentionFn, type EmbeddingsFn, type HookName, type LinearFn, type ParamFn, type Plugin, type PluginHooks } from './hooks.ts';
 
 type Args<K extends HookName> = Parameters<PluginHooks[K]>;
 type Ret<K extends HookName> = Exclude<Awaited<ReturnType<PluginHooks[K]>>, void | undefined | null>;
@@ -140,6 +142,30 @@ export class PluginDriver {
       (next, { plugin, fn }) => (g, name, shape) => fn(this.bind(ctx, plugin), g, name, shape, next),
       base,
     );
+  }
+
+  /** chain: the composed embeddings hook (default: unchanged). */
+  embeddings(ctx: PluginContext): EmbeddingsFn | undefined {
+    const hooks = this.with('model:embeddings');
+    if (!hooks.length) return undefined;
+    return hooks.reduceRight<EmbeddingsFn>((next, { plugin, fn }) => (e) => fn(this.bind(ctx, plugin), e, next), (e) => e);
+  }
+
+  /** chain: the composed attention hook (default: unchanged). */
+  attention(ctx: PluginContext): AttentionFn | undefined {
+    const hooks = this.with('model:attention');
+    if (!hooks.length) return undefined;
+    return hooks.reduceRight<AttentionFn>((next, { plugin, fn }) => (a) => fn(this.bind(ctx, plugin), a, next), (a) => a);
+  }
+
+  /** Every model hook of the plugins, composed, for `buildCausalLM` (training, evaluation and generation alike). */
+  modelHooks(ctx: PluginContext): ModelHooks {
+    return {
+      linear: this.linear(ctx, (_site, x, w, b) => nn.linear(x, w, b)),
+      param: this.param(ctx, (g, name, shape) => g.input(name, 'float32', shape)),
+      embeddings: this.embeddings(ctx),
+      attention: this.attention(ctx),
+    };
   }
 
   /** Runs `config:validate` everywhere and adds the structural checks; throws PluginError listing everything. */

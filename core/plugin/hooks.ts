@@ -10,12 +10,14 @@
  */
 import type { GraphBuilder, Tensor } from '../ir/graph.ts';
 import type { HostTensor } from '../ir/host.ts';
-import type { LinearSite } from '../models/llama.ts';
+import type { AttentionInputs, LinearSite, TokenEmbeddings } from '../models/llama.ts';
 import type { GradientEstimator } from './estimator.ts';
 import type { MemoryItem, PluginContext, StepContext, StepResult } from './context.ts';
 
 export type LinearFn = (site: LinearSite, x: Tensor, weight: Tensor, bias: Tensor | undefined) => Tensor;
 export type ParamFn = (g: GraphBuilder, name: string, shape: number[]) => Tensor;
+export type EmbeddingsFn = (e: TokenEmbeddings) => TokenEmbeddings;
+export type AttentionFn = (a: AttentionInputs) => AttentionInputs;
 
 /** A new graph input created by a plugin while the model was built, waiting for its initial value. */
 export interface PendingParam {
@@ -53,6 +55,13 @@ export interface PluginHooks {
   'model:linear'(ctx: PluginContext, site: LinearSite, x: Tensor, weight: Tensor, bias: Tensor | undefined, next: LinearFn): Tensor;
   /** Supplies a parameter tensor to the graph; call `next` for the default graph input. (quantised storage) */
   'model:param'(ctx: PluginContext, g: GraphBuilder, name: string, shape: number[], next: ParamFn): Tensor;
+  /**
+   * Changes the rows entering the decoder; call `next` first. Prepended rows count in `virtualRows` (their logits
+   * are dropped) and in `lead` (real tokens' positions start after them). (prompt tuning, P-tuning)
+   */
+  'model:embeddings'(ctx: PluginContext, e: TokenEmbeddings, next: EmbeddingsFn): TokenEmbeddings;
+  /** Changes one layer's keys, values (after the rotary embedding) and mask; call `next` first. (prefix tuning) */
+  'model:attention'(ctx: PluginContext, a: AttentionInputs, next: AttentionFn): AttentionInputs;
   /** Adds terms to the scalar training loss inside the graph. (AdaLoRA's orthogonality regulariser) */
   'model:loss'(ctx: PluginContext, loss: Tensor, g: GraphBuilder): Tensor;
   /**
@@ -101,6 +110,8 @@ export const HOOK_STYLES = {
   'config:validate': 'collect',
   'model:linear': 'chain',
   'model:param': 'chain',
+  'model:embeddings': 'chain',
+  'model:attention': 'chain',
   'model:loss': 'waterfall',
   'params:init': 'collect',
   'params:trainable': 'waterfall',
@@ -139,6 +150,11 @@ export interface Plugin<Api = unknown> extends Partial<PluginHooks> {
   conflicts?: string[];
   /** A public API other plugins reach with `ctx.plugin(name)`. */
   api?: Api;
+  /**
+   * False when what the plugin adds cannot be folded into the base weights (non-linear adapters, prefix and prompt
+   * tuning): a merged export is then skipped (`export.merged: 'auto'`) or refused before the run (`true`).
+   */
+  mergeable?: boolean;
   /** The options the plugin was created with (JSON), recorded in checkpoints and exports. */
   options?: Record<string, unknown>;
 }

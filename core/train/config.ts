@@ -91,7 +91,10 @@ export const trainConfigSchema = z
       .describe('checkpoints'),
     export: z
       .object({
-        merged: z.boolean().default(true).describe('write export/model: a full model folder (safetensors + config + tokenizer) with adapters merged'),
+        merged: z
+          .union([z.boolean(), z.literal('auto')])
+          .default('auto')
+          .describe("write export/model: a full model folder (safetensors + config + tokenizer) with adapters merged; 'auto' writes it when every plugin can be merged (prefix, prompt and bottleneck adapters cannot), true refuses such runs before they start"),
         adapters: z.boolean().default(true).describe("write each plugin's own artifacts (e.g. export/adapter, a PEFT LoRA adapter)"),
       })
       .strict()

@@ -2,6 +2,8 @@
 import { join } from 'node:path';
 import { createGenerator } from '../generate/generator.ts';
 import type { HostTensor } from '../ir/host.ts';
+import type { PluginContext } from '../plugin/context.ts';
+import type { Plugin } from '../plugin/hooks.ts';
 import type { TrainConfig } from './config.ts';
 import { writeModelFolder } from './export.ts';
 import type { RunModel } from './setup.ts';
@@ -16,18 +18,40 @@ export function mergedWeights(m: RunModel, trained: ReadonlyMap<string, HostTens
   return m.driver.waterfallSync('export:merge', m.ctx, base, trained);
 }
 
+/** Plugins whose additions cannot be folded into the base weights (see `Plugin.mergeable`). */
+export function unmergeable(plugins: readonly Plugin[]): string[] {
+  return plugins.filter((p) => p.mergeable === false).map((p) => p.name);
+}
+
+/** Refuses `export.merged: true` with a plugin that cannot be merged, before anything is loaded. */
+export function checkMergedExport(cfg: TrainConfig, plugins: readonly Plugin[]): void {
+  const cannot = unmergeable(plugins);
+  if (cfg.export.merged === true && cannot.length) {
+    throw new Error(
+      `export.merged is true, but ${cannot.join(', ')} ${cannot.length === 1 ? 'adds' : 'add'} computation that cannot be folded into the base weights ` +
+        "(a merged model would silently drop it): set export.merged to 'auto' or false and use export/adapter",
+    );
+  }
+}
+
 export async function finishRun(cfg: TrainConfig, m: RunModel, trained: ReadonlyMap<string, HostTensor>, log: (l: string) => void): Promise<string[]> {
   const exportDir = join(cfg.output, 'export');
   const written: string[] = [];
-  const needMerged = cfg.export.merged || cfg.eval.samples.length > 0;
-  const merged = needMerged ? mergedWeights(m, trained) : undefined;
-  if (cfg.export.merged && merged) written.push(...(await writeModelFolder(join(exportDir, 'model'), m.ctx.model.config, merged, m.dir)));
+  const cannot = unmergeable(m.driver.plugins);
+  const writeMerged = cfg.export.merged === true || (cfg.export.merged === 'auto' && cannot.length === 0);
+  if (cfg.export.merged === 'auto' && cannot.length) log(`export: no merged model (${cannot.join(', ')} cannot be folded into the base weights); the adapter holds the result`);
+  const merged = writeMerged ? mergedWeights(m, trained) : undefined;
+  if (merged) written.push(...(await writeModelFolder(join(exportDir, 'model'), m.ctx.model.config, merged, m.dir)));
   if (cfg.export.adapters) {
     for (const { value } of await m.driver.collect('export:artifacts', m.ctx, exportDir, trained)) written.push(...value);
   }
   if (written.length) log(`exported: ${written.map((w) => w.slice(cfg.output.length + 1)).join(', ')}`);
-  if (merged && cfg.eval.samples.length) {
-    const gen = await createGenerator({ config: m.ctx.model.config, weights: merged, maxLen: Math.min(512, m.ctx.model.config.maxPositions) });
+  if (cfg.eval.samples.length) {
+    // Samples come from the trained parameters through the plugins' own hooks, so every technique (merged or not)
+    // generates as it trained.
+    const ctx: PluginContext = { ...m.ctx, phase: 'generate' };
+    const weights = new Map([...m.params, ...trained]);
+    const gen = await createGenerator({ config: m.ctx.model.config, weights, hooks: () => m.driver.modelHooks(ctx), maxLen: Math.min(512, m.ctx.model.config.maxPositions) });
     const stops = [...m.ctx.model.config.eosTokenIds, ...(m.tok.bosId !== null ? [m.tok.bosId] : [])];
     for (const prompt of cfg.eval.samples) {
       const ids = await gen.generate(m.tok.encode(prompt), { maxNewTokens: cfg.eval.maxNewTokens, stopTokens: stops });

@@ -26,9 +26,7 @@ export function buildLossGraph(driver: PluginDriver, ctx: PluginContext, config:
 export function buildLossGraphWithBoundaries(driver: PluginDriver, ctx: PluginContext, config: ModelConfig): { graph: Graph; boundaries: Var[] } {
   let boundaries: Var[] = [];
   const graph = trace((g): Record<string, Tensor> => {
-    const linear = driver.linear(ctx, (_site, x, w, b) => nn.linear(x, w, b));
-    const param = driver.param(ctx, (g2, name, shape) => g2.input(name, 'float32', shape));
-    const m = buildCausalLM(g, config, { batch: 'B', seq: 'T', hooks: { linear, param } });
+    const m = buildCausalLM(g, config, { batch: 'B', seq: 'T', hooks: driver.modelHooks(ctx) });
     boundaries = m.blockOutputs.map((t) => t.v);
     const labels = g.input('labels', 'int64', ['B', 'T']);
     const loss = driver.waterfallSync('model:loss', ctx, nn.crossEntropy(m.logits, labels), g);

@@ -12,6 +12,7 @@ import type { BaseWeights, Plugin } from '../plugin/hooks.ts';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/index.ts';
 import { choiceTrainingExamples, loadChoiceItems, type ChoiceItem } from './choice.ts';
 import type { TrainConfig } from './config.ts';
+import { checkMergedExport } from './finish.ts';
 import { buildLossGraphWithBoundaries, DATA_INPUTS } from './graphs.ts';
 
 export interface RunData {
@@ -73,6 +74,7 @@ export interface RunModel {
  */
 export async function setupModel(cfg: TrainConfig, plugins: readonly Plugin[], totalSteps: () => number, log: (m: string) => void): Promise<RunModel> {
   const driver = new PluginDriver(plugins);
+  checkMergedExport(cfg, driver.plugins);
   const model = await openModel(cfg.model);
   try {
     const { dir, config } = model;
@@ -81,6 +83,7 @@ export async function setupModel(cfg: TrainConfig, plugins: readonly Plugin[], t
     const ctx: PluginContext = {
       model: { config, specs },
       run: { dir: cfg.output, seed: cfg.seed, get totalSteps() { return totalSteps(); } },
+      tokenizer: tok,
       phase: 'train',
       log,
       plugin: <Api>(name: string) => driver.api<Api>(name),

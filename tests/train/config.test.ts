@@ -70,7 +70,7 @@ describe('config validation', () => {
     expect(c.train).toMatchObject({ batchSize: 8, optimizer: 'adamw', lr: 1e-4, schedule: 'linear', maxGradNorm: 1 });
     expect(c.data.maxLength).toBe(2048); // the default; the trainer caps it at the model's context length
     expect(c.checkpoint).toEqual({ every: 0, keep: 2 });
-    expect(c.export).toEqual({ merged: true, adapters: true });
+    expect(c.export).toEqual({ merged: 'auto', adapters: true });
     expect(c.plugins).toEqual([]);
   });
 });
