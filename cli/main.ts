@@ -4,7 +4,7 @@
  *
  *   bun run cli/main.ts train --config examples/sst2-lora.config.ts
  *   bun run cli/main.ts generate --model <dir|owner/name> --prompt "Once upon a time"
- *   bun run cli/main.ts grads --model <dir|owner/name> --batch batch.safetensors [--lora adapter/] --out grads.safetensors
+ *   bun run cli/main.ts grads --model <dir|owner/name> --batch batch.safetensors [--adapter adapter/] --out grads.safetensors
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { computeGrads } from './grads.ts';
@@ -34,20 +34,21 @@ function required(values: Record<string, unknown>, names: string[]): void {
 
 const runOptions = {
   config: { type: 'string' }, steps: { type: 'string' }, output: { type: 'string' }, seed: { type: 'string' }, 'no-resume': { type: 'boolean' },
+  adapter: { type: 'string' },
 } as const;
 
 function runArgs(v: Record<string, string | boolean | undefined>): RunCommandOptions {
   required(v, ['config']);
   return {
     config: v.config as string, steps: num(v.steps, 'steps'), output: v.output as string | undefined,
-    seed: num(v.seed, 'seed'), resume: !v['no-resume'],
+    seed: num(v.seed, 'seed'), resume: !v['no-resume'], adapter: v.adapter as string | undefined,
   };
 }
 
 const COMMANDS: Record<string, Command> = {
   train: {
     summary: 'fine-tune a model as a config file describes (resumes from the latest checkpoint)',
-    usage: 'train --config <file.ts|file.json> [--steps N] [--output dir] [--seed N] [--no-resume]',
+    usage: 'train --config <file.ts|file.json> [--adapter <PEFT adapter dir>] [--steps N] [--output dir] [--seed N] [--no-resume]',
     options: runOptions,
     run: (v) => trainCommand(runArgs(v)),
   },
@@ -59,7 +60,7 @@ const COMMANDS: Record<string, Command> = {
   },
   eval: {
     summary: "evaluate a run's latest checkpoint (or the base model) as its config describes",
-    usage: 'eval --config <file.ts|file.json> [--output dir]',
+    usage: 'eval --config <file.ts|file.json> [--adapter <PEFT adapter dir>] [--output dir]',
     options: runOptions,
     run: (v) => evalCommand(runArgs(v)),
   },
@@ -71,16 +72,16 @@ const COMMANDS: Record<string, Command> = {
   },
   generate: {
     summary: 'generate text from a model',
-    usage: 'generate --model <dir|owner/name[@rev]> --prompt <text> [--lora <adapter dir>] [--max-new-tokens 128] [--temperature 0] [--top-k 0] [--top-p 1] [--seed 0] [--no-cache]',
+    usage: 'generate --model <dir|owner/name[@rev]> --prompt <text> [--adapter <PEFT adapter dir>] [--max-new-tokens 128] [--temperature 0] [--top-k 0] [--top-p 1] [--seed 0] [--no-cache]',
     options: {
-      model: { type: 'string' }, prompt: { type: 'string' }, lora: { type: 'string' },
+      model: { type: 'string' }, prompt: { type: 'string' }, lora: { type: 'string' }, adapter: { type: 'string' },
       'max-new-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' },
       'top-p': { type: 'string' }, seed: { type: 'string' }, 'no-cache': { type: 'boolean' }, 'max-len': { type: 'string' },
     },
     async run(v) {
       required(v, ['model', 'prompt']);
       await runGenerate({
-        model: v.model as string, prompt: v.prompt as string, lora: v.lora as string | undefined,
+        model: v.model as string, prompt: v.prompt as string, lora: v.lora as string | undefined, adapter: v.adapter as string | undefined,
         maxNewTokens: num(v['max-new-tokens'], 'max-new-tokens'), temperature: num(v.temperature, 'temperature'),
         topK: num(v['top-k'], 'top-k'), topP: num(v['top-p'], 'top-p'), seed: num(v.seed, 'seed'),
         cache: !v['no-cache'], maxLen: num(v['max-len'], 'max-len'),
@@ -89,11 +90,11 @@ const COMMANDS: Record<string, Command> = {
   },
   grads: {
     summary: 'write the loss and the gradients of one batch to safetensors',
-    usage: 'grads --model <dir|owner/name[@rev]> --batch <file.safetensors> [--lora <PEFT adapter dir>] --out <file.safetensors>',
-    options: { model: { type: 'string' }, batch: { type: 'string' }, lora: { type: 'string' }, out: { type: 'string' } },
+    usage: 'grads --model <dir|owner/name[@rev]> --batch <file.safetensors> [--adapter <PEFT adapter dir>] --out <file.safetensors>',
+    options: { model: { type: 'string' }, batch: { type: 'string' }, lora: { type: 'string' }, adapter: { type: 'string' }, out: { type: 'string' } },
     async run(v) {
       required(v, ['model', 'batch', 'out']);
-      const grads = await computeGrads({ model: v.model as string, batch: v.batch as string, lora: v.lora as string | undefined, out: v.out as string });
+      const grads = await computeGrads({ model: v.model as string, batch: v.batch as string, lora: v.lora as string | undefined, adapter: v.adapter as string | undefined, out: v.out as string });
       console.log(`loss ${Number(grads.get('loss')!.data[0]).toFixed(6)}; wrote ${grads.size - 1} gradients and the loss to ${v.out}`);
     },
   },

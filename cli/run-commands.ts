@@ -4,6 +4,7 @@ import type { TrainConfig } from '../core/train/config.ts';
 import { train } from '../core/train/trainer.ts';
 import { evaluateCommand, exportCommand } from '../core/train/run.ts';
 import { BUILTIN_PLUGINS } from '../plugins/index.ts';
+import { readAdapter } from '../plugins/peft/read.ts';
 import { createPlanner, fitToBudget, formatPlan, parseBudget } from '../core/memory/index.ts';
 
 export interface RunCommandOptions {
@@ -12,6 +13,8 @@ export interface RunCommandOptions {
   output?: string;
   seed?: number;
   resume?: boolean;
+  /** A PEFT adapter folder the run starts from (train continues it; eval scores it). */
+  adapter?: string;
 }
 
 const log = (line: string) => console.error(line);
@@ -21,7 +24,13 @@ async function load(o: RunCommandOptions): Promise<{ config: TrainConfig; plugin
   if (o.steps !== undefined) config.train.steps = o.steps;
   if (o.output !== undefined) config.output = o.output;
   if (o.seed !== undefined) config.seed = o.seed;
-  return { config, plugins };
+  if (!o.adapter) return { config, plugins };
+  // The adapter's plugin takes the place of the config's plugin of the same technique: the file fixes its shape.
+  const adapter = await readAdapter(o.adapter);
+  const replaced = plugins.filter((p) => p.name === adapter.plugin.name);
+  if (replaced.length) log(`--adapter: ${adapter.peftType} from ${o.adapter} replaces the config's ${adapter.plugin.name} options`);
+  else log(`--adapter: ${adapter.peftType} from ${o.adapter}`);
+  return { config, plugins: [...plugins.filter((p) => p.name !== adapter.plugin.name), adapter.plugin] };
 }
 
 export async function trainCommand(o: RunCommandOptions): Promise<void> {

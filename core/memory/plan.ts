@@ -145,7 +145,8 @@ export async function createPlanner(cfg: TrainConfig, plugins: readonly Plugin[]
   await driver.validate(ctx);
   const { graph: forward, boundaries } = buildLossGraphWithBoundaries(driver, ctx, config);
   const dataInputs = DATA_INPUTS as readonly string[];
-  const paramInputs = forward.inputs.filter((i) => !dataInputs.includes(i.name));
+  // Parameters have fixed shapes; inputs shaped by the batch (dropout masks, per-step feeds) are part of the step.
+  const paramInputs = forward.inputs.filter((i) => !dataInputs.includes(i.name) && i.v.shape.every((d) => typeof d === 'number'));
   const trainableNames = driver.waterfallSync('params:trainable', ctx, new Set<string>());
   const trainable = forward.inputs.map((i) => i.name).filter((n) => trainableNames.has(n));
   if (trainable.length === 0) throw new Error('nothing to train: add a technique to plugins, e.g. fullFinetune() or lora({ r: 8 })');

@@ -39,6 +39,7 @@ export function prependSlots(prefix: Tensor, kv: Tensor): Tensor {
 export function writeSlots(prefix: Tensor, cache: Tensor): Tensor {
   const S = cache.shape[2] as number;
   const nvt = prefix.shape[2] as number;
+  if (S <= nvt) throw new Error(`prefix: a ${S}-position cache has no room after the ${nvt} prefix slots; generate with a longer maxLen`);
   const padded = op.pad(prefix, 2, 0, S - nvt); // [1, KV, S, D]
   const isPrefix = op.less(op.iota(cache, [1, 1, S, 1], 2), nvt); // [1, 1, S, 1]
   return op.where(isPrefix, padded, cache);
