@@ -17,6 +17,7 @@ import { PluginDriver } from '../plugin/driver.ts';
 import type { Plugin } from '../plugin/hooks.ts';
 import type { EstimatorMemory } from '../plugin/estimator.ts';
 import type { TrainConfig } from '../train/config.ts';
+import { mergedExportProblems } from '../train/finish.ts';
 import { buildLossGraphWithBoundaries, DATA_INPUTS } from '../train/graphs.ts';
 import { RUNTIME_BASE, SESSION_BYTES_PER_EQN } from './constants.ts';
 import { foldedConstantBytes } from './folded-constants.ts';
@@ -142,7 +143,7 @@ export async function createPlanner(cfg: TrainConfig, plugins: readonly Plugin[]
     model: { config, specs }, run: { dir: cfg.output, seed: cfg.seed, totalSteps: cfg.train.steps ?? 1 }, phase: 'train',
     log: () => {}, plugin: <Api>(name: string) => driver.api<Api>(name),
   };
-  await driver.validate(ctx);
+  await driver.validate(ctx, mergedExportProblems(cfg, driver.plugins));
   const { graph: forward, boundaries } = buildLossGraphWithBoundaries(driver, ctx, config);
   const dataInputs = DATA_INPUTS as readonly string[];
   // Parameters have fixed shapes; inputs shaped by the batch (dropout masks, per-step feeds) are part of the step.

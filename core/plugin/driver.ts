@@ -168,10 +168,10 @@ export class PluginDriver {
     };
   }
 
-  /** Runs `config:validate` everywhere and adds the structural checks; throws PluginError listing everything. */
-  async validate(ctx: PluginContext): Promise<void> {
+  /** Runs `config:validate` everywhere (plus the caller's `extra` problems); throws PluginError listing everything. */
+  async validate(ctx: PluginContext, extra: readonly string[] = []): Promise<void> {
     const found = await this.collect('config:validate', ctx);
-    const problems = found.flatMap(({ plugin, value }) => value.map((m) => `plugin '${plugin}': ${m}`));
+    const problems = [...found.flatMap(({ plugin, value }) => value.map((m) => `plugin '${plugin}': ${m}`)), ...extra];
     if (problems.length) throw new PluginError(problems);
   }
 }

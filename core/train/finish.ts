@@ -23,15 +23,14 @@ export function unmergeable(plugins: readonly Plugin[]): string[] {
   return plugins.filter((p) => p.mergeable === false).map((p) => p.name);
 }
 
-/** Refuses `export.merged: true` with a plugin that cannot be merged, before anything is loaded. */
-export function checkMergedExport(cfg: TrainConfig, plugins: readonly Plugin[]): void {
+/** `export.merged: true` with a plugin that cannot be merged: reported with the plugins' problems, before weights load. */
+export function mergedExportProblems(cfg: Pick<TrainConfig, 'export'>, plugins: readonly Plugin[]): string[] {
   const cannot = unmergeable(plugins);
-  if (cfg.export.merged === true && cannot.length) {
-    throw new Error(
-      `export.merged is true, but ${cannot.join(', ')} ${cannot.length === 1 ? 'adds' : 'add'} computation that cannot be folded into the base weights ` +
-        "(a merged model would silently drop it): set export.merged to 'auto' or false and use export/adapter",
-    );
-  }
+  if (cfg.export.merged !== true || cannot.length === 0) return [];
+  return [
+    `export.merged is true, but ${cannot.join(', ')} ${cannot.length === 1 ? 'adds' : 'add'} computation that cannot be folded into the base weights ` +
+      "(a merged model would silently drop it): set export.merged to 'auto' or false and use export/adapter",
+  ];
 }
 
 export async function finishRun(cfg: TrainConfig, m: RunModel, trained: ReadonlyMap<string, HostTensor>, log: (l: string) => void): Promise<string[]> {

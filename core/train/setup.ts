@@ -12,7 +12,7 @@ import type { BaseWeights, Plugin } from '../plugin/hooks.ts';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/index.ts';
 import { choiceTrainingExamples, loadChoiceItems, type ChoiceItem } from './choice.ts';
 import type { TrainConfig } from './config.ts';
-import { checkMergedExport } from './finish.ts';
+import { mergedExportProblems } from './finish.ts';
 import { buildLossGraphWithBoundaries, DATA_INPUTS } from './graphs.ts';
 
 export interface RunData {
@@ -74,7 +74,6 @@ export interface RunModel {
  */
 export async function setupModel(cfg: TrainConfig, plugins: readonly Plugin[], totalSteps: () => number, log: (m: string) => void): Promise<RunModel> {
   const driver = new PluginDriver(plugins);
-  checkMergedExport(cfg, driver.plugins);
   const model = await openModel(cfg.model);
   try {
     const { dir, config } = model;
@@ -88,7 +87,7 @@ export async function setupModel(cfg: TrainConfig, plugins: readonly Plugin[], t
       log,
       plugin: <Api>(name: string) => driver.api<Api>(name),
     };
-    await driver.validate(ctx);
+    await driver.validate(ctx, mergedExportProblems(cfg, driver.plugins));
     const { graph: forward, boundaries } = buildLossGraphWithBoundaries(driver, ctx, config);
     const baseNames = new Set(specs.map((s) => s.name));
     const inputs = new Set(forward.inputs.map((i) => i.name));

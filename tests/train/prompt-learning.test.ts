@@ -70,5 +70,7 @@ describe.skipIf(missing)('prompt learning through the trainer', () => {
     const dir = tempDir('prompt-merged');
     const config = tinyConfig(writeTinyData(dir), join(dir, 'run'), { export: { merged: true } });
     await expect(train({ config, plugins: [prefix({ virtualTokens: 2 })], progress: silentProgress, log: quiet })).rejects.toThrow(/export.merged is true, but tuneforge:prefix adds computation that cannot be folded/);
+    // Every problem at once: the merged export and a plugin's own option problem in one error.
+    await expect(train({ config, plugins: [prefix({ virtualTokens: 600 })], progress: silentProgress, log: quiet })).rejects.toThrow(/2 problems[\s\S]*virtualTokens 600 leaves no position[\s\S]*export.merged is true/);
   });
 });
