@@ -6,7 +6,10 @@
 import { afterAll, describe, expect, test } from 'bun:test';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readJsonl, removeTempDirs, REPO, STORIES, storiesMissing, tempDir, writeTinyData } from './helpers.ts';
+import { readAll } from '../../core/index.ts';
+import { readJsonl, removeTempDirs, REPO, SHARED, STORIES, storiesMissing, tempDir, writeTinyData } from './helpers.ts';
+
+const PEFT_PREFIX_DIR = join(SHARED, 'fixtures/stories260k/peft/prefix_tuning');
 
 afterAll(removeTempDirs);
 
@@ -102,4 +105,38 @@ describe('tuneforge CLI', () => {
     expect(readFileSync(adapterFile).equals(adapterBytes)).toBe(true);
     expect(readFileSync(modelFile).equals(modelBytes)).toBe(true);
   }, 40_000);
+
+  test.skipIf(missing || !existsSync(PEFT_PREFIX_DIR))('--adapter: train continues a PEFT prefix folder, eval and generate apply it', async () => {
+    const dir = tempDir('cli-adapter');
+    writeTinyData(dir);
+    const configPath = join(dir, 'tiny.json');
+    writeFileSync(configPath, JSON.stringify({
+      model: STORIES, output: 'runs/tiny', seed: 2,
+      data: { train: 'train.jsonl', maxLength: 32, evalFraction: 0.25 },
+      train: { steps: 3, batchSize: 4, lr: 1e-3 },
+      plugins: [{ name: 'prefix', options: { virtualTokens: 2 } }],
+    }));
+    const base = await cli(['eval', '--config', configPath], dir);
+    const withAdapter = await cli(['eval', '--config', configPath, '--adapter', PEFT_PREFIX_DIR], dir);
+    expect(withAdapter.code).toBe(0);
+    expect(withAdapter.stderr).toContain("--adapter: PREFIX_TUNING from");
+    const loss = (r: { stdout: string }) => Number(r.stdout.match(/^eval_loss (\S+)$/m)?.[1]);
+    expect(Number.isFinite(loss(withAdapter))).toBe(true);
+    expect(Math.abs(loss(withAdapter) - loss(base))).toBeGreaterThan(1e-3); // the 5-slot fixture prefix, not the config's 2 slots
+
+    const trained = await cli(['train', '--config', configPath, '--adapter', PEFT_PREFIX_DIR], dir);
+    expect(trained.code).toBe(0);
+    expect(trained.stderr).toContain("replaces the config's tuneforge:prefix options");
+    const start = (await readAll(join(PEFT_PREFIX_DIR, 'adapter_model.safetensors'))).get('prompt_embeddings')!.data as Float32Array;
+    const end = (await readAll(join(dir, 'runs', 'tiny', 'export', 'adapter', 'adapter_model.safetensors'))).get('prompt_embeddings')!.data as Float32Array;
+    expect(end.length).toBe(start.length);
+    let moved = 0;
+    for (let i = 0; i < end.length; i++) moved = Math.max(moved, Math.abs(end[i]! - start[i]!));
+    expect(moved).toBeGreaterThan(0);
+    expect(moved).toBeLessThan(0.05); // 3 AdamW steps of 1e-3 from the file's values, not from a fresh start
+
+    const generated = await cli(['generate', '--model', STORIES, '--prompt', 'Once upon a time', '--adapter', PEFT_PREFIX_DIR, '--max-new-tokens', '8'], dir);
+    expect(generated.code).toBe(0);
+    expect(generated.stdout).toStartWith('Once upon a time');
+  }, 60_000);
 });
