@@ -3,10 +3,8 @@
  * `peft_type: "ADALORA"` and `rank_pattern`, `adapter_model.safetensors` pruned to the kept triplets as PEFT's
  * `resize_state_dict_by_rank_pattern` does).
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { hostTensor, writeSafetensors, type HostTensor } from '../../core/index.ts';
-import { PEFT_PREFIX } from '../lora/adapter.ts';
+import { hostTensor, type HostTensor } from '../../core/index.ts';
+import { writeAdapterFolder } from '../peft/folder.ts';
 import type { AllocatedModule, RankPattern } from './allocator.ts';
 import { loraAName, loraBName, loraEName } from './layer.ts';
 
@@ -117,13 +115,5 @@ export function peftRankPattern(pattern: RankPattern | null): Record<string, boo
 
 /** Writes `dir/adapter_model.safetensors` (PEFT key prefix) and then `dir/adapter_config.json` (its presence marks completion). */
 export async function writeAdaloraAdapter(dir: string, config: PeftAdaloraConfig, tensors: ReadonlyMap<string, HostTensor>): Promise<string[]> {
-  await mkdir(dir, { recursive: true });
-  const prefixed = new Map<string, HostTensor>();
-  for (const [name, t] of tensors) prefixed.set(`${PEFT_PREFIX}${name}`, t);
-  const model = join(dir, 'adapter_model.safetensors'), cfg = join(dir, 'adapter_config.json');
-  await writeSafetensors(model, prefixed, { format: 'pt' }); // as PEFT's safe_save_file
-  const tmp = join(dir, `.adapter_config.json.tmp-${process.pid}`);
-  await writeFile(tmp, `${JSON.stringify(config, null, 2)}\n`);
-  await rename(tmp, cfg);
-  return [cfg, model];
+  return writeAdapterFolder(dir, config as unknown as Record<string, unknown>, tensors);
 }

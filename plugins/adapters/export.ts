@@ -4,12 +4,11 @@
  * `.adapter_up.weight` [d_out, bs] (and `.adapter_scaling` [1] when the scaling is learned). The fork itself saves
  * `adapter_model.bin` (torch pickle) with the same names; we write safetensors.
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { writeSafetensors, type HostTensor } from '../../core/index.ts';
+import type { HostTensor } from '../../core/index.ts';
+import { writeAdapterFolder } from '../peft/folder.ts';
 import type { AdaptersConfig, NonLinearity } from './config.ts';
 
-export const PEFT_PREFIX = 'base_model.model.';
+export { PEFT_PREFIX } from '../peft/folder.ts';
 
 /** `BottleneckConfig` as the fork serialises it (its field names, inference mode). */
 export interface PeftBottleneckConfig {
@@ -64,14 +63,5 @@ export function peftConfigJson(config: PeftBottleneckConfig): string {
 
 /** Writes the folder: tensors first, the config last (its presence marks a complete adapter). */
 export async function writeBottleneckAdapter(dir: string, config: PeftBottleneckConfig, tensors: ReadonlyMap<string, HostTensor>): Promise<string[]> {
-  await mkdir(dir, { recursive: true });
-  const prefixed = new Map<string, HostTensor>();
-  for (const [name, t] of tensors) prefixed.set(`${PEFT_PREFIX}${name}`, t);
-  const model = join(dir, 'adapter_model.safetensors');
-  await writeSafetensors(model, prefixed);
-  const tmp = join(dir, `.adapter_config.json.tmp-${process.pid}`);
-  await writeFile(tmp, peftConfigJson(config));
-  const path = join(dir, 'adapter_config.json');
-  await rename(tmp, path);
-  return [path, model];
+  return writeAdapterFolder(dir, config as unknown as Record<string, unknown>, tensors, () => peftConfigJson(config));
 }

@@ -35,14 +35,20 @@ export const peftKey = (name: string): string => (name === 'prompt_embeddings' ?
  * Writes a folder: tensors first, then the config through a rename (its presence marks a complete folder). Keys get
  * the PEFT prefix, except prompt learning's `prompt_embeddings`, which PEFT saves bare.
  */
-export async function writeAdapterFolder(dir: string, config: Readonly<Record<string, unknown>>, tensors: ReadonlyMap<string, HostTensor>): Promise<string[]> {
+export async function writeAdapterFolder(
+  dir: string,
+  config: Readonly<Record<string, unknown>>,
+  tensors: ReadonlyMap<string, HostTensor>,
+  /** The config's text (a format may need Python-specific spellings, such as floats written `1.0`). */
+  serialize: (config: Readonly<Record<string, unknown>>) => string = (c) => `${JSON.stringify(c, null, 2)}\n`,
+): Promise<string[]> {
   await mkdir(dir, { recursive: true });
   const keyed = new Map<string, HostTensor>();
   for (const [name, t] of tensors) keyed.set(peftKey(name), t);
   const weights = join(dir, 'adapter_model.safetensors');
-  await writeSafetensors(weights, keyed);
+  await writeSafetensors(weights, keyed, { format: 'pt' }); // the metadata PEFT's safe_save_file writes
   const tmp = join(dir, `.adapter_config.json.tmp-${process.pid}`);
-  await writeFile(tmp, `${JSON.stringify(config, null, 2)}\n`);
+  await writeFile(tmp, serialize(config));
   await rename(tmp, join(dir, 'adapter_config.json'));
   return [join(dir, 'adapter_config.json'), weights];
 }
