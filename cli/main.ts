@@ -15,7 +15,7 @@ interface Command {
   summary: string;
   usage: string;
   options: NonNullable<ParseArgsConfig['options']>;
-  run(values: Record<string, string | boolean | undefined>): Promise<void>;
+  run(values: Record<string, string | boolean | string[] | undefined>): Promise<void>;
 }
 
 const num = (v: unknown, name: string): number | undefined => {
@@ -37,7 +37,7 @@ const runOptions = {
   adapter: { type: 'string' },
 } as const;
 
-function runArgs(v: Record<string, string | boolean | undefined>): RunCommandOptions {
+function runArgs(v: Record<string, string | boolean | string[] | undefined>): RunCommandOptions {
   required(v, ['config']);
   return {
     config: v.config as string, steps: num(v.steps, 'steps'), output: v.output as string | undefined,
@@ -85,6 +85,28 @@ const COMMANDS: Record<string, Command> = {
         maxNewTokens: num(v['max-new-tokens'], 'max-new-tokens'), temperature: num(v.temperature, 'temperature'),
         topK: num(v['top-k'], 'top-k'), topP: num(v['top-p'], 'top-p'), seed: num(v.seed, 'seed'),
         cache: !v['no-cache'], maxLen: num(v['max-len'], 'max-len'),
+      });
+    },
+  },
+  serve: {
+    summary: 'the OpenAI-compatible fine-tuning service (API keys from TUNEFORGE_API_KEYS)',
+    usage: 'serve [--port 8000] [--home DIR] [--allow-model PATH]... [--allow-plugin NAME]... [--offline] [--store postgres://...] [--concurrency 1] [--config server.json]',
+    options: {
+      port: { type: 'string' }, home: { type: 'string' }, 'allow-model': { type: 'string', multiple: true }, 'allow-plugin': { type: 'string', multiple: true },
+      offline: { type: 'boolean' }, store: { type: 'string' }, concurrency: { type: 'string' }, config: { type: 'string' },
+    },
+    async run(v) {
+      const { serverConfigFrom, startServer } = await import('../server/serve.ts');
+      const server = await startServer(serverConfigFrom({
+        port: num(v.port, 'port'), home: v.home as string | undefined, allowModel: v["allow-model"] as string[] | undefined,
+        allowPlugin: v["allow-plugin"] as string[] | undefined, offline: v.offline === true ? true : undefined,
+        store: v.store as string | undefined, concurrency: num(v.concurrency, 'concurrency'), config: v.config as string | undefined,
+      }));
+      console.log(`listening on ${server.url}`);
+      await new Promise<void>((resolve) => {
+        const stop = () => void server.stop().then(resolve);
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
       });
     },
   },

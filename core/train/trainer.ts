@@ -37,6 +37,15 @@ export interface TrainOptions {
   /** Where progress is drawn (default stderr); lines of the log go to `log`. */
   progress?: ProgressStream;
   log?: (line: string) => void;
+  /** Called after each metrics record is written (one per step, and the final evaluation's), e.g. to stream it. */
+  onRecord?: (record: Readonly<Record<string, number>>) => void;
+  /** Called after a checkpoint is saved, with its step and folder. */
+  onCheckpoint?: (step: number, dir: string) => void;
+  /**
+   * Checked before each step: once aborted, the run saves a checkpoint of the steps done (unless the latest one is of
+   * this step already) and returns unfinished, so a resumed run loses nothing (pausing a job).
+   */
+  signal?: AbortSignal;
 }
 
 export interface TrainResult {
@@ -147,9 +156,17 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
   }
 
+  let checkpointedStep = step; // the step of the latest checkpoint on disk (0 with none: nothing to lose yet)
   const metricsPath = join(cfg.output, 'metrics.jsonl');
   if (step > 0) dropMetricsAfter(metricsPath, step); // steps after the checkpoint are re-run: keep one record each
-  const metrics = openMetrics(metricsPath);
+  const metricsFile = openMetrics(metricsPath);
+  const metrics = {
+    write(record: Record<string, number>): void {
+      metricsFile.write(record);
+      opts.onRecord?.(record);
+    },
+    close: () => metricsFile.close(),
+  };
   const progress = createProgress({ total: totalSteps, label: 'train', stream: opts.progress, start: step });
   const evaluate = () => evaluateRun(cfg, m, data, cache);
   const checkpoint = async () => {
@@ -158,16 +175,31 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const plugins: Record<string, Record<string, unknown>> = {};
     const tensors = new Map(opt.tensors);
     for (const { plugin, value } of await m.driver.collect('state:save', m.ctx)) plugins[plugin] = splitPluginState(plugin, value, tensors);
-    await saveCheckpoint(cfg.output, {
+    const dir = await saveCheckpoint(cfg.output, {
       step, tensors: trainedNow, optimizer: tensors,
       state: { stream: stream.state(), optimizer: opt.scalars, plugins, everTrained: [...everTrained], trainable },
     }, { keep: cfg.checkpoint.keep });
+    checkpointedStep = step;
+    opts.onCheckpoint?.(step, dir);
   };
 
   if (step === 0) await m.driver.sequential('train:start', m.ctx);
   let stepsThisProcess = 0;
   let lastEval: Record<string, number> = {};
+  let lastRecord: Record<string, number> = {};
+  /** Leaves the loop before the end of the run; the caller decides whether a checkpoint is written first. */
+  const stopEarly = async (): Promise<TrainResult> => {
+    progress.finish();
+    metrics.close();
+    await cache.clear();
+    return { runDir: cfg.output, step, finished: false, trained: new Map([...everTrained].map((n) => [n, m.params.get(n)!])), metrics: lastRecord, exported: [] };
+  };
   while (step < totalSteps) {
+    if (opts.signal?.aborted) {
+      if (checkpointedStep !== step) await checkpoint();
+      log(`stopped at step ${step} of ${totalSteps} (asked to stop); the run resumes from the checkpoint of step ${step}`);
+      return stopEarly();
+    }
     // The previous step's gradients (arrays as large as the trainable parameters) are garbage now; collect them
     // before the next run reaches its peak instead of whenever the collector would get to them.
     collectGarbage();
@@ -243,14 +275,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (gradNorm !== undefined) record.grad_norm = gradNorm;
     if (cfg.eval.every > 0 && step % cfg.eval.every === 0 && step < totalSteps) Object.assign(record, (lastEval = await evaluate()));
     metrics.write(record);
+    lastRecord = record;
     progress.update(step, { loss, lr, 'tok/s': Math.round(tokens / seconds) });
     if (cfg.checkpoint.every > 0 && step % cfg.checkpoint.every === 0 && step < totalSteps) await checkpoint();
-    if (opts.stopAfterSteps !== undefined && stepsThisProcess >= opts.stopAfterSteps && step < totalSteps) {
-      progress.finish();
-      metrics.close();
-      await cache.clear();
-      return { runDir: cfg.output, step, finished: false, trained: new Map([...everTrained].map((n) => [n, m.params.get(n)!])), metrics: record, exported: [] };
-    }
+    if (opts.stopAfterSteps !== undefined && stepsThisProcess >= opts.stopAfterSteps && step < totalSteps) return stopEarly();
   }
   progress.finish();
   lastEval = await evaluate();

@@ -129,6 +129,17 @@ export function storeConformance(name: string, open: () => Promise<Store>, openA
       expect((await store.recoverJobs(now, 5, () => ({ code: 'x', message: 'x', param: null }), true)).map((j) => j.id)).toContain(held.id);
     });
 
+    test('fine-tuned models: succeeded jobs only, found by name', async () => {
+      const ok = job({ status: 'succeeded', fine_tuned_model: `ft:stories260k:demo:${uid('x')}`, finished_at: 1_700_000_100 });
+      const failed = job({ status: 'failed', fine_tuned_model: null });
+      for (const j of [ok, failed]) await store.createJob(j);
+      const models = await store.fineTunedModels();
+      expect(models.find((m) => m.job_id === ok.id)).toEqual({ id: ok.fine_tuned_model!, created_at: 1_700_000_100, job_id: ok.id, base: 'stories260k' });
+      expect(models.some((m) => m.job_id === failed.id)).toBe(false);
+      expect((await store.jobByModel(ok.fine_tuned_model!))?.id).toBe(ok.id);
+      expect(await store.jobByModel('ft:none')).toBeUndefined();
+    });
+
     test('events: newest-first pages, and replay after an id in order', async () => {
       const j = job();
       await store.createJob(j);

@@ -17,6 +17,7 @@ function schema(sql: Sql): string[] {
     `CREATE TABLE IF NOT EXISTS files (${s}, id TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL, bytes BIGINT NOT NULL, filename TEXT NOT NULL, purpose TEXT NOT NULL, status TEXT NOT NULL, status_details TEXT)`,
     `CREATE TABLE IF NOT EXISTS jobs (${s}, id TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL, status TEXT NOT NULL, model TEXT NOT NULL, spec TEXT NOT NULL, config TEXT NOT NULL, metadata TEXT, fine_tuned_model TEXT, finished_at BIGINT, error TEXT, trained_tokens BIGINT, estimated_finish BIGINT, result_files TEXT NOT NULL, attempts INTEGER NOT NULL, worker_id TEXT, lease_until BIGINT, control TEXT)`,
     'CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq)',
+    'CREATE INDEX IF NOT EXISTS jobs_by_model ON jobs (fine_tuned_model)',
     'CREATE TABLE IF NOT EXISTS job_metadata (job_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (job_id, key))',
     `CREATE TABLE IF NOT EXISTS events (${s}, id TEXT NOT NULL UNIQUE, job_id TEXT NOT NULL, created_at BIGINT NOT NULL, level TEXT NOT NULL, message TEXT NOT NULL, type TEXT NOT NULL, data TEXT)`,
     'CREATE INDEX IF NOT EXISTS events_by_job ON events (job_id, seq)',
@@ -106,7 +107,10 @@ export async function sqlStore(sql: Sql, opts: { exclusive: boolean }): Promise<
     },
     async updateFile(id, patch) {
       const keys = Object.keys(patch) as (keyof typeof patch)[];
-      if (keys.length === 0) return this.getFile(id);
+      if (keys.length === 0) {
+        const [row] = await sql.all('SELECT * FROM files WHERE id = ?', [id]);
+        return row ? fileOf(row) : undefined;
+      }
       const [r] = await sql.all(`UPDATE files SET ${keys.map((k) => `${k} = ?`).join(', ')} WHERE id = ? RETURNING *`, [...keys.map((k) => patch[k]), id]);
       return r ? fileOf(r) : undefined;
     },
@@ -172,6 +176,15 @@ export async function sqlStore(sql: Sql, opts: { exclusive: boolean }): Promise<
         }
         return changed;
       });
+    },
+
+    async fineTunedModels() {
+      const rows = await sql.all("SELECT id, fine_tuned_model, finished_at, created_at, model FROM jobs WHERE status = 'succeeded' AND fine_tuned_model IS NOT NULL ORDER BY seq DESC");
+      return rows.map((r) => ({ id: String(r.fine_tuned_model), created_at: num(r.finished_at ?? r.created_at), job_id: String(r.id), base: String(r.model) }));
+    },
+    async jobByModel(fineTunedModel) {
+      const [r] = await sql.all('SELECT * FROM jobs WHERE fine_tuned_model = ?', [fineTunedModel]);
+      return r ? jobOf(r) : undefined;
     },
 
     async addEvent(e) {

@@ -115,6 +115,11 @@ export interface Store {
    */
   recoverJobs(now: number, maxAttempts: number, error: (job: JobRecord) => JobError, all?: boolean): Promise<JobRecord[]>;
 
+  /** Succeeded jobs' models, newest first: what `/v1/models` lists and completions may name. */
+  fineTunedModels(): Promise<{ id: string; created_at: number; job_id: string; base: string }[]>;
+  /** The job that produced a fine-tuned model. */
+  jobByModel(fineTunedModel: string): Promise<JobRecord | undefined>;
+
   addEvent(e: Omit<EventRecord, 'seq'>): Promise<EventRecord>;
   /** Newest first, as the list endpoint pages them. */
   listEvents(jobId: string, page: Page): Promise<{ data: EventRecord[]; has_more: boolean }>;
