@@ -10,33 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI, { toFile } from 'openai';
 import { startServer, type RunningServer } from './serve.ts';
+import { chatJsonl, until } from './test-helpers.ts';
 
 const STORIES = join(import.meta.dir, '../../shared/models/stories260k');
 const missing = !existsSync(join(STORIES, 'config.json'));
 if (missing) console.warn(`skipping the service end-to-end tests: ${STORIES} is absent`);
 
 const KEY = 'test-key-0123456789abcdef';
-
-export function chatJsonl(n = 24): string {
-  const names = ['Lily', 'Tom', 'Sam', 'Mia', 'Ben', 'Zoe'];
-  const lines: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const name = names[i % names.length]!;
-    lines.push(JSON.stringify({ messages: [{ role: 'user', content: `Tell me about ${name}.` }, { role: 'assistant', content: `${name} was a happy child who liked to play in the park.` }] }));
-  }
-  return `${lines.join('\n')}\n`;
-}
-
-/** Polls until `check` returns a value (or the time runs out). */
-export async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(200);
-  }
-}
 
 describe.skipIf(missing)('the fine-tuning service through the openai client', () => {
   let server: RunningServer;
@@ -120,7 +100,8 @@ describe.skipIf(missing)('the fine-tuning service through the openai client', ()
 
   test('refusals: status, a message that says what to change, nothing stored', async () => {
     const bad = new OpenAI({ apiKey: 'wrong-key-0123456789abcdef', baseURL: `${server.url}/v1`, maxRetries: 0 });
-    await expect(bad.fineTuning.jobs.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+    const denied = await bad.fineTuning.jobs.list().then(() => undefined, (e: unknown) => e);
+    expect(denied).toBeInstanceOf(OpenAI.AuthenticationError);
     const before = (await client.fineTuning.jobs.list({ limit: 100 })).data.length;
     const file = await client.files.create({ file: await toFile(Buffer.from(chatJsonl(8)), 'x.jsonl'), purpose: 'fine-tune' });
 
@@ -143,7 +124,7 @@ describe.skipIf(missing)('the fine-tuning service through the openai client', ()
     expect(e?.status).toBe(400);
     expect(e?.message).toMatch(/is succeeded: only a job that has not finished can be cancelled/);
     expect((await client.fineTuning.jobs.retrieve(finished.id)).status).toBe('succeeded');
-    await expect(client.fineTuning.jobs.retrieve('ftjob-nothere0000')).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+    expect(await client.fineTuning.jobs.retrieve('ftjob-nothere0000').then(() => undefined, (err: unknown) => err)).toBeInstanceOf(OpenAI.NotFoundError);
     const r = await fetch(`${server.url}/v1/fine_tuning/jobs`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' }, body: 'x'.repeat(3 * 2 ** 20) });
     expect(r.status).toBe(413);
   });

@@ -12,7 +12,7 @@ import type { EventRecord } from './store/types.ts';
 export interface Service {
   readonly config: ServerConfig;
   readonly store: Store;
-  /** home: the store (SQLite), uploads (`files/<id>`), job folders (`jobs/<id>`: the run, its checkpoints, exports). */
+  /** home: the store (SQLite), uploads (`files/<id>.jsonl`), job folders (`jobs/<id>`: the run, its checkpoints, exports). */
   readonly paths: { readonly home: string; readonly files: string; readonly jobs: string };
   readonly models: ModelPolicy;
   readonly hub: EventHub;

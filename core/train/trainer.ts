@@ -266,7 +266,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
     const seconds = (performance.now() - started) / 1000;
     const record: Record<string, number> = {
-      step, loss, lr, tokens, tok_s: tokens / seconds, step_s: seconds,
+      step, total_steps: totalSteps, loss, lr, tokens, tok_s: tokens / seconds, step_s: seconds,
       compute_s: computeSeconds, // the gradient estimator's runs (compiling included on a new shape)
       update_s: updateSeconds, // clipping and the optimizer update
       rss_mb: rssBytes() / 2 ** 20, peak_rss_mb: peakRssBytes() / 2 ** 20, predicted_peak_mb: planned.predictedBytes / 2 ** 20,

@@ -6,6 +6,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { filePath } from '../files/paths.ts';
 import { newFileId, nowSeconds } from '../ids.ts';
 import type { Service } from '../service.ts';
 import { tarFolder } from './tar.ts';
@@ -31,7 +32,7 @@ export async function storeResultFiles(svc: Service, jobId: string, runDir: stri
   const ids: string[] = [];
   const add = async (filename: string, write: (path: string) => Promise<void>) => {
     const id = newFileId();
-    const path = join(svc.paths.files, id);
+    const path = filePath(svc, id);
     await write(path);
     await svc.store.createFile({ id, created_at: nowSeconds(), bytes: (await stat(path)).size, filename, purpose: 'fine-tune-results', status: 'processed', status_details: null });
     ids.push(id);

@@ -72,7 +72,11 @@ export function jobRoutes(svc: Service): Hono {
     await svc.event(id, 'info', `Created fine-tuning job: ${id}`);
     if (pending.length) {
       await svc.event(id, 'info', 'Validating training file');
-      void queueAfterValidation(svc, job, pending).catch((e: unknown) => svc.log(`job ${id}: ${(e as Error).message}`));
+      void queueAfterValidation(svc, job, pending).catch(async (e: unknown) => {
+        // The file went away while it was validated (deleted): the job cannot start.
+        const failed = await svc.store.updateJob(id, { status: 'failed', finished_at: nowSeconds(), error: { code: 'invalid_training_file', message: `the training file could not be validated: ${(e as Error).message}`, param: 'training_file' } }, ['validating_files']);
+        if (failed) await svc.event(id, 'error', `The job failed: the training file could not be validated (${(e as Error).message})`);
+      });
     }
     return c.json(jobObject(job));
   });
