@@ -414,6 +414,7 @@ function openJob(id) {
   for (const sel of ['#detail-meta', '#events', '#checkpoints', '#results', '#detail-status']) clear($(sel));
   $('#detail-title').textContent = id;
   $('#detail-error').hidden = true;
+  $('#action-error').hidden = true;
   $('#checkpoints-empty').hidden = false;
   $('#results-empty').hidden = false;
   $('#events-count').textContent = '';
@@ -430,7 +431,7 @@ function openJob(id) {
       if (s === 'ended') refreshDetail().catch(() => {});
     },
   });
-  refreshDetail().catch((e) => showDetailError(e.message));
+  refreshDetail().catch((e) => showDetailError(e.message, $('#action-error')));
   $('#detail').scrollIntoView({ behavior: 'smooth', block: 'start' });
 }
 
@@ -481,8 +482,8 @@ function eventItem(e) {
     h('span', { class: 'msg' }, e.message));
 }
 
-function showDetailError(message) {
-  const box = $('#detail-error');
+/** The job's own error (from the job object); `#action-error` is for what the page tried (controls, downloads). */
+function showDetailError(message, box = $('#detail-error')) {
   box.textContent = message;
   box.hidden = !message;
 }
@@ -556,7 +557,7 @@ function resultItem(f) {
       a.remove();
       setTimeout(() => URL.revokeObjectURL(url), 60_000);
     } catch (e) {
-      showDetailError(`Download of ${f.filename} failed: ${e.message}`);
+      showDetailError(`Download of ${f.filename} failed: ${e.message}`, $('#action-error'));
     } finally {
       link.classList.remove('loading');
     }
@@ -567,12 +568,13 @@ function resultItem(f) {
 async function control(action) {
   const d = state.detail;
   if (!d) return;
-  showDetailError('');
+  const box = $('#action-error');
+  showDetailError('', box);
   try {
     await api(`/fine_tuning/jobs/${d.id}/${action}`, { method: 'POST' });
     await Promise.all([refreshDetail(), refreshJobs()]);
   } catch (e) {
-    showDetailError(e.message);
+    showDetailError(`${action[0].toUpperCase()}${action.slice(1)} failed: ${e.message}`, box);
   }
 }
 

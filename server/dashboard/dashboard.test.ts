@@ -17,6 +17,53 @@ const KEY = 'sk-dashboard-test-key-0123456789';
 const skip = !existsSync(CHROMIUM) ? `${CHROMIUM} is absent (apt-get install chromium)` : !existsSync(join(MODEL, 'config.json')) ? `the test model ${MODEL} is absent` : '';
 if (skip) console.warn(`dashboard browser test skipped: ${skip}`);
 
+/**
+ * Runs in the page before its scripts: records every event-stream request's Last-Event-ID, and when the test sets
+ * `__dropNext`, cuts the next stream after three events (as a dropped connection would).
+ */
+const DROP_STREAM = `(() => {
+  window.__streams = [];
+  window.__dropNext = false;
+  const realFetch = window.fetch.bind(window);
+  window.fetch = async (input, init) => {
+    if (!String(input).includes('stream=true')) return realFetch(input, init);
+    const record = { lastEventId: new Headers(init && init.headers).get('last-event-id') };
+    window.__streams.push(record);
+    const res = await realFetch(input, init);
+    if (!window.__dropNext || !res.ok) return res;
+    window.__dropNext = false;
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    const encoder = new TextEncoder();
+    let buf = '';
+    let events = 0;
+    const body = new ReadableStream({
+      async start(c) {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          buf += decoder.decode(value, { stream: true });
+          let i;
+          while ((i = buf.indexOf('\\n\\n')) >= 0) {
+            const block = buf.slice(0, i + 2);
+            buf = buf.slice(i + 2);
+            c.enqueue(encoder.encode(block));
+            const id = /^id: (.*)$/m.exec(block);
+            if (id && ++events === 3) {
+              record.dropped = id[1];
+              reader.cancel();
+              c.close();
+              return;
+            }
+          }
+        }
+        c.close();
+      },
+    });
+    return new Response(body, { status: res.status, headers: res.headers });
+  };
+})();`;
+
 /** Waits until the element's text contains `text` (any text at all for ''). */
 function hasText(page: Page, selector: string, text: string, timeout = 10_000) {
   return page.waitForFunction(([sel, t]) => {
@@ -90,6 +137,7 @@ describe.skipIf(Boolean(skip))('dashboard in a browser', () => {
     try {
       const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, acceptDownloads: true });
       const page = await context.newPage();
+      await page.addInitScript(DROP_STREAM);
       const refused: string[] = [];
       page.on('console', (m) => void (m.type() === 'error' && !m.text().startsWith('Failed to load resource') && problems.push(m.text())));
       page.on('pageerror', (e) => problems.push(e.message));
@@ -140,10 +188,23 @@ describe.skipIf(Boolean(skip))('dashboard in a browser', () => {
       // Open it from the table.
       await page.click('#close-btn');
       await page.locator('#detail').waitFor({ state: 'hidden' });
+      await page.evaluate(() => void ((window as unknown as { __dropNext: boolean }).__dropNext = true));
       await row.first().click();
       await hasText(page, '#detail-title', jobId);
       await hasText(page, '#detail-status', 'succeeded', 50_000);
       await page.waitForFunction(() => Number(document.querySelector('#loss-chart')?.getAttribute('data-points')) > 0);
+
+      // The stream opened by the click was dropped after three events: the page reconnected from the last one it had,
+      // and the list holds every event once.
+      const streams = await page.evaluate(() => (window as unknown as { __streams: { lastEventId: string | null; dropped?: string }[] }).__streams);
+      const cut = streams.findIndex((x) => x.dropped);
+      expect(cut).toBeGreaterThan(-1);
+      expect(streams[cut]!.lastEventId).toBeNull();
+      expect(streams[cut + 1]?.lastEventId).toBe(streams[cut]!.dropped!);
+      const all = (await (await fetch(`${server.url}/v1/fine_tuning/jobs/${jobId}/events?limit=100`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as { data: { id: string }[] };
+      await hasText(page, '#events-count', String(all.data.length));
+      const shown = await page.locator('#events li').count();
+      expect(shown).toBe(all.data.length);
       expect(await page.locator('#loss-chart .pts-train circle').count()).toBeGreaterThan(0);
       await page.locator('#events li').first().waitFor();
       await hasText(page, `#jobs-body tr[data-job-id="${jobId}"] .badge`, 'succeeded');
