@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createApp } from './app.ts';
+import { releaseGenerators } from './generation/engine.ts';
 import { serverConfigSchema, type ServerConfigInput } from './config.ts';
 import { startWorkerLoop, type WorkerLoop } from './queue/worker-loop.ts';
 import { createService, type Service } from './service.ts';
@@ -78,6 +79,7 @@ export async function startServer(input: ServerConfigInput, log: (line: string) 
     async stop() {
       await loop.stop();
       await stopHttp();
+      await releaseGenerators(svc);
       await svc.close();
     },
   };

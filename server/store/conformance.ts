@@ -41,15 +41,15 @@ export function storeConformance(name: string, open: () => Promise<Store>, openA
       }
       expect((await store.getFile(ids[0]!))?.filename).toBe('../etc/passwd-0'); // kept as data, never a path
       const first = await store.listFiles({ limit: 2 });
-      expect(first.data.map((f) => f.id)).toEqual([ids[4], ids[3]]);
+      expect(first.data.map((f) => f.id)).toEqual([ids[4]!, ids[3]!]);
       expect(first.has_more).toBe(true);
       const next = await store.listFiles({ limit: 2, after: ids[3] });
-      expect(next.data.map((f) => f.id)).toEqual([ids[2], ids[1]]);
+      expect(next.data.map((f) => f.id)).toEqual([ids[2]!, ids[1]!]);
       const last = await store.listFiles({ limit: 2, after: ids[1] });
-      expect(last.data.map((f) => f.id)).toEqual([ids[0]]);
+      expect(last.data.map((f) => f.id)).toEqual([ids[0]!]);
       expect(last.has_more).toBe(false);
-      expect((await store.listFiles({ limit: 10, purpose: 'fine-tune' })).data.map((f) => f.id)).toEqual([ids[3], ids[1]]);
-      expect((await store.listFiles({ limit: 2, order: 'asc' })).data.map((f) => f.id)).toEqual([ids[0], ids[1]]);
+      expect((await store.listFiles({ limit: 10, purpose: 'fine-tune' })).data.map((f) => f.id)).toEqual([ids[3]!, ids[1]!]);
+      expect((await store.listFiles({ limit: 2, order: 'asc' })).data.map((f) => f.id)).toEqual([ids[0]!, ids[1]!]);
       expect((await store.updateFile(ids[0]!, { status: 'error', status_details: 'line 3: no messages' }))?.status_details).toBe('line 3: no messages');
       expect(await store.deleteFile(ids[0]!)).toBe(true);
       expect(await store.deleteFile(ids[0]!)).toBe(false);
@@ -150,10 +150,10 @@ export function storeConformance(name: string, open: () => Promise<Store>, openA
         expect(e.seq).toBeGreaterThan(0);
       }
       const page = await store.listEvents(j.id, { limit: 4 });
-      expect(page.data.map((e) => e.id)).toEqual([ids[5], ids[4], ids[3], ids[2]]);
+      expect(page.data.map((e) => e.id)).toEqual([ids[5]!, ids[4]!, ids[3]!, ids[2]!]);
       expect(page.has_more).toBe(true);
       expect(page.data[0]!.data).toEqual({ step: 5, loss: 1 / 6 });
-      expect((await store.eventsSince(j.id, ids[3])).map((e) => e.id)).toEqual([ids[4], ids[5]]);
+      expect((await store.eventsSince(j.id, ids[3])).map((e) => e.id)).toEqual([ids[4]!, ids[5]!]);
       expect((await store.eventsSince(j.id)).length).toBe(6);
     });
 
