@@ -3,7 +3,7 @@
 
 import { api, apiBlob, apiKey, ApiError, followEvents, setUnauthorizedHandler } from './api.js';
 import { drawLossChart } from './chart.js';
-import { $, clear, fmtClock, fmtCount, fmtLoss, fmtMB, fmtTime, h } from './dom.js';
+import { $, breakable, clear, fmtClock, fmtCount, fmtLoss, fmtMB, fmtSize, fmtTime, h } from './dom.js';
 
 const REFRESH_MS = 3000;
 const TERMINAL = ['succeeded', 'failed', 'cancelled'];
@@ -101,6 +101,13 @@ function progressCell(job) {
   return h('td', { class: 'progress' }, bar, h('span', { class: 'num' }, p.total ? `${p.step} / ${p.total}` : `${p.step}`));
 }
 
+/** Today's jobs by time, older ones by date with the time below. */
+function createdCell(seconds) {
+  const [day, time] = fmtTime(seconds).split(' ');
+  const today = fmtTime(Date.now() / 1000).split(' ')[0];
+  return day === today ? [time, h('span', {}, 'today')] : [day, h('span', {}, time)];
+}
+
 function renderJobs() {
   const body = clear($('#jobs-body'));
   const selected = state.detail?.id;
@@ -110,13 +117,13 @@ function renderJobs() {
       class: job.id === selected ? 'selected' : '', tabindex: 0, dataset: { jobId: job.id },
       onclick: open, onkeydown: (e) => (e.key === 'Enter' || e.key === ' ') && (e.preventDefault(), open()),
     },
-    h('td', { class: 'mono' }, job.id),
+    h('td', { class: 'mono job-id', title: job.id }, job.id),
     h('td', {}, job.model),
     h('td', {}, technique(job)),
     h('td', {}, badge(job.status)),
     progressCell(job),
-    h('td', { class: 'nowrap' }, fmtTime(job.created_at)),
-    h('td', { class: 'mono wrap' }, job.fine_tuned_model ?? '—')));
+    h('td', { class: 'created', title: fmtTime(job.created_at, true) }, ...createdCell(job.created_at)),
+    h('td', { class: 'mono wrap ft-model' }, job.fine_tuned_model ? breakable(job.fine_tuned_model) : '—')));
   }
   $('#jobs-empty').hidden = state.jobs.length > 0;
 }
@@ -195,8 +202,8 @@ function renderTechniqueOptions() {
   }
 }
 
-function uploadStatus(which, cls, ...content) {
-  clear($(`#${which}-status`)).append(h('span', { class: `dot dot-${cls}` }), ...content);
+function uploadStatus(which, cls, text, id) {
+  clear($(`#${which}-status`)).append(h('span', { class: `dot dot-${cls}` }), h('span', {}, text, id ? h('span', { class: 'mono file-id' }, id) : null));
 }
 
 /** Uploads the chosen file, then polls it until the server's validation says processed or error. */
@@ -209,7 +216,7 @@ async function upload(which) {
   if (!file) return void clear($(`#${which}-status`));
   const token = {};
   state.uploads[which] = { token, id: null, status: 'uploading' };
-  uploadStatus(which, 'busy', `Uploading ${file.name}…`);
+  uploadStatus(which, 'busy', `Uploading ${file.name} (${fmtSize(file.size)})…`);
   try {
     const form = new FormData();
     form.append('purpose', 'fine-tune');
@@ -218,12 +225,13 @@ async function upload(which) {
     for (;;) {
       if (state.uploads[which]?.token !== token) return; // another file was chosen meanwhile
       state.uploads[which] = { token, id: f.id, status: f.status };
-      if (f.status === 'processed') return void uploadStatus(which, 'ok', h('span', { class: 'mono' }, f.id), ` · ${f.filename} · ${fmtCount(f.bytes)} bytes · validated`);
+      const what = `${f.filename} · ${fmtSize(f.bytes)}`;
+      if (f.status === 'processed') return void uploadStatus(which, 'ok', `${what} · validated`, f.id);
       if (f.status === 'error') {
-        uploadStatus(which, 'error', h('span', { class: 'mono' }, f.id), ' · failed validation');
+        uploadStatus(which, 'error', `${what} · failed validation`, f.id);
         return void fieldError(param, f.status_details ?? 'the file failed validation');
       }
-      uploadStatus(which, 'busy', h('span', { class: 'mono' }, f.id), ' · validating…');
+      uploadStatus(which, 'busy', `${what} · validating…`, f.id);
       await new Promise((r) => setTimeout(r, 700));
       f = await api(`/files/${f.id}`);
     }
@@ -428,7 +436,11 @@ function openJob(id) {
       d.streaming = s === 'live' || s === 'reconnecting';
       $('#stream-state').textContent = { live: '● live', reconnecting: 'reconnecting…', ended: '', error: `stream: ${err?.message}` }[s] ?? '';
       $('#stream-state').className = `small stream-${s}`;
-      if (s === 'ended') refreshDetail().catch(() => {});
+      if (s === 'ended') {
+        // The job finished: pick up anything written after the stream's last look (the page is newest first).
+        api(`/fine_tuning/jobs/${id}/events?limit=100`).then((page) => page.data.reverse().forEach((e) => onEvent(d, e))).catch(() => {});
+        refreshDetail().catch(() => {});
+      }
     },
   });
   refreshDetail().catch((e) => showDetailError(e.message, $('#action-error')));
@@ -499,6 +511,11 @@ async function refreshDetail() {
   const job = await api(`/fine_tuning/jobs/${d.id}`);
   if (state.detail !== d) return;
   d.job = job;
+  const i = state.jobs.findIndex((j) => j.id === job.id);
+  if (i >= 0 && state.jobs[i].status !== job.status) {
+    state.jobs[i] = job;
+    renderJobs();
+  }
   clear($('#detail-status')).append(badge(job.status));
   const hp = job.method?.supervised?.hyperparameters ?? job.hyperparameters;
   const p = state.progress.get(job.id);
@@ -512,7 +529,7 @@ async function refreshDetail() {
     ['Trained tokens', fmtCount(job.trained_tokens)],
     ['Training file', job.training_file],
     ['Validation file', job.validation_file ?? '—'],
-    ['Fine-tuned model', job.fine_tuned_model ?? '—'],
+    ['Fine-tuned model', job.fine_tuned_model ? breakable(job.fine_tuned_model) : '—'],
   ];
   if (job.status === 'running' && job.estimated_finish) rows.push(['Estimated finish', fmtTime(job.estimated_finish, true)]);
   clear($('#detail-meta')).append(...rows.map(([k, v]) => h('div', { class: 'meta-item' }, h('dt', {}, k), h('dd', { class: /file|model$/i.test(k) && k !== 'Model' ? 'mono' : '' }, v))));
@@ -528,7 +545,7 @@ async function refreshDetail() {
     if (state.detail !== d) return;
     const body = clear($('#checkpoints'));
     for (const c of page.data) {
-      body.append(h('tr', {}, h('td', { class: 'num' }, c.step_number), h('td', { class: 'mono wrap', title: c.id }, c.fine_tuned_model_checkpoint), h('td', { class: 'num' }, fmtLoss(c.metrics?.train_loss ?? c.metrics?.loss))));
+      body.append(h('tr', {}, h('td', { class: 'num' }, c.step_number), h('td', { class: 'mono wrap', title: c.id }, breakable(c.fine_tuned_model_checkpoint)), h('td', { class: 'num' }, fmtLoss(c.metrics?.train_loss ?? c.metrics?.loss))));
     }
     $('#checkpoints-empty').hidden = page.data.length > 0;
   }
@@ -562,7 +579,7 @@ function resultItem(f) {
       link.classList.remove('loading');
     }
   });
-  return h('li', {}, link, h('span', { class: 'muted small' }, f.bytes === null ? '' : `${fmtCount(f.bytes)} bytes`));
+  return h('li', {}, link, h('span', { class: 'muted small nowrap' }, f.bytes === null ? '' : fmtSize(f.bytes)));
 }
 
 async function control(action) {

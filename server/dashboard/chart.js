@@ -57,8 +57,9 @@ export function drawLossChart(svg, train, evals) {
     svg.append(s('path', { class: 'line-train', d }));
   }
   const dots = s('g', { class: 'pts-train' });
-  if (t.length <= 120) {
-    for (const [x, y] of t) dots.append(s('circle', { cx: px(x), cy: py(y), r: 3 }, s('title', {}, `step ${x} · train loss ${y.toFixed(4)}`)));
+  // Every point while there are few; then only the latest.
+  for (const [x, y] of t.length <= 40 ? t : t.slice(-1)) {
+    dots.append(s('circle', { cx: px(x), cy: py(y), r: 3 }, s('title', {}, `step ${x} · train loss ${y.toFixed(4)}`)));
   }
   svg.append(dots);
   const evalDots = s('g', { class: 'pts-eval' });

@@ -9,6 +9,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Page } from 'playwright-core';
 
+// Functions given to page.evaluate run in the browser: the DOM globals they use (this project has no DOM lib).
+declare const document: { querySelector(selector: string): { textContent: string | null; getAttribute(name: string): string | null } | null };
+declare const window: { scrollTo(x: number, y: number): void; __dropNext: boolean; __streams: { lastEventId: string | null; dropped?: string }[] };
+
 const REPO = resolve(import.meta.dir, '../..');
 const MODEL = resolve(REPO, '../shared/models/stories260k');
 const CHROMIUM = '/usr/bin/chromium';
@@ -159,6 +163,12 @@ describe.skipIf(Boolean(skip))('dashboard in a browser', () => {
       const model = page.locator('#f-model option', { hasText: 'stories260k' }).first();
       await model.waitFor({ state: 'attached' });
       await page.selectOption('#f-model', (await model.getAttribute('value'))!);
+      // A file that fails validation says why, next to the field; then the good one.
+      const bad = join(home, 'bad.jsonl');
+      writeFileSync(bad, '{"messages": "not a list"}\nnot json at all\n');
+      await page.setInputFiles('#f-training', bad);
+      await hasText(page, '#training-status', 'failed validation', 15_000);
+      await hasText(page, '[data-param="training_file"] .field-error', '');
       await page.setInputFiles('#f-training', data);
       await hasText(page, '#training-status', 'validated', 15_000);
       await page.selectOption('#f-technique', 'lora');
@@ -188,7 +198,7 @@ describe.skipIf(Boolean(skip))('dashboard in a browser', () => {
       // Open it from the table.
       await page.click('#close-btn');
       await page.locator('#detail').waitFor({ state: 'hidden' });
-      await page.evaluate(() => void ((window as unknown as { __dropNext: boolean }).__dropNext = true));
+      await page.evaluate(() => void (window.__dropNext = true));
       await row.first().click();
       await hasText(page, '#detail-title', jobId);
       await hasText(page, '#detail-status', 'succeeded', 50_000);
@@ -196,7 +206,7 @@ describe.skipIf(Boolean(skip))('dashboard in a browser', () => {
 
       // The stream opened by the click was dropped after three events: the page reconnected from the last one it had,
       // and the list holds every event once.
-      const streams = await page.evaluate(() => (window as unknown as { __streams: { lastEventId: string | null; dropped?: string }[] }).__streams);
+      const streams = await page.evaluate(() => window.__streams);
       const cut = streams.findIndex((x) => x.dropped);
       expect(cut).toBeGreaterThan(-1);
       expect(streams[cut]!.lastEventId).toBeNull();
@@ -222,6 +232,27 @@ describe.skipIf(Boolean(skip))('dashboard in a browser', () => {
 
       // The wrong key and the batch size of 999, nothing else.
       expect(refused).toEqual(['401 GET /v1/fine_tuning/jobs', '400 POST /v1/plans']);
+
+      // A long run (advanced steps) to pause, resume and cancel from the detail view.
+      await page.click('details.advanced summary');
+      await page.fill('#f-steps', '100000');
+      await page.click('#submit-btn'); // steps and n_epochs 1 conflict
+      await hasText(page, '[data-param="tuneforge.train.steps"] .field-error', 'conflicts');
+      await page.fill('#f-epochs', 'auto');
+      await page.click('#submit-btn');
+      await page.locator(`#jobs-body tr[data-job-id]`).nth(1).waitFor();
+      const longId = (await page.locator('#detail-title').textContent())!;
+      expect(longId).not.toBe(jobId);
+      const longJob = (await (await fetch(`${server.url}/v1/fine_tuning/jobs/${longId}`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as { tuneforge: { config: { train: { steps: number } } } };
+      expect(longJob.tuneforge.config.train.steps).toBe(100000);
+      await hasText(page, '#detail-status', 'running', 20_000);
+      await page.waitForFunction(() => Number(document.querySelector('#loss-chart')?.getAttribute('data-points')) > 0, undefined, { timeout: 20_000 });
+      await page.click('#pause-btn');
+      await hasText(page, '#detail-status', 'paused', 20_000);
+      await page.click('#resume-btn');
+      await hasText(page, '#detail-status', 'running', 20_000);
+      await page.click('#cancel-btn');
+      await hasText(page, '#detail-status', 'cancelled', 20_000);
 
       // Forget key: the dialog again, the key gone.
       await page.click('#forget-key');

@@ -55,6 +55,20 @@ export function fmtMB(bytes) {
   return `${Number(mb.toPrecision(3))} MB`;
 }
 
+/** A file size: `812 B`, `23.4 KB`, `1.07 MB`. */
+export function fmtSize(bytes) {
+  if (bytes < 1000) return `${bytes} B`;
+  if (bytes < 1e6) return `${Number((bytes / 1e3).toPrecision(3))} KB`;
+  return fmtMB(bytes);
+}
+
+/** An identifier that may wrap after its `:` separators (`ft:model:org:suffix:id`). */
+export function breakable(text) {
+  const out = document.createDocumentFragment();
+  for (const part of String(text).split(/(?<=:)/)) out.append(part, document.createElement('wbr'));
+  return out;
+}
+
 /** `1.2M`, `260K`, `812`. */
 export function fmtCount(n) {
   if (n === null || n === undefined) return '—';

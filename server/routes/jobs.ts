@@ -152,28 +152,45 @@ function streamEvents(svc: Service, c: Context, jobId: string): Response {
   const encoder = new TextEncoder();
   let last = c.req.header('last-event-id') ?? c.req.query('after') ?? undefined;
   const abort = c.req.raw.signal;
+  let closed = false;
   const body = new ReadableStream<Uint8Array>({
     async start(controller) {
-      const send = (text: string) => controller.enqueue(encoder.encode(text));
+      const send = (text: string) => {
+        if (!closed && !abort.aborted) controller.enqueue(encoder.encode(text));
+      };
+      const drain = async () => {
+        for (const e of await svc.store.eventsSince(jobId, last)) {
+          send(`id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(eventObject(e))}\n\n`);
+          last = e.id;
+        }
+      };
       send(': tuneforge event stream\n\n');
       try {
         for (;;) {
           const job = await svc.store.getJob(jobId);
-          for (const e of await svc.store.eventsSince(jobId, last)) {
-            send(`id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(eventObject(e))}\n\n`);
-            last = e.id;
+          await drain();
+          if (!job || abort.aborted || closed) break;
+          if (TERMINAL.includes(job.status)) {
+            // The worker writes its closing event just after the final status: give it a moment, then send it too.
+            await svc.hub.wait(jobId, 500, abort);
+            await drain();
+            break;
           }
-          if (!job || TERMINAL.includes(job.status) || abort.aborted) break;
           await svc.hub.wait(jobId, 1000, abort);
-          if (abort.aborted) break;
           send(': keep-alive\n\n');
         }
         send('event: end\ndata: {}\n\n');
       } catch (e) {
-        svc.log(`event stream of ${jobId}: ${(e as Error).message}`);
+        if (!closed && !abort.aborted) svc.log(`event stream of ${jobId}: ${(e as Error).message}`);
       } finally {
-        controller.close();
+        if (!closed) {
+          closed = true;
+          controller.close();
+        }
       }
+    },
+    cancel() {
+      closed = true; // the client went away
     },
   });
   return new Response(body, { headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' } });
