@@ -10,8 +10,11 @@
  * with random weights (written once to a temp folder, with the stories260k tokenizer).
  * Methods (memory-run.ts, MEMORY_METHODS): full (fullFinetune), lora (r 8, alpha 16, q_proj + v_proj), qlora (that
  * LoRA on an NF4 base), lisa (2 layers active, a switch after every step), zo (full-parameter ZO-SGD, MeZO) and
- * forward-grad (Forward-Grad on the LoRA adapters, AdamW). zo and forward-grad replace backpropagation with their own
- * estimator, so they have no checkpointed rows.
+ * forward-grad (Forward-Grad on the LoRA adapters, AdamW); then the PEFT techniques (NEWER_METHODS): adalora (PEFT's
+ * defaults on q_proj + v_proj, masking from the first step), adapters-series and adapters-parallel (bottleneck
+ * adapters, LLM-Adapters' defaults), prefix (prefix tuning, 20 virtual tokens), prompt (prompt tuning, 20), p-tuning-mlp
+ * and p-tuning-lstm (P-tuning, 20, PEFT's MLP or LSTM encoder). zo and forward-grad replace backpropagation with their
+ * own estimator, so they have no checkpointed rows.
  * Matrix (B x T; "off, on" = checkpointing):
  *   stories260k  {full, lora} x {off, on} x {4x64, 16x128, 16x256}
  *   SmolLM2-135M {full, lora} x {off, on} x {1x128, 4x256}
@@ -19,11 +22,14 @@
  *   the later plugins: SmolLM2-135M 4x256 {qlora, lisa} x {off, on} and {zo, forward-grad} off;
  *                      stories260k 16x128 {qlora, lisa, zo, forward-grad}, off
  *   SmolLM2-135M qlora 1x16, off (a batch so small that loading the model could set the peak)
+ *   the PEFT techniques: stories260k 16x128 and SmolLM2-135M 4x256, each {adalora, adapters-series,
+ *                      adapters-parallel, prefix, prompt, p-tuning-mlp, p-tuning-lstm} x {off, on}
  *
- *   bun run bench:memory                 # everything (about 10 minutes on 2 cores, the later plugins' 10 rows about 4
- *                                        # of them; the 4x512 run needs ~8 GB)
- *   bun run bench:memory --only stories  # cases whose name contains a string ("lora" also picks the qlora rows;
- *                                        # "135m lora" only LoRA's, "qlora", "lisa", "zo", "forward-grad" one method)
+ *   bun run bench:memory                 # everything (about 23 minutes on 2 cores: the later plugins' 10 rows about 4,
+ *                                        # the PEFT techniques' 28 about 13; the 4x512 run needs ~8 GB)
+ *   bun run bench:memory --only stories  # cases whose name contains a string ("lora" also picks the qlora and adalora
+ *                                        # rows; "135m lora" only LoRA's, "qlora", "lisa", "zo", "forward-grad",
+ *                                        # "adalora", "prefix", "prompt" one method; "adapters" and "p-tuning" two)
  *   bun run bench:memory --steps 2       # optimizer steps per run (default 3)
  *   bun run bench:memory --verbose       # also each plan's items and the RSS and peak after every step
  *   bun run bench:memory --mmap-threshold 131072   # glibc's mmap threshold for the runs (MALLOC_MMAP_THRESHOLD_, which
@@ -36,7 +42,7 @@ import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseConfig, randomWeights, SMOLLM2_135M, writeSafetensors } from '../core/index.ts';
-import { RESULT_TAG, supportsCheckpointing, type MemoryCase, type MemoryMethod, type MemoryResult } from './lib/memory-run.ts';
+import { NEWER_METHODS, RESULT_TAG, supportsCheckpointing, type MemoryCase, type MemoryMethod, type MemoryResult } from './lib/memory-run.ts';
 import { runChild } from './lib/child.ts';
 
 const ROOT = resolve(import.meta.dir, '..');
@@ -96,6 +102,12 @@ try {
       for (const checkpointing of withCheckpointing && supportsCheckpointing(method) ? [false, true] : [false]) push(model, label, method, checkpointing, B, T);
     }
   };
+  /** The PEFT techniques added after them, at one shape, checkpointing off and on (all of them backpropagate). */
+  const newer = (model: string, label: string, [B, T]: [number, number]) => {
+    for (const method of NEWER_METHODS) {
+      for (const checkpointing of supportsCheckpointing(method) ? [false, true] : [false]) push(model, label, method, checkpointing, B, T);
+    }
+  };
   if (haveStories) {
     add(STORIES, 'stories260k', [[4, 64], [16, 128], [16, 256]]);
     const smol = await smolModel(mkdtempSync(join(tmp, 'smollm2-135m-')));
@@ -106,6 +118,8 @@ try {
     // A tiny batch, where loading the model rather than the step could set the peak (the float32 base is never
     // resident under QLoRA: each weight is read, quantised and dropped).
     push(smol, 'smollm2-135m', 'qlora', false, 1, 16);
+    newer(STORIES, 'stories260k', [16, 128]);
+    newer(smol, 'smollm2-135m', [4, 256]);
   }
   const chosen = cases.filter((c) => !only || c.name.includes(only));
   const results: MemoryResult[] = [];

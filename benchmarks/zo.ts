@@ -7,12 +7,17 @@
  * " negative" / " positive", loss on the answer tokens only, batches of 16 drawn at random with replacement, constant
  * learning rate, seed 0; accuracy on the 872 dev sentences, predicting the answer with the higher total
  * log-likelihood. "full" trains every weight (fullFinetune()), "lora" trains rank-8 adapters (alpha 16) on every linear
- * layer, as in the LoRA example config.
+ * layer, as in the LoRA example config; "prefix" and "prompt" keep the model frozen and train, as ZO-Bench does, 10
+ * virtual tokens: prefix tuning's key/value slots in every layer (prefix({ virtualTokens: 10 }), 3,200 parameters,
+ * the table itself started N(0, 1) as PEFT's) or prompt tuning's soft prompt (prompt({ virtualTokens: 10, init:
+ * 'vocab' }), 640 parameters, started from the embeddings of random vocabulary tokens, ZO-Bench's
+ * --prompt_init_by_real_tokens), on the full recipe (examples/sst2.config.ts) with that plugin instead of fullFinetune().
  *
- * Methods (16 rows = 8 methods x {full, lora}):
+ * Methods (32 rows = 8 methods x {full, lora, prefix, prompt}):
  *   FO-SGD, FO-AdamW   backpropagation, the trainer's SGD (no momentum) / AdamW (no weight decay), no clipping
  *   ZO-SGD (MeZO), ZO-SGD-Sign, ZO-SGD-MMT (momentum 0.9), ZO-SGD-Cons, ZO-Adam
- *                      plugins/zo: two-sided estimate, one direction per step, eps 1e-3 (full) / 1e-2 (LoRA) as MeZO
+ *                      plugins/zo: two-sided estimate, one direction per step, eps 1e-3 (full) / 1e-2 (LoRA) /
+ *                      1e-1 (prefix) as MeZO, 1e-2 (prompt) as ZO-Bench's SST-2 prompt-tuning runs
  *   Forward-Grad       plugins/forward-grad: one JVP along v ~ N(0, I) per step, SGD, global-norm clipping at 1
  *
  * THE BUDGET. Every run gets the same number of forward-pass equivalents, `--budget` (default 300); a run's steps are
@@ -49,7 +54,7 @@
  * 20 steps. Where the best value sat at the edge of its grid, the sweep was extended with --grid. (The sweep counted
  * Forward-Grad as 4 forward passes per step, 37 steps, from a first measurement taken under heavy load.)
  *
- *   bun run bench:zo                                   # the 16 rows + zero-shot (budget 300: 23 min on 2 cores with other jobs running)
+ *   bun run bench:zo                                   # the 32 rows + zero-shot (budget 300: the 16 full/LoRA rows took 23 min on 2 cores with other jobs running)
  *   bun run bench:zo --budget 60 --eval-limit 100      # a quick check
  *   bun run bench:zo --sweep                           # the learning-rate sweep (52 runs at budget 150: about 40 min with --jobs 2)
  *   bun run bench:zo --only zo-sgd/lora,fo-adamw/full --lr zo-sgd/lora=1e-3
@@ -57,8 +62,9 @@
  * Options (each also as an environment variable ZO_<NAME>, e.g. ZO_BUDGET=60):
  *   --budget N          forward-pass equivalents per run (default 300)
  *   --fg-cost C         Forward-Grad's cost per step in forward passes (default FG_COST = 3)
- *   --calibrate [N]     only measure JVP / forward and backprop / forward (N batches, default 6, x 10 runs) and exit
- *   --only a/b,...      rows to run (method/params; default all 16)
+ *   --calibrate [N]     only measure JVP / forward and backprop / forward (N batches, default 6, x 10 runs; every
+ *                       trainable set) and exit
+ *   --only a/b,...      rows to run (method/params, params full, lora, prefix or prompt; default all 32)
  *   --lr a/b=X,...      learning-rate overrides
  *   --seed N            seed (default 0)
  *   --eval-limit N      score only the first N dev sentences (quick checks)
@@ -86,14 +92,30 @@ import { loadRunData, setupModel, trainableSet } from '../core/train/setup.ts';
 import { train } from '../core/train/trainer.ts';
 import { forwardGrad } from '../plugins/forward-grad/index.ts';
 import { BUILTIN_PLUGINS } from '../plugins/index.ts';
+import { prefix } from '../plugins/prefix/index.ts';
+import { prompt } from '../plugins/prompt/index.ts';
 import { zo, type ZoApi } from '../plugins/zo/index.ts';
 import { benchOptions } from './lib/options.ts';
 import { reportToParent, runChild } from './lib/child.ts';
 
 const ROOT = resolve(import.meta.dir, '..');
-const CONFIGS = { full: join(ROOT, 'examples/sst2.config.ts'), lora: join(ROOT, 'examples/sst2-lora.config.ts') } as const;
+/** The recipe's config file per trainable set; prefix and prompt take the full recipe's with their plugin (TECHNIQUE). */
+const CONFIGS = {
+  full: join(ROOT, 'examples/sst2.config.ts'), lora: join(ROOT, 'examples/sst2-lora.config.ts'),
+  prefix: join(ROOT, 'examples/sst2.config.ts'), prompt: join(ROOT, 'examples/sst2.config.ts'),
+} as const;
 type Params = keyof typeof CONFIGS;
-const PARAMS: Params[] = ['full', 'lora'];
+const PARAMS: Params[] = ['full', 'lora', 'prefix', 'prompt'];
+/**
+ * The prompt-learning sets, as ZO-Bench runs them: prefix tuning with 10 virtual tokens (key/value slots in every
+ * layer, the table itself, no reparameterisation), prompt tuning with 10 virtual tokens started from the embeddings of
+ * random vocabulary tokens (ZO-Bench's --num_virtual_tokens=10 --prompt_init_by_real_tokens). They replace the recipe's
+ * fullFinetune(): the model stays frozen.
+ */
+const TECHNIQUE: Partial<Record<Params, () => Plugin>> = {
+  prefix: () => prefix({ virtualTokens: 10 }),
+  prompt: () => prompt({ virtualTokens: 10, init: 'vocab' }),
+};
 
 const METHODS = ['fo-sgd', 'fo-adamw', 'zo-sgd', 'zo-sign', 'zo-mmt', 'zo-cons', 'zo-adam', 'forward-grad'] as const;
 type Method = (typeof METHODS)[number];
@@ -103,13 +125,18 @@ const LABEL: Record<Method, string> = {
 };
 const ZO_VARIANT = { 'zo-sgd': 'sgd', 'zo-sign': 'sign', 'zo-mmt': 'mmt', 'zo-cons': 'cons', 'zo-adam': 'adam' } as const;
 const isZo = (m: Method): m is keyof typeof ZO_VARIANT => m in ZO_VARIANT;
-/** MeZO's perturbation sizes: 1e-3 for full parameters, 1e-2 for LoRA. */
-const ZO_EPS: Record<Params, number> = { full: 1e-3, lora: 1e-2 };
+/**
+ * MeZO's perturbation sizes: 1e-3 for full parameters, 1e-2 for LoRA, 1e-1 for prefix; prompt tuning 1e-2, as in
+ * ZO-Bench's SST-2 prompt-tuning runs (its grid: 1e-2, 1e-3, 1e-4).
+ */
+const ZO_EPS: Record<Params, number> = { full: 1e-3, lora: 1e-2, prefix: 1e-1, prompt: 1e-2 };
 /**
  * Forward-Grad's cost per step in forward passes: the JVP graph's time over the forward graph's on stories260k at B=16
  * (`--calibrate`, 6 random SST-2 batches x 10 interleaved runs, medians), rounded. See the report in the header.
  */
 const FG_COST = 3;
+/** The sets a calibration times unless told otherwise (those FG_COST was measured on). */
+const CALIBRATED: Params[] = ['full', 'lora'];
 /** Forward-Grad clips the global norm of its (high-variance) estimate. */
 const FG_MAX_GRAD_NORM = 1;
 
@@ -123,6 +150,15 @@ const LRS: Record<`${Method}/${Params}`, number> = {
   'zo-cons/full': 3e-5, 'zo-cons/lora': 3e-4,
   'zo-adam/full': 3e-4, 'zo-adam/lora': 1e-3,
   'forward-grad/full': 1, 'forward-grad/lora': 1,
+  // prefix and prompt: PROVISIONAL (grid middles) until the sweep has run
+  'fo-sgd/prefix': 1e-1, 'fo-sgd/prompt': 1e-1,
+  'fo-adamw/prefix': 1e-2, 'fo-adamw/prompt': 1e-2,
+  'zo-sgd/prefix': 1e-2, 'zo-sgd/prompt': 1e-2,
+  'zo-sign/prefix': 3e-3, 'zo-sign/prompt': 3e-3,
+  'zo-mmt/prefix': 1e-3, 'zo-mmt/prompt': 1e-3,
+  'zo-cons/prefix': 1e-2, 'zo-cons/prompt': 1e-2,
+  'zo-adam/prefix': 1e-2, 'zo-adam/prompt': 1e-2,
+  'forward-grad/prefix': 1, 'forward-grad/prompt': 1,
 };
 /** The grids tried (3 values each, a 4th where the first three's best sat at an edge). */
 const SWEEP: Record<`${Method}/${Params}`, number[]> = {
@@ -134,6 +170,14 @@ const SWEEP: Record<`${Method}/${Params}`, number[]> = {
   'zo-cons/full': [3e-6, 3e-5, 3e-4], 'zo-cons/lora': [3e-5, 3e-4, 3e-3],
   'zo-adam/full': [3e-5, 3e-4, 3e-3], 'zo-adam/lora': [1e-4, 1e-3, 1e-2],
   'forward-grad/full': [0.1, 0.3, 1, 3], 'forward-grad/lora': [0.1, 0.3, 1, 3],
+  'fo-sgd/prefix': [1e-2, 1e-1, 1], 'fo-sgd/prompt': [1e-2, 1e-1, 1],
+  'fo-adamw/prefix': [1e-3, 1e-2, 1e-1], 'fo-adamw/prompt': [1e-3, 1e-2, 1e-1],
+  'zo-sgd/prefix': [1e-3, 1e-2, 1e-1], 'zo-sgd/prompt': [1e-3, 1e-2, 1e-1],
+  'zo-sign/prefix': [3e-4, 3e-3, 3e-2], 'zo-sign/prompt': [3e-4, 3e-3, 3e-2],
+  'zo-mmt/prefix': [1e-4, 1e-3, 1e-2], 'zo-mmt/prompt': [1e-4, 1e-3, 1e-2],
+  'zo-cons/prefix': [1e-3, 1e-2, 1e-1], 'zo-cons/prompt': [1e-3, 1e-2, 1e-1],
+  'zo-adam/prefix': [1e-3, 1e-2, 1e-1], 'zo-adam/prompt': [1e-3, 1e-2, 1e-1],
+  'forward-grad/prefix': [0.3, 1, 3], 'forward-grad/prompt': [0.3, 1, 3],
 };
 
 /**
@@ -169,6 +213,8 @@ interface ZeroShotJob {
 interface CalibrateJob {
   kind: 'calibrate';
   seed: number;
+  /** The trainable sets timed (default full and LoRA). */
+  params?: Params[];
   /** Random batches of 16 timed, and timed runs of each graph per batch. */
   batches: number;
   reps: number;
@@ -195,8 +241,8 @@ interface TrainResult {
 }
 interface ZeroShotResult { acc: number; seconds: number; measuredBytes: number }
 interface CalibrateResult {
-  /** Median milliseconds per run of each graph, by trainable set. */
-  ms: Record<Params, { forward: number; jvp: number; backprop: number }>;
+  /** Median milliseconds per run of each graph, by trainable set (those of the job). */
+  ms: Partial<Record<Params, { forward: number; jvp: number; backprop: number }>>;
   dims: { B: number; T: number }[];
 }
 
@@ -209,7 +255,7 @@ const option = opts.string, numberOption = opts.number;
 
 function rowKey(s: string): `${Method}/${Params}` {
   const [m, p] = s.trim().split('/');
-  if (!METHODS.includes(m as Method) || !PARAMS.includes(p as Params)) throw new Error(`unknown row ${JSON.stringify(s)}: expected method/params with method in ${METHODS.join(', ')} and params full or lora`);
+  if (!METHODS.includes(m as Method) || !PARAMS.includes(p as Params)) throw new Error(`unknown row ${JSON.stringify(s)}: expected method/params with method in ${METHODS.join(', ')} and params in ${PARAMS.join(', ')}`);
   return `${m as Method}/${p as Params}`;
 }
 
@@ -228,7 +274,11 @@ function stepCost(job: TrainJob, plugins: readonly Plugin[]): number {
 }
 
 async function trainConfig(params: Params, output: string, seed: number): Promise<{ config: TrainConfig; plugins: Plugin[] }> {
-  const { config, plugins } = await loadConfigFile(CONFIGS[params], BUILTIN_PLUGINS);
+  const loaded = await loadConfigFile(CONFIGS[params], BUILTIN_PLUGINS);
+  const { config } = loaded;
+  const technique = TECHNIQUE[params];
+  const plugins = technique ? [technique()] : loaded.plugins;
+  if (technique) config.plugins = plugins;
   config.output = output;
   config.seed = seed;
   config.eval.every = 0;
@@ -286,10 +336,11 @@ async function runTrain(job: TrainJob, dir: string, log: (l: string) => void): P
  * SST-2 batches of 16, interleaved so that load from other processes falls on all three alike; medians.
  */
 async function runCalibrate(job: CalibrateJob, dir: string, log: (l: string) => void): Promise<CalibrateResult> {
-  const ms = {} as CalibrateResult['ms'];
+  const ms: CalibrateResult['ms'] = {};
   const dims: { B: number; T: number }[] = [];
   let data: Awaited<ReturnType<typeof loadRunData>> | undefined;
-  for (const params of PARAMS) {
+  const sets = job.params ?? CALIBRATED;
+  for (const params of sets) {
     const { config, plugins } = await trainConfig(params, dir, job.seed);
     config.task.choice!.evalLimit = 1;
     const m = await setupModel(config, plugins, () => 1, () => {});
@@ -303,7 +354,7 @@ async function runCalibrate(job: CalibrateJob, dir: string, log: (l: string) => 
     const times: Record<keyof typeof graphs, number[]> = { forward: [], jvp: [], backprop: [] };
     const random = seededRandom(job.seed + 1);
     for (const mb of batches) {
-      if (params === 'full') dims.push(mb.dims);
+      if (params === sets[0]) dims.push(mb.dims);
       const runs = {} as Record<keyof typeof graphs, () => Promise<unknown>>;
       for (const k of Object.keys(graphs) as (keyof typeof graphs)[]) {
         const exe = await compile(graphs[k], { dims: mb.dims });
@@ -326,8 +377,8 @@ async function runCalibrate(job: CalibrateJob, dir: string, log: (l: string) => 
       }
     }
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-    ms[params] = { forward: median(times.forward), jvp: median(times.jvp), backprop: median(times.backprop) };
-    log(`${params}: forward ${ms[params].forward.toFixed(1)} ms, JVP ${ms[params].jvp.toFixed(1)} ms, backprop ${ms[params].backprop.toFixed(1)} ms (B=16, T=${batches.map((b) => b.dims.T).join('/')})`);
+    const t = (ms[params] = { forward: median(times.forward), jvp: median(times.jvp), backprop: median(times.backprop) });
+    log(`${params}: forward ${t.forward.toFixed(1)} ms, JVP ${t.jvp.toFixed(1)} ms, backprop ${t.backprop.toFixed(1)} ms (B=16, T=${batches.map((b) => b.dims.T).join('/')})`);
   }
   return { ms, dims };
 }
@@ -382,18 +433,21 @@ const elapsed = () => `${((performance.now() - started) / 60_000).toFixed(1)} mi
 
 // Forward-Grad's cost per step, in forward passes: FG_COST (or --fg-cost); the JVP / forward ratio is measured again
 // on every run (3 batches x 6 runs, about a minute) and printed beside it.
+const timed = (c: CalibrateResult) => PARAMS.filter((p) => c.ms[p]);
 const ratios = (c: CalibrateResult) => ({
-  jvp: { full: c.ms.full.jvp / c.ms.full.forward, lora: c.ms.lora.jvp / c.ms.lora.forward },
-  backprop: { full: c.ms.full.backprop / c.ms.full.forward, lora: c.ms.lora.backprop / c.ms.lora.forward },
+  jvp: Object.fromEntries(timed(c).map((p) => [p, c.ms[p]!.jvp / c.ms[p]!.forward])) as Partial<Record<Params, number>>,
+  backprop: Object.fromEntries(timed(c).map((p) => [p, c.ms[p]!.backprop / c.ms[p]!.forward])) as Partial<Record<Params, number>>,
 });
+const SET_LABEL: Record<Params, string> = { full: 'full', lora: 'LoRA', prefix: 'prefix', prompt: 'prompt' };
 const describe = (c: CalibrateResult) => {
   const r = ratios(c);
-  return `JVP / forward: full ${r.jvp.full.toFixed(2)}, LoRA ${r.jvp.lora.toFixed(2)}; backprop / forward: full ${r.backprop.full.toFixed(2)}, LoRA ${r.backprop.lora.toFixed(2)} ` +
-    `(forward ${c.ms.full.forward.toFixed(0)} ms full, ${c.ms.lora.forward.toFixed(0)} ms LoRA, B=16, T=${c.dims.map((d) => d.T).join('/')})`;
+  const each = (f: (p: Params) => string) => timed(c).map((p) => f(p)).join(', ');
+  return `JVP / forward: ${each((p) => `${SET_LABEL[p]} ${r.jvp[p]!.toFixed(2)}`)}; backprop / forward: ${each((p) => `${SET_LABEL[p]} ${r.backprop[p]!.toFixed(2)}`)} ` +
+    `(forward ${each((p) => `${c.ms[p]!.forward.toFixed(0)} ms ${SET_LABEL[p]}`)}, B=16, T=${c.dims.map((d) => d.T).join('/')})`;
 };
 const calibrateOnly = numberOption('calibrate');
 if (calibrateOnly !== undefined) {
-  const c = await spawnJob<CalibrateResult>({ kind: 'calibrate', seed, batches: Math.max(1, calibrateOnly === 1 ? 6 : calibrateOnly), reps: 10 });
+  const c = await spawnJob<CalibrateResult>({ kind: 'calibrate', seed, params: PARAMS, batches: Math.max(1, calibrateOnly === 1 ? 6 : calibrateOnly), reps: 10 });
   console.log(describe(c));
   console.log(JSON.stringify({ ms: c.ms, ratios: ratios(c), dims: c.dims }));
   process.exit(0);
@@ -401,9 +455,11 @@ if (calibrateOnly !== undefined) {
 const fgCost = numberOption('fg-cost') ?? FG_COST;
 let calibration: CalibrateResult | undefined;
 if (rowsToRun.some((r) => r.startsWith('forward-grad/'))) {
-  calibration = await spawnJob<CalibrateResult>({ kind: 'calibrate', seed, batches: 3, reps: 6 });
-  const r = ratios(calibration);
-  const measured = Math.round((r.jvp.full + r.jvp.lora) / 2);
+  // Full and LoRA as always, and the other sets whose Forward-Grad rows run.
+  const sets = PARAMS.filter((p) => CALIBRATED.includes(p) || rowsToRun.includes(`forward-grad/${p}`));
+  calibration = await spawnJob<CalibrateResult>({ kind: 'calibrate', seed, params: sets, batches: 3, reps: 6 });
+  const jvpRatios = Object.values(ratios(calibration).jvp) as number[];
+  const measured = Math.round(jvpRatios.reduce((a, b) => a + b, 0) / jvpRatios.length);
   console.error(`${describe(calibration)}; Forward-Grad counts ${fgCost} forward passes per step` +
     `${measured !== fgCost ? ` (this run's measurement rounds to ${measured}: the machine is probably loaded; see FG_COST)` : ''} [${elapsed()}]`);
 }

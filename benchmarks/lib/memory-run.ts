@@ -15,7 +15,7 @@ import { peakRssBytes, planMemory, rssBytes } from '../../core/memory/index.ts';
 import { parseTrainConfig } from '../../core/train/config.ts';
 import { train } from '../../core/train/trainer.ts';
 import type { Plugin } from '../../core/index.ts';
-import { forwardGrad, fullFinetune, lisa, lora, nf4, zo } from '../../plugins/index.ts';
+import { adalora, adapters as bottleneckAdapters, forwardGrad, fullFinetune, lisa, lora, nf4, prefix, prompt, pTuning, zo } from '../../plugins/index.ts';
 import { reportToParent } from './child.ts';
 
 /**
@@ -30,25 +30,47 @@ import { reportToParent } from './child.ts';
  *   no backward pass, no gradients and no optimizer state;
  * - `forward-grad`: Forward-Grad (one JVP per step) estimating the gradient of the same LoRA adapters as `lora`,
  *   handed to AdamW.
+ * - `adalora`: AdaLoRA with PEFT's defaults (init_r 12, target_r 8, alpha 8) on q_proj and v_proj, masking from the
+ *   first step (tinit 0, tfinal 0, deltaT 1), so the rank allocator and its EMAs exist during the run;
+ * - `adapters-series`, `adapters-parallel`: bottleneck adapters with LLM-Adapters' defaults (bottleneck 256, tanh;
+ *   series on gate_proj, up_proj, down_proj, parallel beside q_proj, v_proj, k_proj; the bottleneck is clamped to
+ *   the width an adapter reads, 64 or 172 on stories260k);
+ * - `prefix`: prefix tuning, 20 virtual tokens (the table itself, no projection);
+ * - `prompt`: prompt tuning, 20 virtual tokens, N(0, 1) start;
+ * - `p-tuning-mlp`, `p-tuning-lstm`: P-tuning, 20 virtual tokens, PEFT's MLP encoder or its 2-layer bidirectional
+ *   LSTM, hidden width the model's.
  * zo and forward-grad bring their own gradient estimator, which replaces backpropagation: checkpointing does not
  * apply to them.
  */
-export const MEMORY_METHODS = ['full', 'lora', 'qlora', 'lisa', 'zo', 'forward-grad'] as const;
+export const MEMORY_METHODS = [
+  'full', 'lora', 'qlora', 'lisa', 'zo', 'forward-grad',
+  'adalora', 'adapters-series', 'adapters-parallel', 'prefix', 'prompt', 'p-tuning-mlp', 'p-tuning-lstm',
+] as const;
 export type MemoryMethod = (typeof MEMORY_METHODS)[number];
+
+/** The PEFT techniques added after the first six (bench:memory runs them at one shape per model, checkpointing off and on). */
+export const NEWER_METHODS = ['adalora', 'adapters-series', 'adapters-parallel', 'prefix', 'prompt', 'p-tuning-mlp', 'p-tuning-lstm'] as const satisfies readonly MemoryMethod[];
 
 /** Whether activation checkpointing changes anything for a method (not where an estimator replaces backprop). */
 export const supportsCheckpointing = (method: MemoryMethod): boolean => method !== 'zo' && method !== 'forward-grad';
 
 /** Fresh plugin objects for one run of a method (the planner's and the trainer's run share them). */
 export function methodPlugins(method: MemoryMethod): Plugin[] {
-  const adapters = () => lora({ r: 8, alpha: 16, targets: ['q_proj', 'v_proj'] });
+  const loraAdapters = () => lora({ r: 8, alpha: 16, targets: ['q_proj', 'v_proj'] });
   switch (method) {
     case 'full': return [fullFinetune()];
-    case 'lora': return [adapters()];
-    case 'qlora': return [nf4(), adapters()];
+    case 'lora': return [loraAdapters()];
+    case 'qlora': return [nf4(), loraAdapters()];
     case 'lisa': return [lisa({ activeLayers: 2, interval: 1 })];
     case 'zo': return [fullFinetune(), zo()];
-    case 'forward-grad': return [adapters(), forwardGrad()];
+    case 'forward-grad': return [loraAdapters(), forwardGrad()];
+    case 'adalora': return [adalora({ initR: 12, targetR: 8, alpha: 8, targets: ['q_proj', 'v_proj'], tinit: 0, tfinal: 0, deltaT: 1 })];
+    case 'adapters-series': return [bottleneckAdapters({ kind: 'series' })];
+    case 'adapters-parallel': return [bottleneckAdapters({ kind: 'parallel' })];
+    case 'prefix': return [prefix({ virtualTokens: 20 })];
+    case 'prompt': return [prompt({ virtualTokens: 20 })];
+    case 'p-tuning-mlp': return [pTuning({ virtualTokens: 20, encoder: 'mlp' })];
+    case 'p-tuning-lstm': return [pTuning({ virtualTokens: 20, encoder: 'lstm' })];
   }
 }
 
