@@ -35,7 +35,13 @@
  * about what a backprop step does here, not the ~2 forwards often assumed. Under heavy load (load 10-13) both ratios
  * inflate (JVP 3.4-5.0), which is why the cost is a constant rather than this run's measurement: every run re-measures
  * (3 batches x 6 runs) and prints the ratios beside it. The evaluation's forward passes (the dev set) are not
- * counted: they are the same for every row.
+ * counted: they are the same for every row. Prefix and prompt rows count 3 as well: in the three runs that timed all
+ * four sets (3 batches x 6 runs each, load 1-5, with bench:peft running beside two of them) JVP / forward was 1.63,
+ * 2.13, 2.03 for prefix and 1.61, 2.44, 2.12 for prompt, against 1.99, 2.19, 2.31 (full) and 1.79, 2.66, 2.50 (LoRA)
+ * in the same runs, and backprop / forward 1.53, 1.80, 1.94 (prefix) and 1.60, 2.31, 2.16 (prompt): the JVP again
+ * costs what a backprop step does, for every set, so one constant keeps the rows comparable. (Those runs' ratios
+ * are lower than the four above for every set, so they round to 2; FG_COST stays the measured 3.) A run calibrates
+ * full and LoRA, and prefix or prompt when their Forward-Grad rows run.
  *
  * Memory: each row (and the zero-shot evaluation, and the calibration) runs in its own child process, so peaks are
  * independent. "measured" is the process's peak resident memory (VmHWM, `peakRssBytes()`) after `train()` returned
@@ -54,9 +60,41 @@
  * 20 steps. Where the best value sat at the edge of its grid, the sweep was extended with --grid. (The sweep counted
  * Forward-Grad as 4 forward passes per step, 37 steps, from a first measurement taken under heavy load.)
  *
+ * The prefix and prompt rows were swept the same way (FG_COST 3, so Forward-Grad had 50 steps), from grids around
+ * ZO-Bench / MeZO's prompt-learning values (ZO prefix lr 1e-2..1e-3 with eps 1e-1, ZO prompt lr 1e-3 with eps 1e-2;
+ * a few thousand parameters take larger ones still), on this 2-core machine with bench:peft running beside it; 12 of
+ * the 16 bests sat at the top of their grid, which one more value (the 4th of SWEEP) settled:
+ *   bun run bench:zo --sweep --jobs 1 --only fo-sgd/prefix,fo-sgd/prompt,...,forward-grad/prompt   # the 16 rows: 48 runs, 32 min
+ *   bun run bench:zo --sweep --jobs 1 --only <those 12> --grid fo-sgd/prefix=10,fo-sgd/prompt=10,fo-adamw/prefix=1,
+ *     zo-sgd/prompt=1,zo-sign/prefix=0.3,zo-sign/prompt=0.3,zo-mmt/prefix=0.1,zo-mmt/prompt=0.1,zo-cons/prefix=1,
+ *     zo-cons/prompt=1,zo-adam/prefix=1,zo-adam/prompt=1                                        # 12 runs, 10 min
+ * Validation accuracy per lr (loss of the last 20 steps), * = chosen:
+ *   FO-SGD       prefix  1e-2 50.8% (7.21), 1e-1 39.6% (3.08), 1* 49.8% (0.31), 10 43.8% (2.16)
+ *                prompt  1e-2 56.2% (4.81), 1e-1 56.2% (3.62), 1* 55.6% (2.35), 10 50.0% (1.80)
+ *   FO-AdamW     prefix  1e-3 50.2% (7.89), 1e-2 45.4% (2.94), 1e-1* 53.8% (0.21), 1 48.4% (0.66)
+ *                prompt  1e-3 56.2% (4.75), 1e-2* 56.2% (3.26), 1e-1 52.4% (1.19)
+ *   ZO-SGD       prefix  1e-3 49.4% (8.89), 1e-2* 51.6% (6.08), 1e-1 46.6% (4.70)
+ *                prompt  1e-3 56.2% (5.26), 1e-2 56.2% (4.32), 1e-1* 56.2% (4.05), 1 55.6% (4.71)
+ *   ZO-SGD-Sign  prefix  3e-4 49.6% (9.32), 3e-3 49.8% (8.96), 3e-2* 51.6% (6.09), 3e-1 43.6% (6.09)
+ *                prompt  3e-4 56.2% (5.31), 3e-3 56.2% (5.17), 3e-2* 56.2% (3.99), 3e-1 47.6% (4.16)
+ *   ZO-SGD-MMT   prefix  1e-4 49.2% (8.93), 1e-3 49.2% (6.20), 1e-2* 53.2% (5.07), 1e-1 50.8% (9.41)
+ *                prompt  1e-4 56.2% (5.26), 1e-3 56.2% (4.58), 1e-2* 56.2% (4.56), 1e-1 49.6% (4.18)
+ *   ZO-SGD-Cons  prefix  1e-3 48.2% (9.22), 1e-2 50.6% (7.86), 1e-1* 48.4% (5.63), 1 47.4% (8.30)
+ *                prompt  1e-3 56.2% (5.32), 1e-2 56.2% (4.99), 1e-1* 56.2% (4.41), 1 52.2% (5.17)
+ *   ZO-Adam      prefix  1e-3 49.2% (9.19), 1e-2 50.6% (7.67), 1e-1* 53.2% (4.77), 1 50.0% (7.94)
+ *                prompt  1e-3 56.2% (5.26), 1e-2 56.2% (4.54), 1e-1* 56.4% (4.13), 1 52.0% (3.71)
+ *   Forward-Grad prefix  0.3 49.6% (8.79), 1* 52.8% (7.66), 3 46.4% (6.13)
+ *                prompt  0.3 56.2% (4.80), 1* 56.2% (4.25), 3 56.2% (4.37)
+ * At half the budget every prompt run but the largest lrs predicts the majority class (56.2%), so the loss decides;
+ * every prefix run scores below it: prefix tuning starts from N(0, 1) key/value slots (PEFT's nn.Embedding start;
+ * ZO-Bench starts its prefixes from real activations, which plugins/prefix does not offer), which raise the answer
+ * loss from ~5.0 (the bare model: ZO-SGD on LoRA at 1e-4 hardly moves it) to ~9.3, and the budget goes into undoing
+ * that; prompt tuning's vocabulary start leaves it at ~5.2.
+ *
  *   bun run bench:zo                                   # the 32 rows + zero-shot (budget 300: the 16 full/LoRA rows took 23 min on 2 cores with other jobs running)
  *   bun run bench:zo --budget 60 --eval-limit 100      # a quick check
- *   bun run bench:zo --sweep                           # the learning-rate sweep (52 runs at budget 150: about 40 min with --jobs 2)
+ *   bun run bench:zo --sweep                           # the learning-rate sweep, every row's SWEEP grid (112 runs at budget 150: the 52 full/LoRA
+ *                                                      # ones took about 40 min with --jobs 2, the 60 prefix/prompt ones 42 min with --jobs 1)
  *   bun run bench:zo --only zo-sgd/lora,fo-adamw/full --lr zo-sgd/lora=1e-3
  *
  * Options (each also as an environment variable ZO_<NAME>, e.g. ZO_BUDGET=60):
@@ -150,14 +188,13 @@ const LRS: Record<`${Method}/${Params}`, number> = {
   'zo-cons/full': 3e-5, 'zo-cons/lora': 3e-4,
   'zo-adam/full': 3e-4, 'zo-adam/lora': 1e-3,
   'forward-grad/full': 1, 'forward-grad/lora': 1,
-  // prefix and prompt: PROVISIONAL (grid middles) until the sweep has run
-  'fo-sgd/prefix': 1e-1, 'fo-sgd/prompt': 1e-1,
-  'fo-adamw/prefix': 1e-2, 'fo-adamw/prompt': 1e-2,
-  'zo-sgd/prefix': 1e-2, 'zo-sgd/prompt': 1e-2,
-  'zo-sign/prefix': 3e-3, 'zo-sign/prompt': 3e-3,
-  'zo-mmt/prefix': 1e-3, 'zo-mmt/prompt': 1e-3,
-  'zo-cons/prefix': 1e-2, 'zo-cons/prompt': 1e-2,
-  'zo-adam/prefix': 1e-2, 'zo-adam/prompt': 1e-2,
+  'fo-sgd/prefix': 1, 'fo-sgd/prompt': 1,
+  'fo-adamw/prefix': 1e-1, 'fo-adamw/prompt': 1e-2,
+  'zo-sgd/prefix': 1e-2, 'zo-sgd/prompt': 1e-1,
+  'zo-sign/prefix': 3e-2, 'zo-sign/prompt': 3e-2,
+  'zo-mmt/prefix': 1e-2, 'zo-mmt/prompt': 1e-2,
+  'zo-cons/prefix': 1e-1, 'zo-cons/prompt': 1e-1,
+  'zo-adam/prefix': 1e-1, 'zo-adam/prompt': 1e-1,
   'forward-grad/prefix': 1, 'forward-grad/prompt': 1,
 };
 /** The grids tried (3 values each, a 4th where the first three's best sat at an edge). */
@@ -170,13 +207,13 @@ const SWEEP: Record<`${Method}/${Params}`, number[]> = {
   'zo-cons/full': [3e-6, 3e-5, 3e-4], 'zo-cons/lora': [3e-5, 3e-4, 3e-3],
   'zo-adam/full': [3e-5, 3e-4, 3e-3], 'zo-adam/lora': [1e-4, 1e-3, 1e-2],
   'forward-grad/full': [0.1, 0.3, 1, 3], 'forward-grad/lora': [0.1, 0.3, 1, 3],
-  'fo-sgd/prefix': [1e-2, 1e-1, 1], 'fo-sgd/prompt': [1e-2, 1e-1, 1],
-  'fo-adamw/prefix': [1e-3, 1e-2, 1e-1], 'fo-adamw/prompt': [1e-3, 1e-2, 1e-1],
-  'zo-sgd/prefix': [1e-3, 1e-2, 1e-1], 'zo-sgd/prompt': [1e-3, 1e-2, 1e-1],
-  'zo-sign/prefix': [3e-4, 3e-3, 3e-2], 'zo-sign/prompt': [3e-4, 3e-3, 3e-2],
-  'zo-mmt/prefix': [1e-4, 1e-3, 1e-2], 'zo-mmt/prompt': [1e-4, 1e-3, 1e-2],
-  'zo-cons/prefix': [1e-3, 1e-2, 1e-1], 'zo-cons/prompt': [1e-3, 1e-2, 1e-1],
-  'zo-adam/prefix': [1e-3, 1e-2, 1e-1], 'zo-adam/prompt': [1e-3, 1e-2, 1e-1],
+  'fo-sgd/prefix': [1e-2, 1e-1, 1, 10], 'fo-sgd/prompt': [1e-2, 1e-1, 1, 10],
+  'fo-adamw/prefix': [1e-3, 1e-2, 1e-1, 1], 'fo-adamw/prompt': [1e-3, 1e-2, 1e-1],
+  'zo-sgd/prefix': [1e-3, 1e-2, 1e-1], 'zo-sgd/prompt': [1e-3, 1e-2, 1e-1, 1],
+  'zo-sign/prefix': [3e-4, 3e-3, 3e-2, 3e-1], 'zo-sign/prompt': [3e-4, 3e-3, 3e-2, 3e-1],
+  'zo-mmt/prefix': [1e-4, 1e-3, 1e-2, 1e-1], 'zo-mmt/prompt': [1e-4, 1e-3, 1e-2, 1e-1],
+  'zo-cons/prefix': [1e-3, 1e-2, 1e-1, 1], 'zo-cons/prompt': [1e-3, 1e-2, 1e-1, 1],
+  'zo-adam/prefix': [1e-3, 1e-2, 1e-1, 1], 'zo-adam/prompt': [1e-3, 1e-2, 1e-1, 1],
   'forward-grad/prefix': [0.3, 1, 3], 'forward-grad/prompt': [0.3, 1, 3],
 };
 
