@@ -76,7 +76,7 @@
  *    "zero_shot_acc", "steps", "seeds", "lr_sweep", "reference", ...}
  * With --sweep 1, a table of accuracy by lr and a JSON line {"lr_sweep": {"<name>": {"<lr>": acc}}, ...}.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { planMemory } from '../core/memory/index.ts';
@@ -85,6 +85,7 @@ import type { TrainConfig } from '../core/train/config.ts';
 import { loadConfigFile } from '../core/train/load-config.ts';
 import { evaluateCommand } from '../core/train/run.ts';
 import { train } from '../core/train/trainer.ts';
+import { readMetrics } from '../core/report/index.ts';
 import { BUILTIN_PLUGINS } from '../plugins/index.ts';
 import { benchOptions } from './lib/options.ts';
 import { reportToParent, runChild } from './lib/child.ts';
@@ -207,9 +208,8 @@ async function configFor(job: Job, output: string): Promise<{ config: TrainConfi
   return { config, plugins: [factory(technique.options(config.train.steps!))] };
 }
 
-function readMetrics(dir: string): Record<string, number>[] {
-  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, number>);
-}
+/** The run's metrics records (core/report's reader: a record cut short by a crash is skipped). */
+const runMetrics = (dir: string) => readMetrics(join(dir, 'metrics.jsonl')) as Record<string, number>[];
 
 async function runJob(job: Job): Promise<JobResult> {
   const label = job.kind === 'train' ? `${job.technique}-s${job.seed}` : 'zero-shot';
@@ -232,7 +232,7 @@ async function runJob(job: Job): Promise<JobResult> {
     const r = await train({ config, plugins, resume: false, log, progress });
     const accuracy = r.metrics.eval_accuracy;
     if (accuracy === undefined || !Number.isFinite(accuracy)) throw new Error('no eval_accuracy was reported');
-    const records = readMetrics(dir).filter((m) => m.loss !== undefined);
+    const records = runMetrics(dir).filter((m) => m.loss !== undefined);
     const tail = records.slice(-50).map((m) => m.loss!);
     const trainableParams = [...r.trained.values()].reduce((s, t) => s + t.shape.reduce((a, d) => a * d, 1), 0);
     return {

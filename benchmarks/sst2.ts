@@ -36,13 +36,14 @@
  * Prints a table and ends with one JSON line:
  *   {"full_acc", "lora_acc", "full": {"seeds", "acc", ...}, "lora": {...}, "zero_shot_acc", "lora_recipe": {...}}
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TrainConfig } from '../core/train/config.ts';
 import { loadConfigFile } from '../core/train/load-config.ts';
 import { evaluateCommand } from '../core/train/run.ts';
 import { train } from '../core/train/trainer.ts';
+import { readMetrics } from '../core/report/index.ts';
 import { BUILTIN_PLUGINS } from '../plugins/index.ts';
 import { benchOptions } from './lib/options.ts';
 import { reportToParent, runChild } from './lib/child.ts';
@@ -98,9 +99,8 @@ async function configFor(job: Job, output: string): Promise<{ config: TrainConfi
   return { config, plugins };
 }
 
-function readMetrics(dir: string): Record<string, number>[] {
-  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, number>);
-}
+/** The run's metrics records (core/report's reader: a record cut short by a crash is skipped). */
+const runMetrics = (dir: string) => readMetrics(join(dir, 'metrics.jsonl')) as Record<string, number>[];
 
 async function runJob(job: Job): Promise<JobResult> {
   const dir = mkdtempSync(join(tmpdir(), `tuneforge-sst2-${job.kind === 'train' ? job.method : 'zero-shot'}-s${job.seed}-`));
@@ -119,7 +119,7 @@ async function runJob(job: Job): Promise<JobResult> {
       const r = await train({ config, plugins, resume: false, log, progress });
       accuracy = r.metrics.eval_accuracy!;
       inRunPeak = r.metrics.peak_rss_mb ?? 0;
-      const records = readMetrics(dir);
+      const records = runMetrics(dir);
       const losses = records.filter((m) => m.loss !== undefined).map((m) => m.loss!);
       const tail = losses.slice(-50);
       finalLoss = tail.reduce((a, b) => a + b, 0) / Math.max(tail.length, 1);

@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
+import { HUB_ID, looksLikePath } from './jobs/model.ts';
 
 export interface BaseModel {
   /** The name requests use. */
@@ -21,8 +22,6 @@ export interface ModelPolicy {
   resolve(name: string): { model: BaseModel } | { error: string };
 }
 
-const HUB_ID = /^[A-Za-z0-9][\w.-]{0,95}\/[A-Za-z0-9][\w.-]{0,95}(@[\w./-]{1,64})?$/;
-
 export function modelPolicy(allowModels: readonly string[], offline: boolean): ModelPolicy {
   const local = new Map<string, string>();
   for (const given of allowModels) {
@@ -38,7 +37,7 @@ export function modelPolicy(allowModels: readonly string[], offline: boolean): M
       const dir = local.get(name);
       if (dir) return { model: { id: name, dir } };
       const allowed = [...new Set([...local.keys()].filter((k) => !k.includes('/') || !local.has(basename(k))))];
-      if (name.includes('..') || name.startsWith('/') || name.startsWith('.') || name.includes('\\')) {
+      if (looksLikePath(name)) {
         return { error: `model '${name}' is a path; name an allowed model instead (${allowed.join(', ') || 'none configured'})` };
       }
       if (HUB_ID.test(name)) {

@@ -24,6 +24,8 @@ export interface GeneratorOptions {
 
 export interface Generator {
   readonly maxLen: number;
+  /** Positions before the prompt that the model's hooks take (prefix slots, a soft prompt): the prompt gets maxLen − lead. */
+  readonly lead: number;
   /** Generates after `prompt` (token ids, BOS included if wanted); returns the new tokens only. */
   generate(prompt: readonly number[], options?: DecodingOptions, onToken?: (id: number) => void): Promise<number[]>;
   release(): Promise<void>;
@@ -89,5 +91,5 @@ export async function createGenerator(opts: GeneratorOptions): Promise<Generator
     return out;
   }
 
-  return { maxLen, generate, release: () => exe.release() };
+  return { maxLen, lead, generate, release: () => exe.release() };
 }

@@ -3,7 +3,7 @@
  * [nvt, layers·2, kv_heads, head_dim], layer l's keys are slot 2l and its values slot 2l+1. Grouped-query models use
  * the key/value heads (PEFT's token_dim = kv_heads · head_dim). Prefix keys are used as stored: no rotary embedding.
  */
-import { op, type GraphBuilder, type ModelConfig, type Tensor } from '../../core/index.ts';
+import { op, type ModelConfig, type Tensor } from '../../core/index.ts';
 
 /** The key/value width of one prefix slot: PEFT's token_dim for this model. */
 export const tokenDim = (c: ModelConfig): number => c.kvHeads * c.headDim;
@@ -50,17 +50,4 @@ export function widenMask(mask: Tensor, nvt: number): Tensor {
   const R = mask.shape[0]!;
   const open = op.broadcastTo(op.scalar(mask, 0), [R, nvt]); // [R, nvt]
   return op.concat([open, mask], 1);
-}
-
-/** One tensor per traced graph: the slot view is built once and shared by every layer. */
-export function perGraph<T>(build: (g: GraphBuilder) => T): (g: GraphBuilder) => T {
-  const made = new WeakMap<GraphBuilder, T>();
-  return (g) => {
-    let t = made.get(g);
-    if (t === undefined) {
-      t = build(g);
-      made.set(g, t);
-    }
-    return t;
-  };
 }

@@ -5,9 +5,6 @@
 import { adapterGenerator } from '../../cli/generate.ts';
 import { createGenerator, type Generator, type GeneratorOptions } from '../../core/generate/generator.ts';
 import { HubError } from '../../core/hub/index.ts';
-import { trace } from '../../core/ir/graph.ts';
-import type { ModelConfig } from '../../core/models/config.ts';
-import { buildCausalLM } from '../../core/models/llama.ts';
 import { loadModel } from '../../core/models/load.ts';
 import { loadTokenizer, type Tokenizer } from '../../core/tokenizer/index.ts';
 import { ApiError } from '../errors.ts';
@@ -51,20 +48,6 @@ export async function loadTarget(target: ModelTarget, log: (line: string) => voi
   const generator = await createGenerator({ config, ...parts, maxLen });
   const stopIds = [...new Set([...config.eosTokenIds, ...[tokenizer.eosId, tokenizer.bosId].filter((id): id is number => id !== null)])];
   log(`generation: loaded ${target.id} in ${Math.round(performance.now() - started)} ms`);
-  return { tokenizer, generator, context: maxLen - virtualPositions(config, parts.hooks, maxLen), stopIds, queue: new SerialQueue(GENERATION_LIMITS.queueDepth) };
-}
-
-/**
- * Positions an adapter puts before the prompt (prefix tuning's slots, prompt tuning's soft prompt): they take room
- * in the cache, so the prompt gets less. Found by tracing the decoding graph once (no weights needed).
- */
-function virtualPositions(config: ModelConfig, hooks: GeneratorOptions['hooks'], maxLen: number): number {
-  if (!hooks) return 0;
-  let lead = 0;
-  trace((g) => {
-    const m = buildCausalLM(g, config, { batch: 1, seq: 1, hooks: hooks(g), cache: { maxLen } });
-    lead = m.lead;
-    return { logits: m.logits };
-  });
-  return lead;
+  // Prefix slots and soft prompts take room in the cache: the prompt gets what is left.
+  return { tokenizer, generator, context: maxLen - generator.lead, stopIds, queue: new SerialQueue(GENERATION_LIMITS.queueDepth) };
 }

@@ -12,8 +12,8 @@ export interface ModelPolicy {
   offline: boolean;
 }
 
-/** The same shape as server/models.ts: `owner/name[@revision]`, each part starting with a letter or digit. */
-const HUB_ID = /^[A-Za-z0-9][\w.-]{0,95}\/[A-Za-z0-9][\w.-]{0,95}(@[\w./-]{1,64})?$/;
+/** `owner/name[@revision]`, each part starting with a letter or digit (also server/models.ts's policy). */
+export const HUB_ID = /^[A-Za-z0-9][\w.-]{0,95}\/[A-Za-z0-9][\w.-]{0,95}(@[\w./-]{1,64})?$/;
 
 /** Anything that reads as a file system path: absolute, relative (`.`/`..`), home (`~`), Windows, a NUL byte. */
 export function looksLikePath(name: string): boolean {

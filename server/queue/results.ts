@@ -3,7 +3,8 @@
  * `files.content`: the step metrics as CSV (OpenAI's result file), the adapter folder and the merged model folder as
  * tar archives (when the run exported them).
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { readMetrics, type MetricsRecord } from '../../core/report/index.ts';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { filePath } from '../files/paths.ts';
@@ -13,9 +14,9 @@ import { tarFolder } from './tar.ts';
 
 const CSV_COLUMNS = ['step', 'train_loss', 'train_accuracy', 'valid_loss', 'valid_mean_token_accuracy', 'lr', 'tokens', 'tok_s'] as const;
 
-/** metrics.jsonl → CSV with OpenAI's columns first (empty where the run has no such figure). */
-export function metricsCsv(metricsJsonl: string): string {
-  const rows = metricsJsonl.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, number>);
+/** A run's metrics records → CSV with OpenAI's columns first (empty where the run has no such figure). */
+export function metricsCsv(records: readonly MetricsRecord[]): string {
+  const rows = records as readonly Record<string, number>[];
   const byStep = new Map<number, Record<string, number>>();
   for (const r of rows) byStep.set(r.step!, { ...byStep.get(r.step!), ...r });
   const lines = [CSV_COLUMNS.join(',')];
@@ -38,7 +39,7 @@ export async function storeResultFiles(svc: Service, jobId: string, runDir: stri
     ids.push(id);
   };
   const metrics = join(runDir, 'metrics.jsonl');
-  if (existsSync(metrics)) await add(`${jobId}-metrics.csv`, async (p) => writeFileSync(p, metricsCsv(readFileSync(metrics, 'utf8'))));
+  if (existsSync(metrics)) await add(`${jobId}-metrics.csv`, async (p) => writeFileSync(p, metricsCsv(readMetrics(metrics))));
   for (const [folder, name] of [['adapter', 'adapter'], ['model', 'model']] as const) {
     const dir = join(runDir, 'export', folder);
     if (existsSync(dir)) await add(`${jobId}-${name}.tar`, async (p) => void (await tarFolder(dir, name, p)));
