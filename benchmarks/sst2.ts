@@ -28,6 +28,8 @@
  *   --methods m,...    full, lora (default both)
  *   --full-lr X        override full fine-tuning's lr (default: the config's 1e-3)
  *   --lora-lr X        override LoRA's lr (default: the config's)
+ *   --lora-options J   LoRA options merged over the config's, as JSON (e.g. '{"r":16,"alpha":32}')
+ *   --set P=V;P=V      config overrides by dotted path, values as JSON (e.g. 'train.schedule=cosine;train.warmupRatio=0.05')
  *   --eval-every N     also score the dev set every N steps (the accuracy curve is printed)
  *   --eval-limit N     score only the first N dev sentences (quick checks)
  *   --zero-shot 0|1    measure zero-shot accuracy (default 1)
@@ -45,6 +47,7 @@ import { evaluateCommand } from '../core/train/run.ts';
 import { train } from '../core/train/trainer.ts';
 import { readMetrics } from '../core/report/index.ts';
 import { BUILTIN_PLUGINS } from '../plugins/index.ts';
+import { lora } from '../plugins/lora/index.ts';
 import { benchOptions } from './lib/options.ts';
 import { reportToParent, runChild } from './lib/child.ts';
 
@@ -60,6 +63,10 @@ interface Job {
   seed: number;
   steps?: number;
   lr?: number;
+  /** Config overrides by dotted path (from --set). */
+  set: Record<string, unknown>;
+  /** LoRA options merged over the config's (from --lora-options). */
+  loraOptions?: Record<string, unknown>;
   evalEvery: number;
   evalLimit?: number;
   keep: boolean;
@@ -82,7 +89,7 @@ const RESULT_TAG = '@@sst2-result ';
 
 // ---------------------------------------------------------------------------------------------------- options
 
-const opts = benchOptions(['steps', 'seeds', 'methods', 'full-lr', 'lora-lr', 'eval-every', 'eval-limit', 'zero-shot', 'keep', 'child'], 'SST2');
+const opts = benchOptions(['steps', 'seeds', 'methods', 'full-lr', 'lora-lr', 'lora-options', 'set', 'eval-every', 'eval-limit', 'zero-shot', 'keep', 'child'], 'SST2');
 const option = opts.string, numberOption = opts.number;
 
 // ---------------------------------------------------------------------------------------------------- child: one run
@@ -96,7 +103,37 @@ async function configFor(job: Job, output: string): Promise<{ config: TrainConfi
   if (job.evalLimit !== undefined) config.task.choice!.evalLimit = job.evalLimit;
   config.eval.every = job.evalEvery;
   config.export = { merged: false, adapters: false }; // the benchmark measures accuracy; nothing needs exporting
+  for (const [path, value] of Object.entries(job.set)) setPath(config, path, value);
+  if (job.method === 'lora' && job.loraOptions) {
+    const base = (plugins[0]?.options ?? {}) as Parameters<typeof lora>[0];
+    return { config, plugins: [lora({ ...base, ...job.loraOptions } as Parameters<typeof lora>[0])] };
+  }
   return { config, plugins };
+}
+
+/** Sets `a.b.c` in a config object (the intermediate objects must exist: a typo is refused, not created). */
+function setPath(target: object, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let node = target as Record<string, unknown>;
+  for (const k of keys.slice(0, -1)) {
+    if (typeof node[k] !== 'object' || node[k] === null) throw new Error(`--set ${path}: the config has no object at ${k}`);
+    node = node[k] as Record<string, unknown>;
+  }
+  node[keys.at(-1)!] = value;
+}
+
+/** `a.b=1;c=cosine` -> { 'a.b': 1, c: 'cosine' } (values read as JSON when they parse, else as strings). */
+function parseSets(text: string | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const part of (text ?? '').split(';').map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq < 1) throw new Error(`--set: expected path=value, got ${JSON.stringify(part)}`);
+    const raw = part.slice(eq + 1);
+    let value: unknown = raw;
+    try { value = JSON.parse(raw); } catch { /* a bare string */ }
+    out[part.slice(0, eq)] = value;
+  }
+  return out;
 }
 
 /** The run's metrics records (core/report's reader: a record cut short by a crash is skipped). */
@@ -156,6 +193,8 @@ const evalEvery = numberOption('eval-every') ?? 0;
 const evalLimit = numberOption('eval-limit');
 const zeroShot = (numberOption('zero-shot') ?? 1) !== 0;
 const keep = (numberOption('keep') ?? 0) !== 0;
+const sets = parseSets(option('set'));
+const loraOverrides = option('lora-options') !== undefined ? (JSON.parse(option('lora-options')!) as Record<string, unknown>) : undefined;
 
 const started = performance.now();
 const rows: { method: string; seed: number | string; r: JobResult }[] = [];
@@ -164,7 +203,7 @@ const mean = (xs: readonly number[]) => (xs.length ? xs.reduce((a, b) => a + b, 
 
 let zeroShotAcc: number | null = null;
 if (zeroShot) {
-  const r = await spawnJob({ kind: 'zero-shot', method: 'full', seed: 0, evalEvery: 0, evalLimit, keep });
+  const r = await spawnJob({ kind: 'zero-shot', method: 'full', seed: 0, set: {}, evalEvery: 0, evalLimit, keep });
   zeroShotAcc = r.accuracy;
   rows.push({ method: 'zero-shot', seed: '-', r });
   console.error(`zero-shot accuracy ${pct(r.accuracy)}`);
@@ -172,7 +211,7 @@ if (zeroShot) {
 const results: Partial<Record<Method, JobResult[]>> = {};
 for (const method of methods) {
   for (const seed of seeds) {
-    const r = await spawnJob({ kind: 'train', method, seed, steps, lr: lrs[method], evalEvery, evalLimit, keep });
+    const r = await spawnJob({ kind: 'train', method, seed, steps, lr: lrs[method], set: sets, loraOptions: loraOverrides, evalEvery, evalLimit, keep });
     (results[method] ??= []).push(r);
     rows.push({ method, seed, r });
     console.error(`${method} seed ${seed}: accuracy ${pct(r.accuracy)} in ${r.seconds.toFixed(0)} s`);
@@ -235,6 +274,8 @@ console.log(JSON.stringify({
   lora: summary('lora'),
   zero_shot_acc: zeroShotAcc,
   lora_recipe: loraRecipe,
+  overrides: sets,
+  lora_options: loraOverrides ?? null,
   eval_sentences: evalLimit ?? 872,
   total_wall_s: Math.round(totalSeconds),
 }));

@@ -96,7 +96,7 @@ export type { Batch } from './batch.ts';
 export { BatchStream } from './stream.ts';
 export type { BatchStreamState, StreamPosition } from './stream.ts';
 /** Seeded train/eval split. */
-export { splitDataset } from './split.ts';
+export { heldOutIndices, splitDataset } from './split.ts';
 /** Seeded PRNG (mulberry32), seed mixing, shuffles. */
 export { mulberry32, mixSeed, permutation, shuffleInPlace, randomInt } from './rng.ts';
 export type { Random } from './rng.ts';

@@ -11,8 +11,16 @@ const SPLIT_SALT = 0x53504c54;
  * n ≥ 2 so neither part is empty; `evalCount` is taken as given (at most n).
  */
 export function splitDataset<T>(items: readonly T[], options: SplitOptions): { train: T[]; eval: T[] } {
+  const held = heldOutIndices(items.length, options);
+  const train: T[] = [];
+  const evalPart: T[] = [];
+  items.forEach((x, i) => (held.has(i) ? evalPart : train).push(x));
+  return { train, eval: evalPart };
+}
+
+/** The indices {@link splitDataset} holds out of `n` items (so a caller can treat them differently before splitting). */
+export function heldOutIndices(n: number, options: SplitOptions): Set<number> {
   const o = parseOptions(SplitOptionsSchema, options, 'splitDataset');
-  const n = items.length;
   let count: number;
   if (o.evalCount !== undefined) {
     if (o.evalCount > n) throw new RangeError(`splitDataset: evalCount ${o.evalCount} exceeds the ${n} items`);
@@ -21,9 +29,5 @@ export function splitDataset<T>(items: readonly T[], options: SplitOptions): { t
     count = Math.round(n * (o.evalFraction as number));
     if (n >= 2) count = Math.min(n - 1, Math.max(1, count));
   }
-  const held = new Set(permutation(n, mulberry32(mixSeed(o.seed, SPLIT_SALT))).slice(0, count));
-  const train: T[] = [];
-  const evalPart: T[] = [];
-  items.forEach((x, i) => (held.has(i) ? evalPart : train).push(x));
-  return { train, eval: evalPart };
+  return new Set(permutation(n, mulberry32(mixSeed(o.seed, SPLIT_SALT))).slice(0, count));
 }

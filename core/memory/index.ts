@@ -1,4 +1,5 @@
-export { planMemory, createPlanner, type MemoryPlan, type PlanItem, type Planner, type PlanOverrides } from './plan.ts';
+export { planMemory, createPlanner, type MemoryPlan, type PlanItem, type Planner, type PlannerOptions, type PlanOverrides } from './plan.ts';
+export { profileRunData, type DataProfile, type ProfileOptions } from './data-profile.ts';
 export { fitToBudget, parseBudget, BudgetError } from './fit.ts';
 export { formatPlan } from './format.ts';
 export { simulateLiveness, type LivenessReport } from './liveness.ts';

@@ -19,7 +19,9 @@ import type { EstimatorMemory } from '../plugin/estimator.ts';
 import type { TrainConfig } from '../train/config.ts';
 import { mergedExportProblems } from '../train/finish.ts';
 import { buildLossGraphWithBoundaries, DATA_INPUTS } from '../train/graphs.ts';
+import { buildLossGraph } from '../train/graphs.ts';
 import { RUNTIME_BASE, SESSION_BYTES_PER_EQN } from './constants.ts';
+import type { DataProfile } from './data-profile.ts';
 import { foldedConstantBytes } from './folded-constants.ts';
 import { simulateLiveness } from './liveness.ts';
 
@@ -35,6 +37,8 @@ export interface MemoryPlan {
   trainableParameters: number;
   /** Micro-batch shape the step graph is planned at (the worst case: longest sequences). */
   dims: { B: number; T: number };
+  /** Whether the shapes come from the tokenised data (else every sequence is assumed data.maxLength long). */
+  fromData: boolean;
   microBatchSize: number;
   accumulationSteps: number;
   checkpointing: boolean;
@@ -123,6 +127,17 @@ function stepPeak(forward: Graph, boundaries: Parameters<typeof checkpointPlan>[
   return { activations: Math.max(0, peak - gradBytes), constants, eqns };
 }
 
+/** The evaluation's sessions (one per batch shape) and the forward pass's peak at its largest shape. */
+function evalPeak(graph: Graph, shapes: readonly { B: number; T: number }[]): { sessions: number; activations: number; shapes: number } {
+  let sessions = 0, activations = 0;
+  for (const dims of shapes) {
+    const g = eliminateDeadCode(specialize(graph, dims));
+    sessions += foldedConstantBytes(g) + SESSION_BYTES_PER_EQN * g.eqns.length;
+    activations = Math.max(activations, simulateLiveness(g).peakBytes);
+  }
+  return { sessions, activations, shapes: shapes.length };
+}
+
 export interface Planner {
   /** The plan for the run as configured, or with some settings overridden. */
   plan(over?: PlanOverrides): MemoryPlan;
@@ -133,8 +148,13 @@ export async function planMemory(cfg: TrainConfig, plugins: readonly Plugin[], o
   return (await createPlanner(cfg, plugins)).plan(over);
 }
 
+export interface PlannerOptions {
+  /** The run's tokenised data (profileRunData): plans the real sequence lengths, shapes and evaluation. */
+  data?: DataProfile;
+}
+
 /** Traces the model once; each `plan()` then simulates one setting (micro-batch, checkpointing, sequence length). */
-export async function createPlanner(cfg: TrainConfig, plugins: readonly Plugin[]): Promise<Planner> {
+export async function createPlanner(cfg: TrainConfig, plugins: readonly Plugin[], opts: PlannerOptions = {}): Promise<Planner> {
   const dir = await resolveModel(cfg.model, { files: ['config.json'] });
   const config = await loadConfig(dir);
   const specs = paramSpecs(config);
@@ -159,13 +179,18 @@ export async function createPlanner(cfg: TrainConfig, plugins: readonly Plugin[]
   for (const { plugin, value } of await driver.collect('memory:plan', ctx)) {
     for (const item of value) pluginItems.push({ ...item, component: `${item.component} [${plugin}]` });
   }
+  const data = opts.data;
+  const evaluation = data?.evalShapes.length ? evalPeak(buildLossGraph(driver, { ...ctx, phase: 'eval' }, config), data.evalShapes) : undefined;
   const plan = (over: PlanOverrides = {}): MemoryPlan => {
   const micro = over.microBatchSize ?? cfg.train.microBatchSize ?? cfg.train.batchSize;
   const accumulationSteps = Math.ceil(cfg.train.batchSize / micro);
-  const T = over.seqLen ?? Math.min(cfg.data.maxLength, config.maxPositions);
+  const T = Math.min(over.seqLen ?? data?.trainT ?? cfg.data.maxLength, config.maxPositions);
   const B = micro;
   const checkpointing = over.checkpointing ?? cfg.memory.checkpointing;
   const step = stepPeak(forward, boundaries, trainable, { B, T }, checkpointing && !estimator, estimator);
+  // Each distinct batch shape is a session of its own, kept for the run (CompileCache).
+  const trainShapes = data ? Math.max(1, Math.round(data.trainShapes)) : 1;
+  const sessionBytes = step.constants + SESSION_BYTES_PER_EQN * step.eqns;
 
   const keepsGradients = estimator?.gradients ?? true;
   const optimizerBytes = !keepsGradients ? 0 : cfg.train.optimizer === 'adamw' ? 8 * trainableParameters : cfg.train.momentum > 0 ? 4 * trainableParameters : 0;
@@ -177,9 +202,16 @@ export async function createPlanner(cfg: TrainConfig, plugins: readonly Plugin[]
     ...(extra > 0 ? [{ component: 'estimator state', bytes: extra, note: estimator?.extraNote }] : []),
     ...(accumulationSteps > 1 && keepsGradients ? [{ component: 'gradient accumulation buffers', bytes: 4 * trainableParameters, note: `${accumulationSteps} micro-batches` }] : []),
     ...(keepsGradients ? [{ component: `optimizer state (${cfg.train.optimizer})`, bytes: optimizerBytes }] : []),
-    { component: estimator ? 'activations (estimator graphs)' : checkpointing ? 'activations (checkpointed)' : 'activations and temporaries', bytes: step.activations, note: `peak of the step at B=${B}, T=${T}${estimator ? '' : ', beyond the gradients'}` },
-    { component: 'compiled sessions', bytes: step.constants + SESSION_BYTES_PER_EQN * step.eqns, note: `${step.eqns.toLocaleString('en-US')} equations, ${(step.constants / 2 ** 20).toFixed(0)} MiB folded constants` },
+    evaluation && evaluation.activations > step.activations
+      ? { component: 'activations (evaluation)', bytes: evaluation.activations, note: `the eval forward pass at its largest batch, above the step's ${(step.activations / 2 ** 20).toFixed(1)} MiB` }
+      : { component: estimator ? 'activations (estimator graphs)' : checkpointing ? 'activations (checkpointed)' : 'activations and temporaries', bytes: step.activations, note: `peak of the step at B=${B}, T=${T}${estimator ? '' : ', beyond the gradients'}` },
+    {
+      component: 'compiled sessions', bytes: trainShapes * sessionBytes,
+      note: `${step.eqns.toLocaleString('en-US')} equations, ${(step.constants / 2 ** 20).toFixed(0)} MiB folded constants${data ? `, x ${trainShapes} batch shapes` : ''}`,
+    },
+    ...(evaluation ? [{ component: 'evaluation sessions', bytes: evaluation.sessions, note: `${evaluation.shapes} batch shapes of the eval graph` }] : []),
     { component: 'batch', bytes: 2 * 8 * B * T },
+    ...(data ? [{ component: 'dataset (tokenised)', bytes: data.datasetBytes, note: `${data.examples.toLocaleString('en-US')} examples` }] : []),
   ];
   items.push(...pluginItems);
   const totalBytes = items.reduce((s, i) => s + i.bytes, 0);
@@ -189,7 +221,7 @@ export async function createPlanner(cfg: TrainConfig, plugins: readonly Plugin[]
     { component: 'LoRA', bytes: 2 * frozen + 16 * trainableParameters, note: '2P + 16 P_lora' },
     { component: 'QLoRA', bytes: 0.5 * frozen + 16 * trainableParameters, note: '0.5P (+ 16 P_lora)' },
   ];
-  return { model: cfg.model, parameters, trainableParameters, dims: { B, T }, microBatchSize: micro, accumulationSteps, checkpointing, items, totalBytes, ruleOfThumb };
+  return { model: cfg.model, parameters, trainableParameters, dims: { B, T }, fromData: data !== undefined, microBatchSize: micro, accumulationSteps, checkpointing, items, totalBytes, ruleOfThumb };
   };
   return { plan };
 }

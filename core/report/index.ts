@@ -31,3 +31,8 @@ export { fitDomain, formatTick, logTicks, niceStep, niceTicks, type Ticks } from
 export { formatCount, formatDuration, formatExp, formatField, formatNumber } from './format.ts';
 /** The Okabe–Ito colour-blind-safe palette the charts use. */
 export { PALETTE, escapeXml } from './svg.ts';
+/** A run's self-contained HTML report (curves, memory plan vs measured, config, generations), one run or several. */
+export {
+  readRunReport, renderReport, writeComparisonReport, writeRunReport,
+  type JsonValue, type RunPlan, type RunPlanItem, type RunReportData, type RunSample, type RunSamples,
+} from './html.ts';

@@ -43,23 +43,24 @@ export function encodeChoice(tok: Tokenizer, prompt: string, answer: string, max
 
 /**
  * Reads labelled records (TSV or JSON). `only: 'label'` encodes just the correct answer of each record (training
- * data: half the tokenizer work); otherwise every choice is encoded (scoring). `log` gets progress lines.
+ * data: half the tokenizer work) except the records `fullFor` picks (a validation split, scored like eval data);
+ * otherwise every choice is encoded (scoring). `log` gets progress lines.
  */
 export async function loadChoiceItems(
   files: string | readonly string[], tok: Tokenizer, task: ChoiceTask, maxLength: number,
-  opts: { limit?: number; only?: 'label'; log?: (line: string) => void } = {},
+  opts: { limit?: number; only?: 'label'; fullFor?: (index: number, count: number) => boolean; log?: (line: string) => void } = {},
 ): Promise<ChoiceItem[]> {
   const data = await loadDataset(files, { format: 'classification' });
+  const labelled = data.records.map((r, i) => ({ record: r as RecordOfKind<'classification'>, i })).filter(({ record }) => record.label !== null);
+  const count = Math.min(labelled.length, opts.limit ?? Infinity);
   const items: ChoiceItem[] = [];
-  const progress = opts.log && progressLines(opts.log, 'data: records tokenised', Math.min(data.records.length, opts.limit ?? Infinity));
-  for (const [i, r] of data.records.entries()) {
-    if (opts.limit !== undefined && items.length >= opts.limit) break;
-    progress?.(i);
-    const record = r as RecordOfKind<'classification'>;
-    if (record.label === null) continue;
-    const label = labelIndex(record.label, task, `${files} record ${i + 1}`);
+  const progress = opts.log && progressLines(opts.log, 'data: records tokenised', count);
+  for (const [k, { record, i }] of labelled.slice(0, count).entries()) {
+    progress?.(k);
+    const label = labelIndex(record.label!, task, `${files} record ${i + 1}`);
     const prompt = task.template.replaceAll('{text}', record.text);
-    const options = task.choices.map((c, k) => (opts.only === 'label' && k !== label ? { inputIds: new Int32Array(0), labels: new Int32Array(0) } : encodeChoice(tok, prompt, c, maxLength)));
+    const labelOnly = opts.only === 'label' && !opts.fullFor?.(k, count);
+    const options = task.choices.map((c, j) => (labelOnly && j !== label ? { inputIds: new Int32Array(0), labels: new Int32Array(0) } : encodeChoice(tok, prompt, c, maxLength)));
     items.push({ label, options });
   }
   if (items.length === 0) throw new Error(`${files}: no labelled records for the choice task`);

@@ -37,6 +37,8 @@ export const trainConfigSchema = z
       train: files.optional().describe('training files (.json, .jsonl, .txt, .tsv); not needed with task'),
       eval: files.optional().describe('held-out files for eval loss; default: evalFraction of the training data'),
       evalFraction: z.number().min(0).lt(1).default(0).describe('share of training examples held out for eval loss when no eval file is given'),
+      validationFraction: z.number().min(0).lt(1).default(0)
+        .describe('share of the training records held out as a validation split (val_* metrics), for checkpoint.best and early stopping; never the eval set the report scores'),
     }).strict().prefault({}).describe('datasets and how records become token sequences'),
     task: z
       .object({ choice: choiceTaskSchema })
@@ -75,7 +77,16 @@ export const trainConfigSchema = z
         every: z.number().int().min(0).default(0).describe('evaluate every N steps (0 = only at the end)'),
         batchSize: z.number().int().positive().default(16).describe('examples per eval batch'),
         maxExamples: z.number().int().positive().optional().describe('evaluate on at most this many held-out examples'),
-        samples: z.array(z.string()).default([]).describe('prompts to generate from after training (greedy)'),
+        baseline: z.boolean().default(true).describe('evaluate before the first step (a step-0 record with the same metrics as later evaluations)'),
+        earlyStopping: z
+          .object({
+            patience: z.number().int().positive().describe('stop after this many evaluations in a row without improving checkpoint.best.metric'),
+            minDelta: z.number().min(0).default(0).describe('smallest change that counts as an improvement'),
+          })
+          .strict()
+          .optional()
+          .describe('stop the run when checkpoint.best.metric stops improving (needs checkpoint.best and eval.every)'),
+        samples: z.array(z.string()).default([]).describe('prompts to generate from before and after training (greedy)'),
         maxNewTokens: z.number().int().positive().default(64).describe('tokens generated per sample'),
       })
       .strict()
@@ -85,6 +96,14 @@ export const trainConfigSchema = z
       .object({
         every: z.number().int().min(0).default(0).describe('save a resumable checkpoint every N steps (0 = only at the end)'),
         keep: z.number().int().positive().default(2).describe('checkpoints kept on disk'),
+        best: z
+          .object({
+            metric: z.string().regex(/^(val|eval)_[a-z_]+$/, 'a metric of the evaluation, like "val_accuracy" or "val_loss"').describe('evaluation metric that picks the best checkpoint, e.g. val_accuracy'),
+            mode: z.enum(['max', 'min']).optional().describe('higher or lower is better (default: min for *_loss and *_ppl, max otherwise)'),
+          })
+          .strict()
+          .optional()
+          .describe('keep the checkpoint with the best evaluation metric (checkpoints/best) and export it at the end instead of the last step'),
       })
       .strict()
       .prefault({})

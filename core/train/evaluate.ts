@@ -69,8 +69,28 @@ export async function evaluateRun(cfg: TrainConfig, m: RunModel, data: RunData, 
   const out: Record<string, number> = {};
   const { batchSize, maxExamples } = cfg.eval;
   const multiple = cfg.train.padMultiple;
-  if (data.evalExamples.length) Object.assign(out, await evalLoss(data.evalExamples.slice(0, maxExamples), compileFor, m.params, batchSize, padId, multiple));
-  if (data.choiceEval.length) out.eval_accuracy = (await choiceAccuracy(data.choiceEval, compileFor, m.params, batchSize, padId, multiple)).accuracy;
+  // eval_*: the held-out set the run reports; val_*: the split held out of the training data, for model selection.
+  const sets = [
+    { prefix: 'eval', examples: data.evalExamples, items: data.choiceEval },
+    { prefix: 'val', examples: data.validation, items: data.choiceValidation },
+  ];
+  for (const { prefix, examples, items } of sets) {
+    if (examples.length) {
+      const r = await evalLoss(examples.slice(0, maxExamples), compileFor, m.params, batchSize, padId, multiple);
+      Object.assign(out, { [`${prefix}_loss`]: r.eval_loss, [`${prefix}_ppl`]: r.eval_ppl, [`${prefix}_tokens`]: r.eval_tokens });
+    }
+    if (items.length) out[`${prefix}_accuracy`] = (await choiceAccuracy(items, compileFor, m.params, batchSize, padId, multiple)).accuracy;
+  }
   if (Object.keys(out).length) await m.driver.sequential('eval:after', m.ctx, out);
   return out;
+}
+
+/** The metrics {@link evaluateRun} reports for this data (to check a config's metric names before training). */
+export function evaluationMetrics(data: RunData): string[] {
+  const names: string[] = [];
+  if (data.evalExamples.length) names.push('eval_loss', 'eval_ppl', 'eval_tokens');
+  if (data.choiceEval.length) names.push('eval_accuracy');
+  if (data.validation.length) names.push('val_loss', 'val_ppl', 'val_tokens');
+  if (data.choiceValidation.length) names.push('val_accuracy');
+  return names;
 }

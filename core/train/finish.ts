@@ -1,4 +1,4 @@
-/** The end of a run: merged model export, plugin artifacts and generated samples. */
+/** The end of a run: merged model export and plugin artifacts; generated samples (before and after training). */
 import { join } from 'node:path';
 import { createGenerator } from '../generate/generator.ts';
 import type { HostTensor } from '../ir/host.ts';
@@ -45,18 +45,34 @@ export async function finishRun(cfg: TrainConfig, m: RunModel, trained: Readonly
     for (const { value } of await m.driver.collect('export:artifacts', m.ctx, exportDir, trained)) written.push(...value);
   }
   if (written.length) log(`exported: ${written.map((w) => w.slice(cfg.output.length + 1)).join(', ')}`);
-  if (cfg.eval.samples.length) {
-    // Samples come from the trained parameters through the plugins' own hooks, so every technique (merged or not)
-    // generates as it trained.
-    const ctx: PluginContext = { ...m.ctx, phase: 'generate' };
-    const weights = new Map([...m.params, ...trained]);
-    const gen = await createGenerator({ config: m.ctx.model.config, weights, hooks: () => m.driver.modelHooks(ctx), maxLen: Math.min(512, m.ctx.model.config.maxPositions) });
-    const stops = [...m.ctx.model.config.eosTokenIds, ...(m.tok.bosId !== null ? [m.tok.bosId] : [])];
+  return written;
+}
+
+export interface Sample {
+  prompt: string;
+  completion: string;
+}
+
+/**
+ * Greedy generations of `eval.samples` from the given parameters through the plugins' own hooks, so every technique
+ * (merged or not) generates as it trains. Logged as `sample: <prompt><completion>`.
+ */
+export async function generateSamples(cfg: TrainConfig, m: RunModel, trained: ReadonlyMap<string, HostTensor>, log: (l: string) => void, label = 'sample'): Promise<Sample[]> {
+  if (!cfg.eval.samples.length) return [];
+  const ctx: PluginContext = { ...m.ctx, phase: 'generate' };
+  const weights = new Map([...m.params, ...trained]);
+  const gen = await createGenerator({ config: m.ctx.model.config, weights, hooks: () => m.driver.modelHooks(ctx), maxLen: Math.min(512, m.ctx.model.config.maxPositions) });
+  const stops = [...m.ctx.model.config.eosTokenIds, ...(m.tok.bosId !== null ? [m.tok.bosId] : [])];
+  const out: Sample[] = [];
+  try {
     for (const prompt of cfg.eval.samples) {
       const ids = await gen.generate(m.tok.encode(prompt), { maxNewTokens: cfg.eval.maxNewTokens, stopTokens: stops });
-      log(`sample: ${prompt}${m.tok.decode(ids, { skipSpecialTokens: true })}`);
+      const completion = m.tok.decode(ids, { skipSpecialTokens: true });
+      log(`${label}: ${prompt}${completion}`);
+      out.push({ prompt, completion });
     }
+  } finally {
     await gen.release();
   }
-  return written;
+  return out;
 }

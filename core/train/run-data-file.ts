@@ -4,7 +4,7 @@
  *
  * Layout: a little-endian uint32 byte length of a JSON header, the header, padding to a multiple of 4, then every
  * example's `inputIds` followed by its `labels` as int32, in header order. The header lists the examples' lengths
- * and how they group into the three lists.
+ * and how they group into the lists (train, eval, validation, and the choice items of eval and validation).
  *
  * Decoding keeps the tokens in one Int32Array and gives each example two views into it: a dataset then costs its
  * tokens (8 bytes each) and two small view objects per example, not a separate allocation per array.
@@ -13,26 +13,32 @@ import type { Example } from '../data/example.ts';
 import type { ChoiceItem } from './choice.ts';
 import type { RunData } from './setup.ts';
 
+/** The lists of a RunData, in the file's order. */
+const EXAMPLE_LISTS = ['train', 'evalExamples', 'validation'] as const;
+const CHOICE_LISTS = ['choiceEval', 'choiceValidation'] as const;
+
 interface Header {
-  /** Token count of every example, in order: train, evalExamples, then each choice item's options. */
+  /** Token count of every example, in order: the example lists, then each choice item's options. */
   lengths: number[];
-  train: number;
-  evalExamples: number;
-  /** Per choice item: its label and number of options. */
-  choice: { label: number; options: number }[];
+  /** Examples per example list. */
+  lists: Record<(typeof EXAMPLE_LISTS)[number], number>;
+  /** Per choice list, per item: its label and number of options. */
+  choice: Record<(typeof CHOICE_LISTS)[number], { label: number; options: number }[]>;
 }
 
 function allExamples(data: RunData): Example[] {
-  return [...data.train, ...data.evalExamples, ...data.choiceEval.flatMap((c) => c.options)];
+  return [...EXAMPLE_LISTS.flatMap((l) => data[l]), ...CHOICE_LISTS.flatMap((l) => data[l].flatMap((c) => c.options))];
 }
 
 export function encodeRunData(data: RunData): Uint8Array {
   const examples = allExamples(data);
   const header: Header = {
     lengths: examples.map((e) => e.inputIds.length),
-    train: data.train.length,
-    evalExamples: data.evalExamples.length,
-    choice: data.choiceEval.map((c) => ({ label: c.label, options: c.options.length })),
+    lists: { train: data.train.length, evalExamples: data.evalExamples.length, validation: data.validation.length },
+    choice: {
+      choiceEval: data.choiceEval.map((c) => ({ label: c.label, options: c.options.length })),
+      choiceValidation: data.choiceValidation.map((c) => ({ label: c.label, options: c.options.length })),
+    },
   };
   const json = new TextEncoder().encode(JSON.stringify(header));
   const start = 4 + Math.ceil(json.length / 4) * 4;
@@ -71,14 +77,10 @@ export function decodeRunData(bytes: Uint8Array): RunData {
     o += 2 * n;
     return e;
   });
-  const train = examples.slice(0, header.train);
-  const evalExamples = examples.slice(header.train, header.train + header.evalExamples);
-  let k = header.train + header.evalExamples;
-  const choiceEval: ChoiceItem[] = header.choice.map((c) => {
-    const options = examples.slice(k, k + c.options);
-    k += c.options;
-    return { label: c.label, options };
-  });
+  let k = 0;
+  const take = (n: number) => examples.slice(k, (k += n));
+  const [train, evalExamples, validation] = EXAMPLE_LISTS.map((l) => take(header.lists[l]));
+  const [choiceEval, choiceValidation] = CHOICE_LISTS.map((l) => header.choice[l].map((c): ChoiceItem => ({ label: c.label, options: take(c.options) })));
   if (k !== examples.length) fail(`the header groups ${k} of ${examples.length} examples`);
-  return { train, evalExamples, choiceEval };
+  return { train: train!, evalExamples: evalExamples!, validation: validation!, choiceEval: choiceEval!, choiceValidation: choiceValidation! };
 }

@@ -50,5 +50,5 @@ export async function evaluateCommand(cfg: TrainConfig, plugins: readonly Plugin
 
 export async function exportCommand(cfg: TrainConfig, plugins: readonly Plugin[], log: (l: string) => void): Promise<string[]> {
   const { m, trained } = await openRun(cfg, plugins, log);
-  return finishRun({ ...cfg, eval: { ...cfg.eval, samples: [] } }, m, trained, log);
+  return finishRun(cfg, m, trained, log);
 }

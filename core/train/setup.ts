@@ -1,7 +1,8 @@
 /** Everything a run needs before its first step: model, tokenizer, data, plugins, parameters, trainable set. */
 import type { Example } from '../data/example.ts';
 import { prepareDataset } from '../data/prepare.ts';
-import { splitDataset } from '../data/split.ts';
+import { heldOutIndices, splitDataset } from '../data/split.ts';
+import { mixSeed } from '../data/rng.ts';
 import type { Graph, Var } from '../ir/graph.ts';
 import { sizeOf, type HostTensor } from '../ir/host.ts';
 import { openModel } from '../models/load.ts';
@@ -19,7 +20,14 @@ export interface RunData {
   train: Example[];
   evalExamples: Example[];
   choiceEval: ChoiceItem[];
+  /** Held out of the training data (data.validationFraction), for model selection: val_loss / val_ppl. */
+  validation: Example[];
+  /** The same for a choice task: val_accuracy. */
+  choiceValidation: ChoiceItem[];
 }
+
+/** Salt of the validation split's seed, so it never picks what an evalFraction split with the same seed picks. */
+const VALIDATION_SALT = 0x56414c;
 
 /** The parts of a config that data preparation reads (all the data-preparation child process is sent). */
 export type RunDataConfig = Pick<TrainConfig, 'data' | 'task' | 'seed'>;
@@ -30,23 +38,33 @@ export async function loadRunData(cfg: RunDataConfig, tok: Tokenizer, log: (m: s
     cfg = { ...cfg, data: { ...cfg.data, maxLength: maxPositions } };
   }
   const choice = cfg.task.choice;
+  const validationFraction = cfg.data.validationFraction;
+  const validationSplit = { evalFraction: validationFraction, seed: mixSeed(cfg.seed, VALIDATION_SALT) };
   if (choice) {
-    const train = choiceTrainingExamples(await loadChoiceItems(choice.trainFile, tok, choice, cfg.data.maxLength, { only: 'label', log }));
+    // Validation items are scored like eval items, so every choice of theirs is encoded; the rest only the answer.
+    let held: Set<number> | undefined;
+    const isHeld = (i: number, n: number) => validationFraction > 0 && (held ??= heldOutIndices(n, validationSplit)).has(i);
+    const items = await loadChoiceItems(choice.trainFile, tok, choice, cfg.data.maxLength, { only: 'label', fullFor: isHeld, log });
+    const choiceValidation = items.filter((_, i) => isHeld(i, items.length));
+    const train = choiceTrainingExamples(items.filter((_, i) => !isHeld(i, items.length)));
     const choiceEval = choice.evalFile ? await loadChoiceItems(choice.evalFile, tok, choice, cfg.data.maxLength, { limit: choice.evalLimit }) : [];
-    log(`task: ${train.length} training records, ${choiceEval.length} eval records, choices ${JSON.stringify(choice.choices)}`);
-    return { train, evalExamples: [], choiceEval };
+    const val = choiceValidation.length ? `, ${choiceValidation.length} validation records (held out of the training file)` : '';
+    log(`task: ${train.length} training records${val}, ${choiceEval.length} eval records, choices ${JSON.stringify(choice.choices)}`);
+    return { train, evalExamples: [], choiceEval, validation: [], choiceValidation };
   }
   if (!cfg.data.train) throw new Error('config: data.train is required (or task.choice for a classification task)');
-  const { train: _t, eval: evalFiles, evalFraction, ...dataOptions } = cfg.data;
+  const { train: _t, eval: evalFiles, evalFraction, validationFraction: _v, ...dataOptions } = cfg.data;
   const prepared = await prepareDataset(cfg.data.train, tok, dataOptions, log);
   for (const w of prepared.warnings.slice(0, 5)) log(`data warning: ${JSON.stringify(w)}`);
   let train = prepared.examples;
   let evalExamples: Example[] = [];
+  let validation: Example[] = [];
   if (evalFiles) evalExamples = (await prepareDataset(evalFiles, tok, dataOptions)).examples;
   else if (evalFraction > 0) ({ train, eval: evalExamples } = splitDataset(train, { evalFraction, seed: cfg.seed }));
+  if (validationFraction > 0) ({ train, eval: validation } = splitDataset(train, validationSplit));
   if (train.length === 0) throw new Error(`no training examples in ${cfg.data.train}`);
-  log(`data: ${train.length} training examples, ${evalExamples.length} eval examples`);
-  return { train, evalExamples, choiceEval: [] };
+  log(`data: ${train.length} training examples, ${validation.length ? `${validation.length} validation examples, ` : ''}${evalExamples.length} eval examples`);
+  return { train, evalExamples, choiceEval: [], validation, choiceValidation: [] };
 }
 
 export interface RunModel {

@@ -1,31 +1,40 @@
 /**
- * The training loop. Per optimizer step: plugins' `step:before`; the batch is split into micro-batches whose
+ * The training loop, as named phases: `prepare` (data, the memory plan, the model), `resume` (the latest
+ * checkpoint), `begin` (baseline evaluation and samples before training), `step` (one optimizer step, then any
+ * evaluation and checkpoint due), and `finish` (the best checkpoint's weights, the final record, exports, samples
+ * after, the report). Per optimizer step: plugins' `step:before`; the batch is split into micro-batches whose
  * gradients (from the estimator, backprop by default) are accumulated weighted by their loss tokens; global-norm
- * clipping; the optimizer update at the scheduled learning rate; `step:after`; metrics, evaluation and checkpoints
- * on their schedules. A run resumes exactly from its latest checkpoint.
+ * clipping; the optimizer update at the scheduled learning rate; `step:after`. A run resumes exactly from its
+ * latest checkpoint, model selection and early stopping included.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadLatestCheckpoint, saveCheckpoint } from '../checkpoint/index.ts';
 import { BatchStream } from '../data/stream.ts';
+import { resolveModel } from '../hub/index.ts';
 import type { HostTensor } from '../ir/host.ts';
 import { clipGradNorm } from '../optim/clip.ts';
 import { GradAccumulator } from '../optim/accumulate.ts';
 import { lrAt } from '../optim/schedule.ts';
 import type { StepContext } from '../plugin/context.ts';
+import type { GradientEstimator } from '../plugin/estimator.ts';
 import type { Plugin } from '../plugin/hooks.ts';
-import { createProgress, openMetrics, readMetrics, writeLossChart, type ProgressStream } from '../report/index.ts';
+import { loadConfig } from '../models/load.ts';
+import { createProgress, openMetrics, readMetrics, writeLossChart, type Progress, type ProgressStream } from '../report/index.ts';
 import { seededRandom } from '../generate/sampling.ts';
-import { collectGarbage, createPlanner, fitToBudget, fixMmapThreshold, parseBudget, peakRssBytes, rssBytes } from '../memory/index.ts';
+import { collectGarbage, fixMmapThreshold, peakRssBytes, rssBytes, type MemoryPlan } from '../memory/index.ts';
 import { microBatches } from './batches.ts';
 import type { TrainConfig } from './config.ts';
 import { CompileCache, backprop } from './graphs.ts';
 import { checkpointedBackprop } from './checkpointed.ts';
-import { evaluateRun } from './evaluate.ts';
-import { finishRun } from './finish.ts';
+import { evaluateRun, evaluationMetrics } from './evaluate.ts';
+import { finishRun, generateSamples, type Sample } from './finish.ts';
 import { makeOptimizer, optimizerFromCheckpoint, optimizerToCheckpoint } from './optimizer.ts';
 import { loadRunDataInChild } from './data-process.ts';
-import { setupModel, trainableSet } from './setup.ts';
+import { planRun, writeRunDescription } from './plan-run.ts';
+import { PLUGIN_TENSOR_PREFIX, joinPluginState, splitPluginState } from './plugin-state.ts';
+import { Selection, type SelectionState } from './selection.ts';
+import { setupModel, trainableSet, type RunData, type RunModel } from './setup.ts';
 
 export interface TrainOptions {
   config: TrainConfig;
@@ -52,10 +61,12 @@ export interface TrainResult {
   runDir: string;
   step: number;
   finished: boolean;
-  /** Final values of every trained parameter. */
+  /** Final values of every trained parameter (the best checkpoint's with checkpoint.best). */
   trained: Map<string, HostTensor>;
   metrics: Record<string, number>;
   exported: string[];
+  /** With checkpoint.best: the step whose weights were kept and exported. */
+  bestStep?: number;
 }
 
 /**
@@ -69,177 +80,203 @@ function releaseArrays(arrays: Iterable<Float32Array>): void {
   }
 }
 
-const PLUGIN_TENSOR_PREFIX = 'plugin/';
-const isHostTensor = (v: unknown): v is HostTensor =>
-  typeof v === 'object' && v !== null && 'dtype' in v && 'shape' in v && ArrayBuffer.isView((v as HostTensor).data);
-
-/** Plugin state may hold tensors (e.g. momentum buffers): they go to the checkpoint's tensor file, the rest to JSON. */
-function splitPluginState(plugin: string, state: Record<string, unknown>, tensors: Map<string, HostTensor>): Record<string, unknown> {
-  const json: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(state)) {
-    if (isHostTensor(v)) {
-      tensors.set(`${PLUGIN_TENSOR_PREFIX}${plugin}/${k}`, v);
-      json[k] = { $tensor: `${PLUGIN_TENSOR_PREFIX}${plugin}/${k}` };
-    } else json[k] = v;
-  }
-  return json;
-}
-
-function joinPluginState(plugin: string, state: Record<string, unknown>, tensors: ReadonlyMap<string, HostTensor>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(state)) {
-    const ref = typeof v === 'object' && v !== null && '$tensor' in v ? (v as { $tensor: string }).$tensor : undefined;
-    out[k] = ref !== undefined ? tensors.get(ref) : v;
-    if (ref !== undefined && !tensors.has(ref)) throw new Error(`checkpoint: state of plugin '${plugin}' refers to missing tensor ${ref}`);
-  }
-  return out;
-}
-
-/** Rewrites a metrics file without the records of steps after `step` (work lost when a run was killed). */
+/**
+ * Rewrites a metrics file without the records of steps after `step` (work lost when a run was killed) and without
+ * a final record (a finished run resumed writes its own).
+ */
 function dropMetricsAfter(path: string, step: number): void {
   if (!existsSync(path)) return;
-  const kept = readMetrics(path).filter((r) => typeof r.step !== 'number' || r.step <= step);
+  const kept = readMetrics(path).filter((r) => (typeof r.step !== 'number' || r.step <= step) && r.final === undefined);
   writeFileSync(path, kept.map((r) => `${JSON.stringify(r)}\n`).join(''));
 }
 
-/** The predicted peak, and (with memory.budget) the micro-batch and checkpointing chosen to fit it. */
-async function planRun(cfg: TrainConfig, plugins: readonly Plugin[], log: (l: string) => void): Promise<{ config: TrainConfig; predictedBytes: number }> {
-  const planner = await createPlanner(cfg, plugins);
-  if (cfg.memory.budget === undefined) return { config: cfg, predictedBytes: planner.plan().totalBytes };
-  const fit = fitToBudget(planner, cfg.train.batchSize, parseBudget(cfg.memory.budget));
-  if (fit.microBatchSize !== (cfg.train.microBatchSize ?? cfg.train.batchSize) || fit.checkpointing !== cfg.memory.checkpointing) {
-    log(`memory.budget ${cfg.memory.budget}: micro-batch ${fit.microBatchSize} x ${fit.accumulationSteps} accumulation steps, checkpointing ${fit.checkpointing ? 'on' : 'off'} (predicted peak ${(fit.totalBytes / 2 ** 20).toFixed(0)} MiB)`);
-  }
-  return {
-    config: { ...cfg, train: { ...cfg.train, microBatchSize: fit.microBatchSize }, memory: { ...cfg.memory, checkpointing: fit.checkpointing } },
-    predictedBytes: fit.totalBytes,
-  };
+/** Where the best checkpoint lives (a checkpoint folder of its own, so rotation of the regular ones never drops it). */
+export const bestCheckpointDir = (runDir: string) => join(runDir, 'best');
+
+interface CheckpointState {
+  stream: Parameters<typeof BatchStream.restore>[2];
+  optimizer: Record<string, number>;
+  plugins: Record<string, Record<string, unknown>>;
+  everTrained: string[];
+  selection?: SelectionState;
 }
 
-export async function train(opts: TrainOptions): Promise<TrainResult> {
-  let cfg = opts.config;
-  const log = opts.log ?? ((l: string) => console.error(l));
-  let totalSteps = 0;
-  // Before any onnxruntime session allocates: see core/memory/allocator.ts for why.
-  if (cfg.memory.mmapThreshold !== false) await fixMmapThreshold(cfg.memory.mmapThreshold);
-  const planned = await planRun(cfg, opts.plugins, log);
-  const cfgFitted = planned.config;
-  const m = await setupModel(cfgFitted, opts.plugins, () => totalSteps, log);
-  cfg = cfgFitted;
-  const data = await loadRunDataInChild(cfg, m.dir, log, m.ctx.model.config.maxPositions);
-  const padId = m.tok.padId ?? 0;
-  const t = cfg.train;
-  const streamOptions = { batchSize: t.batchSize, padId, seed: cfg.seed, shuffle: true, bucketByLength: t.bucketByLength, drawRandom: t.sampling === 'random' };
-  let stream = new BatchStream(data.train, streamOptions);
-  totalSteps = t.steps ?? Math.ceil((t.epochs ?? 1) * stream.batchesPerEpoch);
-  const schedule = { kind: t.schedule, lr: t.lr, warmupSteps: t.warmupSteps, warmupRatio: t.warmupRatio, ...(t.schedule === 'cosine' ? { minLrRatio: t.minLrRatio } : {}) } as Parameters<typeof lrAt>[2];
+const mb = (bytes: number) => bytes / 2 ** 20;
 
-  let trainable = trainableSet(m);
-  const everTrained = new Set(trainable);
-  const optimizer = makeOptimizer(t, new Map([...m.params].map(([n, p]) => [n, p.shape])));
-  const estimator = (await m.driver.first('step:estimator', m.ctx))?.value ?? (cfg.memory.checkpointing ? checkpointedBackprop() : backprop());
-  const cache = new CompileCache();
-  let step = 0;
+class TrainingRun {
+  step = 0;
+  private checkpointedStep = 0; // the step of the latest checkpoint on disk (0 with none: nothing to lose yet)
+  private stepsThisProcess = 0;
+  private lastEval: { step: number; metrics: Record<string, number> } | undefined;
+  private lastRecord: Record<string, number> = {};
+  private everTrained: Set<string>;
+  private progress: Progress | undefined;
+  private metricsFile: ReturnType<typeof openMetrics> | undefined;
+  private samplesBefore: Sample[] = [];
+  readonly selection: Selection;
+  private readonly cache = new CompileCache();
+  private readonly schedule: Parameters<typeof lrAt>[2];
+  private readonly hasEvalData: boolean;
 
-  if (opts.resume ?? true) {
-    const ckpt = await loadLatestCheckpoint(cfg.output, { onWarning: (w) => log(`checkpoint: ${w}`) });
-    if (ckpt) {
-      for (const [name, v] of ckpt.tensors) m.params.set(name, v);
-      const state = ckpt.state as { stream: Parameters<typeof BatchStream.restore>[2]; optimizer: Record<string, number>; plugins: Record<string, Record<string, unknown>>; everTrained: string[] };
-      optimizerFromCheckpoint(optimizer, new Map([...ckpt.optimizer].filter(([k]) => !k.startsWith(PLUGIN_TENSOR_PREFIX))), state.optimizer);
-      stream = BatchStream.restore(data.train, streamOptions, state.stream);
-      for (const p of m.driver.plugins) if (state.plugins[p.name]) p['state:load']?.(m.ctx, joinPluginState(p.name, state.plugins[p.name]!, ckpt.optimizer));
-      for (const n of state.everTrained) everTrained.add(n);
-      trainable = trainableSet(m);
-      step = ckpt.step;
-      log(`resumed from ${ckpt.path} at step ${step}`);
-    }
+  private constructor(
+    private readonly opts: TrainOptions,
+    readonly cfg: TrainConfig,
+    private readonly m: RunModel,
+    private readonly data: RunData,
+    private readonly plan: MemoryPlan,
+    private stream: BatchStream,
+    private readonly streamOptions: ConstructorParameters<typeof BatchStream>[1],
+    readonly totalSteps: number,
+    private trainable: string[],
+    private readonly optimizer: ReturnType<typeof makeOptimizer>,
+    private readonly estimator: GradientEstimator,
+  ) {
+    this.everTrained = new Set(trainable);
+    this.selection = new Selection(cfg);
+    const t = cfg.train;
+    this.schedule = { kind: t.schedule, lr: t.lr, warmupSteps: t.warmupSteps, warmupRatio: t.warmupRatio, ...(t.schedule === 'cosine' ? { minLrRatio: t.minLrRatio } : {}) } as Parameters<typeof lrAt>[2];
+    this.hasEvalData = evaluationMetrics(data).length > 0;
   }
 
-  let checkpointedStep = step; // the step of the latest checkpoint on disk (0 with none: nothing to lose yet)
-  const metricsPath = join(cfg.output, 'metrics.jsonl');
-  if (step > 0) dropMetricsAfter(metricsPath, step); // steps after the checkpoint are re-run: keep one record each
-  const metricsFile = openMetrics(metricsPath);
-  const metrics = {
-    write(record: Record<string, number>): void {
-      metricsFile.write(record);
-      opts.onRecord?.(record);
-    },
-    close: () => metricsFile.close(),
-  };
-  const progress = createProgress({ total: totalSteps, label: 'train', stream: opts.progress, start: step });
-  const evaluate = () => evaluateRun(cfg, m, data, cache);
-  const checkpoint = async () => {
-    const trainedNow = new Map([...everTrained].map((n) => [n, m.params.get(n)!]));
-    const opt = optimizerToCheckpoint(optimizer);
-    const plugins: Record<string, Record<string, unknown>> = {};
-    const tensors = new Map(opt.tensors);
-    for (const { plugin, value } of await m.driver.collect('state:save', m.ctx)) plugins[plugin] = splitPluginState(plugin, value, tensors);
-    const dir = await saveCheckpoint(cfg.output, {
-      step, tensors: trainedNow, optimizer: tensors,
-      state: { stream: stream.state(), optimizer: opt.scalars, plugins, everTrained: [...everTrained], trainable },
-    }, { keep: cfg.checkpoint.keep });
-    checkpointedStep = step;
-    opts.onCheckpoint?.(step, dir);
+  /** Log lines; on a terminal they go above the progress bar instead of through it. */
+  readonly log = (line: string): void => {
+    if (this.opts.log) this.opts.log(line);
+    else if (this.progress) this.progress.log(line);
+    else console.error(line);
   };
 
-  if (step === 0) await m.driver.sequential('train:start', m.ctx);
-  let stepsThisProcess = 0;
-  let lastEval: Record<string, number> = {};
-  let lastRecord: Record<string, number> = {};
-  /** Leaves the loop before the end of the run; the caller decides whether a checkpoint is written first. */
-  const stopEarly = async (): Promise<TrainResult> => {
-    progress.finish();
-    metrics.close();
-    await cache.clear();
-    return { runDir: cfg.output, step, finished: false, trained: new Map([...everTrained].map((n) => [n, m.params.get(n)!])), metrics: lastRecord, exported: [] };
-  };
-  while (step < totalSteps) {
-    if (opts.signal?.aborted) {
-      if (checkpointedStep !== step) await checkpoint();
-      log(`stopped at step ${step} of ${totalSteps} (asked to stop); the run resumes from the checkpoint of step ${step}`);
-      return stopEarly();
+  // ------------------------------------------------------------------------------------------------ prepare
+
+  /** Data first (its lengths size the plan), then the plan (it may change micro-batch and checkpointing), then the model. */
+  static async prepare(opts: TrainOptions): Promise<TrainingRun> {
+    let cfg = opts.config;
+    const log = opts.log ?? ((l: string) => console.error(l));
+    // Before any onnxruntime session allocates: see core/memory/allocator.ts for why.
+    if (cfg.memory.mmapThreshold !== false) await fixMmapThreshold(cfg.memory.mmapThreshold);
+    const modelDir = await resolveModel(cfg.model);
+    const data = await loadRunDataInChild(cfg, modelDir, log, (await loadConfig(modelDir)).maxPositions);
+    const problems = Selection.problems(cfg, evaluationMetrics(data));
+    if (problems.length) throw new Error(`config: ${problems.join('; ')}`);
+    const planned = await planRun(cfg, opts.plugins, data, log);
+    cfg = planned.config;
+    let totalSteps = 0;
+    const m = await setupModel(cfg, opts.plugins, () => totalSteps, log);
+    const t = cfg.train;
+    const streamOptions = { batchSize: t.batchSize, padId: m.tok.padId ?? 0, seed: cfg.seed, shuffle: true, bucketByLength: t.bucketByLength, drawRandom: t.sampling === 'random' };
+    const stream = new BatchStream(data.train, streamOptions);
+    totalSteps = t.steps ?? Math.ceil((t.epochs ?? 1) * stream.batchesPerEpoch);
+    const optimizer = makeOptimizer(t, new Map([...m.params].map(([n, p]) => [n, p.shape])));
+    const estimator = (await m.driver.first('step:estimator', m.ctx))?.value ?? (cfg.memory.checkpointing ? checkpointedBackprop() : backprop());
+    mkdirSync(cfg.output, { recursive: true });
+    writeRunDescription(cfg, opts.plugins, planned.plan);
+    return new TrainingRun(opts, cfg, m, data, planned.plan, stream, streamOptions, totalSteps, trainableSet(m), optimizer, estimator);
+  }
+
+  // ------------------------------------------------------------------------------------------------ resume
+
+  async resume(): Promise<void> {
+    const { cfg, m } = this;
+    if (this.opts.resume ?? true) {
+      const ckpt = await loadLatestCheckpoint(cfg.output, { onWarning: (w) => this.log(`checkpoint: ${w}`) });
+      if (ckpt) {
+        for (const [name, v] of ckpt.tensors) m.params.set(name, v);
+        const state = ckpt.state as unknown as CheckpointState;
+        optimizerFromCheckpoint(this.optimizer, new Map([...ckpt.optimizer].filter(([k]) => !k.startsWith(PLUGIN_TENSOR_PREFIX))), state.optimizer);
+        this.stream = BatchStream.restore(this.data.train, this.streamOptions, state.stream);
+        this.loadPluginState(state.plugins, ckpt.optimizer);
+        for (const n of state.everTrained) this.everTrained.add(n);
+        this.selection.restore(state.selection);
+        this.trainable = trainableSet(m);
+        this.step = this.checkpointedStep = ckpt.step;
+        this.log(`resumed from ${ckpt.path} at step ${this.step}`);
+      }
     }
+    const metricsPath = join(cfg.output, 'metrics.jsonl');
+    if (this.step > 0) dropMetricsAfter(metricsPath, this.step); // steps after the checkpoint are re-run: keep one record each
+    else if (existsSync(metricsPath)) writeFileSync(metricsPath, ''); // a fresh start: no records of an earlier run
+    this.metricsFile = openMetrics(metricsPath);
+    this.progress = createProgress({ total: this.totalSteps, label: 'train', stream: this.opts.progress, start: this.step });
+  }
+
+  private loadPluginState(plugins: Record<string, Record<string, unknown>>, tensors: ReadonlyMap<string, HostTensor>): void {
+    for (const p of this.m.driver.plugins) if (plugins[p.name]) p['state:load']?.(this.m.ctx, joinPluginState(p.name, plugins[p.name]!, tensors));
+  }
+
+  // ------------------------------------------------------------------------------------------------ begin
+
+  /** A fresh run: `train:start`, the baseline evaluation (a step-0 record) and the samples of the untrained model. */
+  async begin(): Promise<void> {
+    const samplesPath = join(this.cfg.output, 'samples.json');
+    if (this.step > 0) {
+      if (existsSync(samplesPath)) this.samplesBefore = (JSON.parse(readFileSync(samplesPath, 'utf8')) as { before?: Sample[] }).before ?? [];
+      return;
+    }
+    await this.m.driver.sequential('train:start', this.m.ctx);
+    if (this.cfg.eval.baseline && this.hasEvalData) {
+      const metrics = await this.evaluateNow();
+      this.writeRecord({ step: 0, ...metrics });
+      this.log(`baseline (before training): ${describe(metrics)}`);
+    }
+    this.samplesBefore = await generateSamples(this.cfg, this.m, new Map(), this.log, 'sample before training');
+    if (this.samplesBefore.length) writeFileSync(samplesPath, `${JSON.stringify({ before: this.samplesBefore, after: [] }, null, 2)}\n`);
+  }
+
+  // ------------------------------------------------------------------------------------------------ step
+
+  get done(): boolean {
+    return this.step >= this.totalSteps || this.selection.stopped;
+  }
+
+  get stepsDoneHere(): number {
+    return this.stepsThisProcess;
+  }
+
+  async trainStep(): Promise<void> {
+    const { cfg, m } = this;
+    const t = cfg.train;
+    const padId = m.tok.padId ?? 0;
     // The previous step's gradients (arrays as large as the trainable parameters) are garbage now; collect them
     // before the next run reaches its peak instead of whenever the collector would get to them.
     collectGarbage();
     const started = performance.now();
     let retrace: string | undefined;
+    const step = this.step;
     const stepSeed = (cfg.seed * 1_000_003 + step * 7919) >>> 0;
     const random = seededRandom(stepSeed);
+    // `step` is read when each hook runs: step:after sees the step just finished (counted from 1).
     const stepCtx = (dims: Record<string, number>): StepContext => ({
-      ...m.ctx, step, trainable: new Set(trainable), dims, params: m.params, random, stepSeed,
+      ...m.ctx, step: this.step, trainable: new Set(this.trainable), dims, params: m.params, random, stepSeed,
       requestRetrace: (reason) => { retrace = reason; },
     });
     await m.driver.sequential('step:before', stepCtx({}));
-    const batch = stream.next();
-    const micro = microBatches(data.train, batch, t.microBatchSize ?? t.batchSize, padId, t.padMultiple);
+    const batch = this.stream.next();
+    const micro = microBatches(this.data.train, batch, t.microBatchSize ?? t.batchSize, padId, t.padMultiple);
     const acc = new GradAccumulator();
     let lossSum = 0, lossTokens = 0, tokens = 0, applied = false, computeSeconds = 0;
     let single: Map<string, Float32Array> | undefined;
-    const lr = lrAt(step, totalSteps, schedule);
-    for (const mb of micro) {
-      const ctx = stepCtx(mb.dims);
-      const feeds: Record<string, HostTensor> = { ...mb.feeds };
+    const lr = lrAt(step, this.totalSteps, this.schedule);
+    for (const mbatch of micro) {
+      const ctx = stepCtx(mbatch.dims);
+      const feeds: Record<string, HostTensor> = { ...mbatch.feeds };
       for (const { value } of await m.driver.collect('step:feeds', ctx)) Object.assign(feeds, value);
       const computeStarted = performance.now();
-      const r = await estimator.estimate({
-        ctx, forward: m.forward, boundaries: m.boundaries, trainable, feeds, lr,
-        compile: (graph, key) => cache.get(`${key}|${mb.dims.B}x${mb.dims.T}`, () => graph, mb.dims),
+      const r = await this.estimator.estimate({
+        ctx, forward: m.forward, boundaries: m.boundaries, trainable: this.trainable, feeds, lr,
+        compile: (graph, key) => this.cache.get(`${key}|${mbatch.dims.B}x${mbatch.dims.T}`, () => graph, mbatch.dims),
       });
       computeSeconds += (performance.now() - computeStarted) / 1000;
       // One micro-batch: its gradients are the step's, without a copy into accumulation buffers.
-      if (r.grads && mb.lossTokens > 0) {
+      if (r.grads && mbatch.lossTokens > 0) {
         if (micro.length === 1) single = r.grads;
         else {
-          acc.add(r.grads, mb.lossTokens);
+          acc.add(r.grads, mbatch.lossTokens);
           releaseArrays(r.grads.values());
         }
       }
       applied ||= r.applied === true;
-      lossSum += r.loss * mb.lossTokens;
-      lossTokens += mb.lossTokens;
-      tokens += mb.tokens;
+      lossSum += r.loss * mbatch.lossTokens;
+      lossTokens += mbatch.lossTokens;
+      tokens += mbatch.tokens;
     }
     let gradNorm: number | undefined;
     let grads: Map<string, Float32Array> | undefined;
@@ -247,51 +284,179 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (!applied && lossTokens > 0) {
       grads = single ?? acc.result();
       if (t.maxGradNorm !== null) gradNorm = clipGradNorm(grads.values(), t.maxGradNorm).norm;
-      const current = new Map(trainable.map((n) => [n, m.params.get(n)!.data as Float32Array]));
-      optimizer.step(current, grads, lr);
+      const current = new Map(this.trainable.map((n) => [n, m.params.get(n)!.data as Float32Array]));
+      this.optimizer.step(current, grads, lr);
     }
     const updateSeconds = (performance.now() - updateStarted) / 1000;
     const loss = lossSum / Math.max(lossTokens, 1);
-    step++;
-    stepsThisProcess++;
+    this.step++;
+    this.stepsThisProcess++;
     await m.driver.sequential('step:after', stepCtx({}), { loss, lr, gradNorm, tokens, grads });
     if (single) releaseArrays(single.values()); // after every use; the accumulator's own buffers are reused instead
     if (retrace) {
       const next = trainableSet(m);
-      for (const n of trainable) if (!next.includes(n)) optimizer.forget(n); // frozen again: release its state
-      for (const n of next) everTrained.add(n);
-      log(`step ${step}: trainable set changed (${retrace}): ${next.length} tensors`);
-      trainable = next;
-      await cache.clear();
+      for (const n of this.trainable) if (!next.includes(n)) this.optimizer.forget(n); // frozen again: release its state
+      for (const n of next) this.everTrained.add(n);
+      this.log(`step ${this.step}: trainable set changed (${retrace}): ${next.length} tensors`);
+      this.trainable = next;
+      await this.cache.clear();
     }
     const seconds = (performance.now() - started) / 1000;
     const record: Record<string, number> = {
-      step, total_steps: totalSteps, loss, lr, tokens, tok_s: tokens / seconds, step_s: seconds,
+      step: this.step, total_steps: this.totalSteps, loss, lr, tokens, tok_s: tokens / seconds, step_s: seconds,
       compute_s: computeSeconds, // the gradient estimator's runs (compiling included on a new shape)
       update_s: updateSeconds, // clipping and the optimizer update
-      rss_mb: rssBytes() / 2 ** 20, peak_rss_mb: peakRssBytes() / 2 ** 20, predicted_peak_mb: planned.predictedBytes / 2 ** 20,
-      optimizer_mb: optimizer.stateBytes() / 2 ** 20, // after the update and any retrace's release of frozen-again state
+      rss_mb: mb(rssBytes()), peak_rss_mb: mb(peakRssBytes()), predicted_peak_mb: mb(this.plan.totalBytes),
+      optimizer_mb: mb(this.optimizer.stateBytes()), // after the update and any retrace's release of frozen-again state
     };
     if (gradNorm !== undefined) record.grad_norm = gradNorm;
-    if (cfg.eval.every > 0 && step % cfg.eval.every === 0 && step < totalSteps) Object.assign(record, (lastEval = await evaluate()));
-    metrics.write(record);
-    lastRecord = record;
-    progress.update(step, { loss, lr, 'tok/s': Math.round(tokens / seconds) });
-    if (cfg.checkpoint.every > 0 && step % cfg.checkpoint.every === 0 && step < totalSteps) await checkpoint();
-    if (opts.stopAfterSteps !== undefined && stepsThisProcess >= opts.stopAfterSteps && step < totalSteps) return stopEarly();
+    const evalDue = this.hasEvalData && ((cfg.eval.every > 0 && this.step % cfg.eval.every === 0) || this.step === this.totalSteps);
+    if (evalDue) Object.assign(record, await this.evaluateNow());
+    this.writeRecord(record);
+    this.progress!.update(this.step, { loss, lr, 'tok/s': Math.round(tokens / seconds) });
+    const stopping = this.selection.stopped;
+    if (stopping) this.log(`early stopping at step ${this.step}: ${cfg.checkpoint.best!.metric} has not improved for ${cfg.eval.earlyStopping!.patience} evaluations (best ${this.selection.best!.value.toFixed(4)} at step ${this.selection.best!.step})`);
+    if ((cfg.checkpoint.every > 0 && this.step % cfg.checkpoint.every === 0 && this.step < this.totalSteps) || stopping) await this.checkpoint();
   }
-  progress.finish();
-  lastEval = await evaluate();
-  if (Object.keys(lastEval).length) {
-    metrics.write({ step, ...lastEval });
-    log(`eval: ${Object.entries(lastEval).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
+
+  // ------------------------------------------------------------------------------------------------ evaluation
+
+  /** Evaluates the current weights; model selection sees the result, and a new best is saved at once. */
+  private async evaluateNow(): Promise<Record<string, number>> {
+    const metrics = await evaluateRun(this.cfg, this.m, this.data, this.cache);
+    this.lastEval = { step: this.step, metrics };
+    const { improved } = this.selection.observe(this.step, metrics);
+    if (improved) await this.saveBest();
+    return metrics;
   }
-  await checkpoint();
-  metrics.close();
-  await cache.clear();
-  writeLossChart(join(cfg.output, 'metrics.jsonl'), join(cfg.output, 'loss.svg'));
-  const trained = new Map([...everTrained].map((n) => [n, m.params.get(n)!]));
-  const exported = await finishRun(cfg, m, trained, log);
-  await m.driver.sequential('train:end', m.ctx);
-  return { runDir: cfg.output, step, finished: true, trained, metrics: { ...lastEval, peak_rss_mb: peakRssBytes() / 2 ** 20, predicted_peak_mb: planned.predictedBytes / 2 ** 20 }, exported };
+
+  private writeRecord(record: Record<string, number>): void {
+    this.metricsFile!.write(record);
+    this.opts.onRecord?.(record);
+    this.lastRecord = record;
+  }
+
+  // ------------------------------------------------------------------------------------------------ checkpoints
+
+  private trainedNow(): Map<string, HostTensor> {
+    return new Map([...this.everTrained].map((n) => [n, this.m.params.get(n)!]));
+  }
+
+  private async pluginState(tensors: Map<string, HostTensor>): Promise<Record<string, Record<string, unknown>>> {
+    const plugins: Record<string, Record<string, unknown>> = {};
+    for (const { plugin, value } of await this.m.driver.collect('state:save', this.m.ctx)) plugins[plugin] = splitPluginState(plugin, value, tensors);
+    return plugins;
+  }
+
+  async checkpoint(): Promise<void> {
+    const opt = optimizerToCheckpoint(this.optimizer);
+    const tensors = new Map(opt.tensors);
+    const plugins = await this.pluginState(tensors);
+    const state: CheckpointState = { stream: this.stream.state(), optimizer: opt.scalars, plugins, everTrained: [...this.everTrained], selection: this.selection.state };
+    const dir = await saveCheckpoint(this.cfg.output, {
+      step: this.step, tensors: this.trainedNow(), optimizer: tensors, state: { ...state, trainable: this.trainable } as unknown as Record<string, unknown>,
+    }, { keep: this.cfg.checkpoint.keep });
+    this.checkpointedStep = this.step;
+    this.opts.onCheckpoint?.(this.step, dir);
+  }
+
+  /** The weights (and plugin state) of the best evaluation so far: no optimizer state, they are only ever exported. */
+  private async saveBest(): Promise<void> {
+    if (this.cfg.checkpoint.best === undefined) return;
+    const tensors = new Map<string, HostTensor>();
+    const plugins = await this.pluginState(tensors);
+    await saveCheckpoint(bestCheckpointDir(this.cfg.output), { step: this.step, tensors: this.trainedNow(), optimizer: tensors, state: { plugins } }, { keep: 1 });
+  }
+
+  /** Puts the best checkpoint's weights and plugin state in place of the last step's. */
+  private async restoreBest(): Promise<number | undefined> {
+    const best = this.selection.best;
+    if (this.cfg.checkpoint.best === undefined || best === null || best.step === this.step) return best?.step;
+    const ckpt = await loadLatestCheckpoint(bestCheckpointDir(this.cfg.output));
+    if (!ckpt || ckpt.step !== best.step) {
+      this.log(`checkpoint.best: the best checkpoint on disk is ${ckpt ? `of step ${ckpt.step}` : 'missing'}, not of step ${best.step}: exporting the last step instead`);
+      return undefined;
+    }
+    for (const [name, v] of ckpt.tensors) this.m.params.set(name, v);
+    this.loadPluginState((ckpt.state as { plugins: Record<string, Record<string, unknown>> }).plugins, ckpt.optimizer);
+    return best.step;
+  }
+
+  // ------------------------------------------------------------------------------------------------ leaving
+
+  /** Leaves before the end of the run (asked to stop, or stopAfterSteps); `save` writes a checkpoint first. */
+  async leave(save: boolean): Promise<TrainResult> {
+    if (save && this.checkpointedStep !== this.step) await this.checkpoint();
+    this.progress?.finish();
+    this.metricsFile?.close();
+    await this.cache.clear();
+    return { runDir: this.cfg.output, step: this.step, finished: false, trained: this.trainedNow(), metrics: this.lastRecord, exported: [] };
+  }
+
+  /** The end: last checkpoint, the chosen weights, the final record, exports, samples after, charts and the report. */
+  async finish(): Promise<TrainResult> {
+    const { cfg, m } = this;
+    this.progress!.finish();
+    // A resumed finished run has no evaluation in memory: score the last step again (selection has seen it already).
+    if (this.hasEvalData && this.lastEval?.step !== this.step) {
+      const seen = this.selection.lastEvalStep === this.step;
+      const metrics = await evaluateRun(cfg, m, this.data, this.cache);
+      this.lastEval = { step: this.step, metrics };
+      if (!seen && this.selection.observe(this.step, metrics).improved) await this.saveBest();
+    }
+    if (this.checkpointedStep !== this.step) await this.checkpoint();
+    const bestStep = await this.restoreBest();
+    const chosen = bestStep !== undefined && bestStep !== this.step ? this.selection.best!.metrics : (this.lastEval?.metrics ?? {});
+    const final: Record<string, number> = {
+      step: this.step, ...chosen, final: 1, predicted_peak_mb: mb(this.plan.totalBytes), peak_rss_mb: mb(peakRssBytes()),
+      ...(cfg.checkpoint.best && bestStep !== undefined ? { best_step: bestStep } : {}),
+      ...(this.selection.stopped ? { stopped_early: 1 } : {}),
+    };
+    this.writeRecord(final);
+    this.logSummary(chosen, bestStep);
+    this.metricsFile!.close();
+    await this.cache.clear();
+    writeLossChart(join(cfg.output, 'metrics.jsonl'), join(cfg.output, 'loss.svg'));
+    const trained = this.trainedNow();
+    const exported = await finishRun(cfg, m, trained, this.log);
+    const after = await generateSamples(cfg, m, trained, this.log, 'sample after training');
+    if (after.length || this.samplesBefore.length) writeFileSync(join(cfg.output, 'samples.json'), `${JSON.stringify({ before: this.samplesBefore, after }, null, 2)}\n`);
+    await m.driver.sequential('train:end', m.ctx);
+    const { step: _s, final: _f, ...metrics } = final;
+    return { runDir: cfg.output, step: this.step, finished: true, trained, metrics, exported, ...(bestStep !== undefined && cfg.checkpoint.best ? { bestStep } : {}) };
+  }
+
+  /** Baseline against final, side by side, for every evaluation metric (what a user wants to see first). */
+  private logSummary(chosen: Record<string, number>, bestStep: number | undefined): void {
+    const records = readMetrics(join(this.cfg.output, 'metrics.jsonl'));
+    const baseline = records.find((r) => r.step === 0 && r.final === undefined);
+    const keys = Object.keys(chosen).filter((k) => /^(eval|val)_(accuracy|loss|ppl)$/.test(k));
+    if (!keys.length) return;
+    const which = this.cfg.checkpoint.best && bestStep !== undefined ? ` (best checkpoint: step ${bestStep} by ${this.cfg.checkpoint.best.metric})` : '';
+    this.log(`result${which}:`);
+    for (const k of keys) {
+      const before = typeof baseline?.[k] === 'number' ? (baseline[k] as number).toFixed(4) : '-';
+      this.log(`  ${k.padEnd(14)} before ${before}  after ${chosen[k]!.toFixed(4)}`);
+    }
+  }
+}
+
+/** `eval_accuracy 0.5092, val_accuracy 0.5110` (the headline metrics of an evaluation). */
+function describe(metrics: Record<string, number>): string {
+  return Object.entries(metrics).filter(([k]) => !k.endsWith('_tokens')).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
+}
+
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const run = await TrainingRun.prepare(opts);
+  await run.resume();
+  await run.begin();
+  while (!run.done) {
+    if (opts.signal?.aborted) {
+      run.log(`stopped at step ${run.step} of ${run.totalSteps} (asked to stop); the run resumes from the checkpoint of step ${run.step}`);
+      return run.leave(true);
+    }
+    await run.trainStep();
+    if (opts.stopAfterSteps !== undefined && run.stepsDoneHere >= opts.stopAfterSteps && !run.done) return run.leave(false);
+  }
+  return run.finish();
 }

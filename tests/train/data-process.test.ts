@@ -19,6 +19,8 @@ const plainData = (d: RunData) => ({
   train: d.train.map(plain),
   evalExamples: d.evalExamples.map(plain),
   choiceEval: d.choiceEval.map((c) => ({ label: c.label, options: c.options.map(plain) })),
+  validation: d.validation.map(plain),
+  choiceValidation: d.choiceValidation.map((c) => ({ label: c.label, options: c.options.map(plain) })),
 });
 
 test('run-data file: encode then decode gives the same examples, grouped the same way, in one token buffer', () => {
@@ -30,21 +32,24 @@ test('run-data file: encode then decode gives the same examples, grouped the sam
       { label: 1, options: [ex([1, 3], [-100, 3]), ex([1, 4, 4], [-100, 4, 4])] },
       { label: 0, options: [ex([1, 2], [-100, 2]), ex([1, 8], [-100, 8])] },
     ],
+    validation: [ex([1, 4], [-100, 4])],
+    choiceValidation: [{ label: 0, options: [ex([1, 6], [-100, 6]), ex([1, 6, 2], [-100, 6, 2])] }],
   };
   const bytes = encodeRunData(data);
   const back = decodeRunData(bytes);
   expect(plainData(back)).toEqual(plainData(data));
-  expect(back.train[1]!.inputIds.buffer).toBe(back.choiceEval[1]!.options[0]!.labels.buffer);
+  expect(back.train[1]!.inputIds.buffer).toBe(back.choiceValidation[0]!.options[1]!.labels.buffer);
   expect(() => decodeRunData(bytes.subarray(0, bytes.length - 4))).toThrow(/damaged/);
 });
 
 describe.skipIf(storiesMissing('data preparation in a child process'))('data preparation in a child process', () => {
   test('gives exactly the in-process examples (prompt/completion with an eval split, and a choice task)', async () => {
     const dir = tempDir('data-child');
-    const cfg = tinyConfig(writeTinyData(dir, 40), join(dir, 'run'), { data: { evalFraction: 0.25 } });
+    const cfg = tinyConfig(writeTinyData(dir, 40), join(dir, 'run'), { data: { evalFraction: 0.25, validationFraction: 0.1 } });
     const tsv = join(dir, 'labels.tsv');
     writeFileSync(tsv, 'sentence\tlabel\na fine film \t1\na dull one \t0\nwarm and funny \t1\n');
     const choice = tinyConfig(writeTinyData(dir, 4), join(dir, 'run2'), {
+      data: { validationFraction: 0.3 },
       task: { choice: { template: 'Review: {text}\nSentiment:', choices: [' negative', ' positive'], trainFile: tsv, evalFile: tsv } },
     });
     const tok = await loadTokenizer(STORIES);
@@ -54,6 +59,9 @@ describe.skipIf(storiesMissing('data preparation in a child process'))('data pre
       const inProcess = await loadRunData(c, tok, () => {}, 512);
       expect(plainData(inChild)).toEqual(plainData(inProcess));
       expect(inChild.train.length).toBeGreaterThan(0);
+      expect(inChild.validation.length + inChild.choiceValidation.length).toBeGreaterThan(0);
+      // Validation items are scored: every choice is encoded, not only the answer.
+      for (const item of inChild.choiceValidation) for (const o of item.options) expect(o.inputIds.length).toBeGreaterThan(0);
       expect(logs.some((l) => /training (examples|records)/.test(l))).toBe(true);
     }
   }, 30_000);

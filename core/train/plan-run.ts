@@ -1,0 +1,43 @@
+/** A run's memory plan from its config and its tokenised data, fitted to memory.budget when one is set. */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createPlanner, fitToBudget, parseBudget, profileRunData, type MemoryPlan } from '../memory/index.ts';
+import type { Plugin } from '../plugin/hooks.ts';
+import type { TrainConfig } from './config.ts';
+import type { RunData } from './setup.ts';
+
+/** How the data shapes a run's memory (profileRunData's options from the config). */
+export function dataProfileOf(cfg: TrainConfig, data: RunData, steps: number) {
+  const t = cfg.train;
+  return profileRunData(data, {
+    batchSize: t.batchSize, microBatchSize: t.microBatchSize ?? t.batchSize, padMultiple: t.padMultiple, steps,
+    bucketByLength: t.bucketByLength, evalBatchSize: cfg.eval.batchSize, evalMaxExamples: cfg.eval.maxExamples,
+  });
+}
+
+/** Steps a run will take: train.steps, or its epochs over the training examples. */
+export function runSteps(cfg: TrainConfig, trainExamples: number): number {
+  const t = cfg.train;
+  return t.steps ?? Math.ceil((t.epochs ?? 1) * Math.ceil(trainExamples / t.batchSize));
+}
+
+/** The predicted peak, and (with memory.budget) the micro-batch and checkpointing chosen to fit it. */
+export async function planRun(cfg: TrainConfig, plugins: readonly Plugin[], data: RunData, log: (l: string) => void): Promise<{ config: TrainConfig; plan: MemoryPlan }> {
+  const planner = await createPlanner(cfg, plugins, { data: dataProfileOf(cfg, data, runSteps(cfg, data.train.length)) });
+  if (cfg.memory.budget === undefined) return { config: cfg, plan: planner.plan() };
+  const fit = fitToBudget(planner, cfg.train.batchSize, parseBudget(cfg.memory.budget));
+  if (fit.microBatchSize !== (cfg.train.microBatchSize ?? cfg.train.batchSize) || fit.checkpointing !== cfg.memory.checkpointing) {
+    log(`memory.budget ${cfg.memory.budget}: micro-batch ${fit.microBatchSize} x ${fit.accumulationSteps} accumulation steps, checkpointing ${fit.checkpointing ? 'on' : 'off'} (predicted peak ${(fit.totalBytes / 2 ** 20).toFixed(0)} MiB)`);
+  }
+  return {
+    config: { ...cfg, train: { ...cfg.train, microBatchSize: fit.microBatchSize }, memory: { ...cfg.memory, checkpointing: fit.checkpointing } },
+    plan: fit,
+  };
+}
+
+/** plan.json and config.json in the run folder: what the report shows next to the measured figures. */
+export function writeRunDescription(cfg: TrainConfig, plugins: readonly Plugin[], plan: MemoryPlan): void {
+  writeFileSync(join(cfg.output, 'plan.json'), `${JSON.stringify(plan, null, 2)}\n`);
+  const described = { ...cfg, plugins: plugins.map((p) => ({ name: p.name, options: p.options ?? {} })) };
+  writeFileSync(join(cfg.output, 'config.json'), `${JSON.stringify(described, null, 2)}\n`);
+}
