@@ -9,13 +9,16 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { computeGrads } from './grads.ts';
 import { runGenerate } from './generate.ts';
+import { reportCommand } from './report.ts';
 import { evalCommand, exportRunCommand, planCommand, trainCommand, type RunCommandOptions } from './run-commands.ts';
 
 interface Command {
   summary: string;
   usage: string;
   options: NonNullable<ParseArgsConfig['options']>;
-  run(values: Record<string, string | boolean | string[] | undefined>): Promise<void>;
+  /** Takes positional arguments (passed to `run` after the options). */
+  positionals?: boolean;
+  run(values: Record<string, string | boolean | string[] | undefined>, positionals: string[]): Promise<void>;
 }
 
 const num = (v: unknown, name: string): number | undefined => {
@@ -54,9 +57,9 @@ const COMMANDS: Record<string, Command> = {
   },
   plan: {
     summary: "predict a run's peak memory before it starts (fits it to memory.budget when set)",
-    usage: 'plan --config <file.ts|file.json> [--json] [--micro-batch N] [--checkpointing]',
-    options: { ...runOptions, json: { type: 'boolean' }, 'micro-batch': { type: 'string' }, checkpointing: { type: 'boolean' } },
-    run: (v) => planCommand({ ...runArgs(v), json: v.json === true, microBatchSize: num(v['micro-batch'], 'micro-batch'), checkpointing: v.checkpointing === true ? true : undefined }),
+    usage: 'plan --config <file.ts|file.json> [--json] [--micro-batch N] [--checkpointing] [--no-data]',
+    options: { ...runOptions, json: { type: 'boolean' }, 'no-data': { type: 'boolean' }, 'micro-batch': { type: 'string' }, checkpointing: { type: 'boolean' } },
+    run: (v) => planCommand({ ...runArgs(v), json: v.json === true, noData: v['no-data'] === true, microBatchSize: num(v['micro-batch'], 'micro-batch'), checkpointing: v.checkpointing === true ? true : undefined }),
   },
   eval: {
     summary: "evaluate a run's latest checkpoint (or the base model) as its config describes",
@@ -110,6 +113,16 @@ const COMMANDS: Record<string, Command> = {
       });
     },
   },
+  report: {
+    summary: "write a run's report.html: curves, memory plan vs measured, config, samples (several runs: overlaid)",
+    usage: 'report RUN [RUN...] [--out FILE]   (one run: RUN/report.html by default; several: ./report.html)',
+    options: { out: { type: 'string' } },
+    positionals: true,
+    async run(v, runs) {
+      if (runs.length === 0) throw new UsageError('missing RUN (a run folder, e.g. runs/sst2-lora)');
+      reportCommand({ runs, out: v.out as string | undefined });
+    },
+  },
   grads: {
     summary: 'write the loss and the gradients of one batch to safetensors',
     usage: 'grads --model <dir|owner/name[@rev]> --batch <file.safetensors> [--adapter <PEFT adapter dir>] --out <file.safetensors>',
@@ -140,8 +153,8 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    const { values } = parseArgs({ args: rest, options: command.options, strict: true, allowPositionals: false });
-    await command.run(values as Record<string, string | boolean | undefined>);
+    const { values, positionals } = parseArgs({ args: rest, options: command.options, strict: true, allowPositionals: command.positionals === true });
+    await command.run(values as Record<string, string | boolean | undefined>, positionals);
     return 0;
   } catch (e) {
     if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {

@@ -6,6 +6,7 @@ import { evaluateCommand, exportCommand } from '../core/train/run.ts';
 import { BUILTIN_PLUGINS } from '../plugins/index.ts';
 import { readAdapter } from '../plugins/peft/read.ts';
 import { createPlanner, fitToBudget, formatPlan, parseBudget } from '../core/memory/index.ts';
+import { loadPlanData, plannerForData } from '../core/train/plan-run.ts';
 
 export interface RunCommandOptions {
   config: string;
@@ -39,7 +40,7 @@ export async function trainCommand(o: RunCommandOptions): Promise<void> {
   const result = await train({ config, plugins, resume: o.resume ?? true, log });
   const figures = Object.entries(result.metrics).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(', ');
   console.log(`trained ${result.step} steps; ${figures}`);
-  console.log(`metrics: ${config.output}/metrics.jsonl, loss chart: ${config.output}/loss.svg`);
+  console.log(`metrics: ${config.output}/metrics.jsonl, report: ${config.output}/report.html`);
 }
 
 export async function evalCommand(o: RunCommandOptions): Promise<void> {
@@ -57,6 +58,8 @@ export async function exportRunCommand(o: RunCommandOptions): Promise<void> {
 
 export interface PlanCommandOptions extends RunCommandOptions {
   json?: boolean;
+  /** Skip the pass over the data: plan every sequence at data.maxLength (a worst case, and faster). */
+  noData?: boolean;
   microBatchSize?: number;
   checkpointing?: boolean;
 }
@@ -64,7 +67,8 @@ export interface PlanCommandOptions extends RunCommandOptions {
 /** Predicts the run's peak memory (and fits it to memory.budget when the config sets one). */
 export async function planCommand(o: PlanCommandOptions): Promise<void> {
   const { config, plugins } = await load(o);
-  const planner = await createPlanner(config, plugins);
+  // A fast pass over the data (tokenising it, as the run will) sizes the plan to the lengths the data has.
+  const planner = o.noData ? await createPlanner(config, plugins) : await plannerForData(config, plugins, await loadPlanData(config, log));
   const plan = config.memory.budget !== undefined && o.microBatchSize === undefined && o.checkpointing === undefined
     ? fitToBudget(planner, config.train.batchSize, parseBudget(config.memory.budget))
     : planner.plan({ microBatchSize: o.microBatchSize, checkpointing: o.checkpointing });

@@ -11,7 +11,7 @@ export function formatPlan(p: MemoryPlan): string {
   const line = (r: string[]) => `  ${r[0]!.padEnd(w[0]!)}  ${r[1]!.padStart(w[1]!)}  ${r[2]!.padStart(w[2]!)}  ${r[3]}`.trimEnd();
   const out = [
     `memory plan for ${p.model}: ${p.parameters.toLocaleString('en-US')} parameters, ${p.trainableParameters.toLocaleString('en-US')} trainable`,
-    `  micro-batch ${p.microBatchSize} x ${p.dims.T} tokens, ${p.accumulationSteps} accumulation step(s), checkpointing ${p.checkpointing ? 'on' : 'off'}`,
+    `  micro-batch ${p.microBatchSize} x ${p.dims.T} tokens (${p.fromData ? 'the longest batch of the tokenised data' : 'data.maxLength: no pass over the data'}), ${p.accumulationSteps} accumulation step(s), checkpointing ${p.checkpointing ? 'on' : 'off'}`,
     line(['component', 'MiB', 'share', 'note']),
     ...rows.slice(0, -1).map(line),
     `  ${'-'.repeat(w[0]! + w[1]! + w[2]! + 4)}`,

@@ -1,7 +1,8 @@
 /**
  * A synthetic run folder for the report's tests (html.test.ts, html.browser.test.ts, the CLI test): the four files
  * a training run writes, with realistic shapes and values: a decaying noisy loss, warmup + cosine learning rate,
- * evaluation every 50 steps on a validation split, a step-0 baseline and a final evaluation of the best checkpoint.
+ * evaluation every 50 steps (dev/test set and validation split), a step-0 baseline and a final record scoring the best
+ * checkpoint.
  * Not part of the library.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -20,8 +21,9 @@ export interface SyntheticRunOptions {
 
 /** The figures the tests check for. */
 export const SYNTHETIC = {
-  baseline: { eval_accuracy: 0.4908, eval_loss: 0.7123 },
-  final: { eval_accuracy: 0.8312, eval_loss: 0.4187 },
+  baseline: { eval_accuracy: 0.4908, eval_loss: 0.7123, val_accuracy: 0.4871, val_loss: 0.7188 },
+  /** The best checkpoint's evaluation: at step 250 (the final record's `best_step`) in runs longer than that. */
+  final: { eval_accuracy: 0.8312, eval_loss: 0.4187, val_accuracy: 0.8201, val_loss: 0.4302 },
   bestStep: 250,
   predictedPeakMb: 512.5,
   hostile: '<script>window.__pwned = 1</script>',
@@ -49,9 +51,19 @@ export function writeSyntheticRun(dir: string, opts: SyntheticRunOptions = {}): 
   const t0 = Date.parse('2026-12-02T20:42:43.000Z');
   let t = t0;
   const time = () => new Date(t).toISOString();
-  const evalAt = (s: number) => ({ val_accuracy: 0.49 + 0.34 * (1 - Math.exp(-s / 90)) + 0.01 * (rand() - 0.5), val_loss: 0.71 - 0.29 * (1 - Math.exp(-s / 90)) + 0.01 * rand() });
+  // Evaluations rise from the baseline to the best checkpoint's figures, then drift back a little (overfitting).
+  const best = steps > SYNTHETIC.bestStep ? SYNTHETIC.bestStep : steps;
+  const evalAt = (s: number): Record<string, number> => {
+    const p = s <= best ? (1 - Math.exp(-s / 60)) / (1 - Math.exp(-best / 60)) : 1;
+    const keys = Object.keys(SYNTHETIC.final) as (keyof typeof SYNTHETIC.final)[];
+    return Object.fromEntries(keys.map((k) => {
+      const [b, f] = [SYNTHETIC.baseline[k], SYNTHETIC.final[k]];
+      const worse = f > b ? -1 : 1;
+      return [k, s === best ? f : b + (f - b) * p + (s > best ? worse * 2e-4 * (s - best) : 0) + 0.008 * (rand() - 0.5)];
+    }));
+  };
 
-  const lines: object[] = [{ time: time(), step: 0, ...SYNTHETIC.baseline, val_accuracy: 0.4871, val_loss: 0.7188 }];
+  const lines: object[] = [{ time: time(), step: 0, ...SYNTHETIC.baseline }];
   let peak = 0;
   for (let step = 1; step <= steps; step++) {
     const warm = Math.min(1, step / 20);
@@ -72,7 +84,8 @@ export function writeSyntheticRun(dir: string, opts: SyntheticRunOptions = {}): 
     lines.push(rec);
   }
   t += 4000;
-  lines.push({ time: time(), step: steps, ...SYNTHETIC.final, val_accuracy: 0.8201, val_loss: 0.4302, predicted_peak_mb: SYNTHETIC.predictedPeakMb, peak_rss_mb: peak, best_step: SYNTHETIC.bestStep });
+  // The final record, as the trainer writes it: the best checkpoint's figures, restored and scored.
+  lines.push({ time: time(), step: steps, ...SYNTHETIC.final, final: 1, predicted_peak_mb: SYNTHETIC.predictedPeakMb, peak_rss_mb: peak, ...(best < steps ? { best_step: best } : {}) });
   if (files.has('metrics.jsonl')) writeFileSync(join(dir, 'metrics.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
 
   const MiB = 2 ** 20;

@@ -49,6 +49,10 @@ describe('run report', () => {
     // One eval chart per metric: accuracy and loss, each with the dev/test and validation curves.
     expect(count(html, 'data-chart="eval"')).toBe(2);
     expect(legendOf(chart(html, 'eval'))).toEqual(['eval_accuracy', 'val_accuracy']);
+    // Baseline, the evaluations every 50 steps up to 250; the final record scores the best checkpoint (step 250),
+    // so it adds no point at step 300.
+    const evalPath = /<path d="([^"]*)"/.exec(chart(html, 'eval'))![1]!;
+    expect(count(evalPath, 'L') + 1).toBe(6);
     const loss = chart(html, 'loss');
     expect(legendOf(loss)).toEqual(['train loss (raw)', 'train loss (smoothed)', 'eval loss']);
     const points = Math.max(...[...loss.matchAll(/<path d="([^"]*)"/g)].map((m) => count(m[1]!, 'L') + 1));
@@ -123,16 +127,19 @@ describe('missing and broken files', () => {
     expect(html).not.toContain('NaN');
   });
 
-  test('no eval keys, no grad_norm: those charts say "no data", the others draw', () => {
+  test('no eval keys, no grad_norm, stopped early: those charts say "no data", the others draw', () => {
     const dir = join(ROOT, 'no-eval');
     mkdirSync(dir);
     const lines = Array.from({ length: 50 }, (_, i) => JSON.stringify({ step: i + 1, loss: 3 - i / 25, lr: 1e-3, tokens: 100, tok_s: 900, rss_mb: 200, peak_rss_mb: 250 }));
+    lines.push(JSON.stringify({ step: 50, peak_rss_mb: 250, stopped_early: 1 }));
     writeFileSync(join(dir, 'metrics.jsonl'), lines.join('\n') + '\n');
     const html = renderReport([readRunReport(dir)]);
     expect(chart(html, 'eval')).toContain('no data');
     expect(chart(html, 'grad_norm')).toContain('no data');
     expect(chart(html, 'loss')).not.toContain('no data');
     expect(html).toContain('<dt>wall time</dt><dd>–</dd>'); // no `time` fields
+    expect(html).toContain('<dt>steps</dt><dd>50 (stopped early)</dd>');
+    expect(html).toContain('<dt>tokens</dt><dd>5,000</dd>');
   });
 
   test('broken files are reported, not fatal; a crash-cut last metrics line is skipped', () => {

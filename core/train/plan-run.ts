@@ -1,9 +1,12 @@
 /** A run's memory plan from its config and its tokenised data, fitted to memory.budget when one is set. */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createPlanner, fitToBudget, parseBudget, profileRunData, type MemoryPlan } from '../memory/index.ts';
+import { resolveModel } from '../hub/index.ts';
+import { createPlanner, fitToBudget, parseBudget, profileRunData, type MemoryPlan, type Planner } from '../memory/index.ts';
+import { loadConfig } from '../models/load.ts';
 import type { Plugin } from '../plugin/hooks.ts';
 import type { TrainConfig } from './config.ts';
+import { loadRunDataInChild } from './data-process.ts';
 import type { RunData } from './setup.ts';
 
 /** How the data shapes a run's memory (profileRunData's options from the config). */
@@ -21,9 +24,20 @@ export function runSteps(cfg: TrainConfig, trainExamples: number): number {
   return t.steps ?? Math.ceil((t.epochs ?? 1) * Math.ceil(trainExamples / t.batchSize));
 }
 
+/** The run's tokenised data, prepared as the trainer prepares it (in a child process), for planning. */
+export async function loadPlanData(cfg: TrainConfig, log: (l: string) => void): Promise<RunData> {
+  const dir = await resolveModel(cfg.model);
+  return loadRunDataInChild(cfg, dir, log, (await loadConfig(dir)).maxPositions);
+}
+
+/** A planner that knows the run's data: its sequence lengths, batch shapes, evaluation and size. */
+export function plannerForData(cfg: TrainConfig, plugins: readonly Plugin[], data: RunData): Promise<Planner> {
+  return createPlanner(cfg, plugins, { data: dataProfileOf(cfg, data, runSteps(cfg, data.train.length)) });
+}
+
 /** The predicted peak, and (with memory.budget) the micro-batch and checkpointing chosen to fit it. */
 export async function planRun(cfg: TrainConfig, plugins: readonly Plugin[], data: RunData, log: (l: string) => void): Promise<{ config: TrainConfig; plan: MemoryPlan }> {
-  const planner = await createPlanner(cfg, plugins, { data: dataProfileOf(cfg, data, runSteps(cfg, data.train.length)) });
+  const planner = await plannerForData(cfg, plugins, data);
   if (cfg.memory.budget === undefined) return { config: cfg, plan: planner.plan() };
   const fit = fitToBudget(planner, cfg.train.batchSize, parseBudget(cfg.memory.budget));
   if (fit.microBatchSize !== (cfg.train.microBatchSize ?? cfg.train.batchSize) || fit.checkpointing !== cfg.memory.checkpointing) {

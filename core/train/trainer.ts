@@ -20,7 +20,7 @@ import type { StepContext } from '../plugin/context.ts';
 import type { GradientEstimator } from '../plugin/estimator.ts';
 import type { Plugin } from '../plugin/hooks.ts';
 import { loadConfig } from '../models/load.ts';
-import { createProgress, openMetrics, readMetrics, writeLossChart, type Progress, type ProgressStream } from '../report/index.ts';
+import { createProgress, openMetrics, readMetrics, writeLossChart, writeRunReport, type Progress, type ProgressStream } from '../report/index.ts';
 import { seededRandom } from '../generate/sampling.ts';
 import { collectGarbage, fixMmapThreshold, peakRssBytes, rssBytes, type MemoryPlan } from '../memory/index.ts';
 import { microBatches } from './batches.ts';
@@ -422,6 +422,7 @@ class TrainingRun {
     const after = await generateSamples(cfg, m, trained, this.log, 'sample after training');
     if (after.length || this.samplesBefore.length) writeFileSync(join(cfg.output, 'samples.json'), `${JSON.stringify({ before: this.samplesBefore, after }, null, 2)}\n`);
     await m.driver.sequential('train:end', m.ctx);
+    this.log(`report: ${writeRunReport(cfg.output)}`);
     const { step: _s, final: _f, ...metrics } = final;
     return { runDir: cfg.output, step: this.step, finished: true, trained, metrics, exported, ...(bestStep !== undefined && cfg.checkpoint.best ? { bestStep } : {}) };
   }

@@ -29,11 +29,11 @@ export interface RunSummary {
   steps: MetricsRecord[];
   /** Every evaluation key in the run, `eval_` keys first, then `val_`, each in order of first appearance. */
   evalKeys: string[];
-  /** Each key's `[step, value]` points, one per step (the later record wins), by step; the baseline included. */
+  /** Each key's `[step, value]` points, one per step (the later record wins), by step; the baseline included, the final record at `best_step`. */
   evalCurves: Map<string, [number, number][]>;
   /** The evaluation before training (a step-0 record with eval keys). */
   baseline?: EvalPoint;
-  /** The last evaluation after step 0 (the final record: the best checkpoint when `bestStep` is set). */
+  /** The final evaluation (the record marked `final`, else the last one after step 0); the best checkpoint's when `bestStep` is set. */
   final?: EvalPoint;
   bestStep?: number;
   stoppedEarly: boolean;
@@ -66,20 +66,29 @@ export function summarizeRun(run: RunReportData): RunSummary {
   const bySteps = new Map<number, MetricsRecord>();
   const curves = new Map<string, Map<number, number>>();
   let baseline: EvalPoint | undefined;
-  let final: EvalPoint | undefined;
+  let marked: EvalPoint | undefined; // the record the trainer marks `final: 1`
+  let latest: EvalPoint | undefined; // else the last evaluation after step 0 (a run that stopped before its end)
   for (const r of records) {
     const step = num(r.step);
     if (step === undefined) continue;
     if (num(r.loss) !== undefined) bySteps.set(step, r);
     const ev = evalsOf(r);
     if (ev.size === 0) continue;
+    const isFinal = r.final === 1 || r.final === true;
+    // The final record scores the best checkpoint: its figures belong at `best_step` (where the periodic evaluation
+    // of the same weights usually sits already), not at the last step, which never had them.
+    const best = isFinal ? num(r.best_step) : undefined;
+    const at = best ?? step;
     for (const [k, v] of ev) {
       if (!curves.has(k)) curves.set(k, new Map());
-      curves.get(k)!.set(step, v);
+      const curve = curves.get(k)!;
+      if (best === undefined || !curve.has(at)) curve.set(at, v);
     }
     if (step === 0) baseline ??= { step, values: ev };
-    else final = { step, values: ev };
+    else if (isFinal) marked = { step, values: ev };
+    else latest = { step, values: ev };
   }
+  const final = marked ?? latest;
   const steps = [...bySteps.keys()].sort((a, b) => a - b).map((s) => bySteps.get(s)!);
   const keys = [...curves.keys()];
   const evalKeys = [...keys.filter((k) => k.startsWith('eval_')), ...keys.filter((k) => k.startsWith('val_'))];
