@@ -20,7 +20,7 @@ import type { TrainConfig } from '../train/config.ts';
 import { mergedExportProblems } from '../train/finish.ts';
 import { buildLossGraphWithBoundaries, DATA_INPUTS } from '../train/graphs.ts';
 import { buildLossGraph } from '../train/graphs.ts';
-import { RUNTIME_BASE, SESSION_BYTES_PER_EQN } from './constants.ts';
+import { RUNTIME_BASE, SESSION_BYTES_PER_EQN, SESSION_REPEAT_FRACTION } from './constants.ts';
 import type { DataProfile } from './data-profile.ts';
 import { foldedConstantBytes } from './folded-constants.ts';
 import { simulateLiveness } from './liveness.ts';
@@ -130,9 +130,9 @@ function stepPeak(forward: Graph, boundaries: Parameters<typeof checkpointPlan>[
 /** The evaluation's sessions (one per batch shape) and the forward pass's peak at its largest shape. */
 function evalPeak(graph: Graph, shapes: readonly { B: number; T: number }[]): { sessions: number; activations: number; shapes: number } {
   let sessions = 0, activations = 0;
-  for (const dims of shapes) {
+  for (const [k, dims] of shapes.entries()) {
     const g = eliminateDeadCode(specialize(graph, dims));
-    sessions += foldedConstantBytes(g) + SESSION_BYTES_PER_EQN * g.eqns.length;
+    sessions += (k === 0 ? 1 : SESSION_REPEAT_FRACTION) * (foldedConstantBytes(g) + SESSION_BYTES_PER_EQN * g.eqns.length);
     activations = Math.max(activations, simulateLiveness(g).peakBytes);
   }
   return { sessions, activations, shapes: shapes.length };
@@ -206,7 +206,7 @@ export async function createPlanner(cfg: TrainConfig, plugins: readonly Plugin[]
       ? { component: 'activations (evaluation)', bytes: evaluation.activations, note: `the eval forward pass at its largest batch, above the step's ${(step.activations / 2 ** 20).toFixed(1)} MiB` }
       : { component: estimator ? 'activations (estimator graphs)' : checkpointing ? 'activations (checkpointed)' : 'activations and temporaries', bytes: step.activations, note: `peak of the step at B=${B}, T=${T}${estimator ? '' : ', beyond the gradients'}` },
     {
-      component: 'compiled sessions', bytes: trainShapes * sessionBytes,
+      component: 'compiled sessions', bytes: (1 + SESSION_REPEAT_FRACTION * (trainShapes - 1)) * sessionBytes,
       note: `${step.eqns.toLocaleString('en-US')} equations, ${(step.constants / 2 ** 20).toFixed(0)} MiB folded constants${data ? `, x ${trainShapes} batch shapes` : ''}`,
     },
     ...(evaluation ? [{ component: 'evaluation sessions', bytes: evaluation.sessions, note: `${evaluation.shapes} batch shapes of the eval graph` }] : []),

@@ -132,14 +132,25 @@ describe.skipIf(missing)('memory planner', () => {
       model: STORIES, output: 'runs/tiny', data: { train: 'train.jsonl', maxLength: 64 }, train: { steps: 2, batchSize: 8, microBatchSize: 4 },
       plugins: [{ name: 'lora', options: { r: 8, targets: ['q_proj', 'v_proj'] } }],
     }));
-    const r = await run(['run', MAIN, 'plan', '--config', configPath, '--json'], dir);
+    const r = await run(['run', MAIN, 'plan', '--config', configPath, '--json', '--no-data'], dir);
     expect(r.code).toBe(0);
     const plan = JSON.parse(r.stdout) as MemoryPlan;
     expect(plan.items.length).toBeGreaterThan(3);
     expect(plan.totalBytes).toBe(plan.items.reduce((s, i) => s + i.bytes, 0));
     expect(plan.totalBytes).toBeGreaterThan(0);
-    expect(plan.dims).toEqual({ B: 4, T: 64 });
+    expect(plan.dims).toEqual({ B: 4, T: 64 }); // without the data: every sequence at data.maxLength
+    expect(plan.fromData).toBe(false);
     expect(plan.accumulationSteps).toBe(2);
     expect(plan.items.map((i) => i.component)).toContain('gradient accumulation buffers');
+
+    // With the pass over the data (the default): the tiny records are at most 16 tokens once padded, the dataset
+    // is an item of its own, and the plan is smaller.
+    const d = await run(['run', MAIN, 'plan', '--config', configPath, '--json'], dir);
+    expect(d.code).toBe(0);
+    const fromData = JSON.parse(d.stdout) as MemoryPlan;
+    expect(fromData.fromData).toBe(true);
+    expect(fromData.dims).toEqual({ B: 4, T: 16 });
+    expect(fromData.items.map((i) => i.component)).toContain('dataset (tokenised)');
+    expect(fromData.totalBytes).toBeLessThan(plan.totalBytes);
   }, 30_000);
 });
