@@ -138,10 +138,10 @@ class TrainingRun {
     this.hasEvalData = evaluationMetrics(data).length > 0;
   }
 
-  /** Log lines; on a terminal they go above the progress bar instead of through it. */
+  /** Log lines; on a terminal they go above the progress bar (redrawn in place) instead of through it. */
   readonly log = (line: string): void => {
-    if (this.opts.log) this.opts.log(line);
-    else if (this.progress) this.progress.log(line);
+    if (this.progress && (this.opts.progress ?? process.stderr).isTTY === true) this.progress.log(line);
+    else if (this.opts.log) this.opts.log(line);
     else console.error(line);
   };
 
@@ -160,7 +160,9 @@ class TrainingRun {
     const planned = await planRun(cfg, opts.plugins, data, log);
     cfg = planned.config;
     let totalSteps = 0;
-    const m = await setupModel(cfg, opts.plugins, () => totalSteps, log);
+    let run: TrainingRun | undefined;
+    // Plugins log through the run once it exists (above the progress bar on a terminal).
+    const m = await setupModel(cfg, opts.plugins, () => totalSteps, (line) => (run ? run.log(line) : log(line)));
     const t = cfg.train;
     const streamOptions = { batchSize: t.batchSize, padId: m.tok.padId ?? 0, seed: cfg.seed, shuffle: true, bucketByLength: t.bucketByLength, drawRandom: t.sampling === 'random' };
     const stream = new BatchStream(data.train, streamOptions);
@@ -169,7 +171,8 @@ class TrainingRun {
     const estimator = (await m.driver.first('step:estimator', m.ctx))?.value ?? (cfg.memory.checkpointing ? checkpointedBackprop() : backprop());
     mkdirSync(cfg.output, { recursive: true });
     writeRunDescription(cfg, opts.plugins, planned.plan);
-    return new TrainingRun(opts, cfg, m, data, planned.plan, stream, streamOptions, totalSteps, trainableSet(m), optimizer, estimator);
+    run = new TrainingRun(opts, cfg, m, data, planned.plan, stream, streamOptions, totalSteps, trainableSet(m), optimizer, estimator);
+    return run;
   }
 
   // ------------------------------------------------------------------------------------------------ resume
