@@ -30,7 +30,7 @@
  *   --lora-lr X        override LoRA's lr (default: the config's)
  *   --lora-options J   LoRA options merged over the config's, as JSON (e.g. '{"r":16,"alpha":32}')
  *   --set P=V;P=V      config overrides by dotted path, values as JSON (e.g. 'train.schedule=cosine;train.warmupRatio=0.05')
- *   --eval-every N     also score the dev set every N steps (the accuracy curve is printed)
+ *   --eval-every N     score the dev set every N steps (the accuracy curve is printed; default: the config's eval.every)
  *   --eval-limit N     score only the first N dev sentences (quick checks)
  *   --zero-shot 0|1    measure zero-shot accuracy (default 1)
  *   --keep 0|1         keep the run folders (default 0: removed after each run)
@@ -80,6 +80,8 @@ interface JobResult {
   lr: number;
   /** Mean training loss over the last 50 steps. */
   finalLoss?: number;
+  /** With checkpoint.best (the LoRA recipe): the step whose weights were scored at the end. */
+  bestStep?: number;
   /** Dev accuracy by step (with --eval-every: the intermediate evaluations and the final one). */
   curve: { step: number; accuracy: number }[];
   dir?: string;
@@ -101,7 +103,7 @@ async function configFor(job: Job, output: string): Promise<{ config: TrainConfi
   if (job.steps !== undefined) config.train.steps = job.steps;
   if (job.lr !== undefined) config.train.lr = job.lr;
   if (job.evalLimit !== undefined) config.task.choice!.evalLimit = job.evalLimit;
-  config.eval.every = job.evalEvery;
+  if (job.evalEvery > 0) config.eval.every = job.evalEvery; // else the config's (the LoRA recipe scores its validation split every 100 steps)
   config.export = { merged: false, adapters: false }; // the benchmark measures accuracy; nothing needs exporting
   for (const [path, value] of Object.entries(job.set)) setPath(config, path, value);
   if (job.method === 'lora' && job.loraOptions) {
@@ -148,24 +150,25 @@ async function runJob(job: Job): Promise<JobResult> {
     const { config, plugins } = await configFor(job, dir);
     log(`folder ${dir}`);
     const t0 = performance.now();
-    let accuracy: number, finalLoss: number | undefined, inRunPeak = 0;
+    let accuracy: number, finalLoss: number | undefined, inRunPeak = 0, bestStep: number | undefined;
     const curve: JobResult['curve'] = [];
     if (job.kind === 'zero-shot') {
       accuracy = (await evaluateCommand(config, plugins, log)).eval_accuracy!;
     } else {
       const r = await train({ config, plugins, resume: false, log, progress });
       accuracy = r.metrics.eval_accuracy!;
+      bestStep = r.bestStep;
       inRunPeak = r.metrics.peak_rss_mb ?? 0;
       const records = runMetrics(dir);
       const losses = records.filter((m) => m.loss !== undefined).map((m) => m.loss!);
       const tail = losses.slice(-50);
       finalLoss = tail.reduce((a, b) => a + b, 0) / Math.max(tail.length, 1);
-      for (const m of records) if (m.eval_accuracy !== undefined) curve.push({ step: m.step!, accuracy: m.eval_accuracy });
+      for (const m of records) if (m.eval_accuracy !== undefined && m.final === undefined) curve.push({ step: m.step!, accuracy: m.eval_accuracy });
     }
     if (accuracy === undefined || !Number.isFinite(accuracy)) throw new Error('no eval_accuracy was reported');
     const seconds = (performance.now() - t0) / 1000;
     const peakRssMb = Math.max(process.resourceUsage().maxRSS / 1024, inRunPeak);
-    return { accuracy, seconds, peakRssMb, steps: job.kind === 'train' ? config.train.steps! : 0, lr: config.train.lr, finalLoss, curve, dir: job.keep ? dir : undefined };
+    return { accuracy, seconds, peakRssMb, steps: job.kind === 'train' ? config.train.steps! : 0, lr: config.train.lr, finalLoss, bestStep, curve, dir: job.keep ? dir : undefined };
   } finally {
     if (!job.keep) rmSync(dir, { recursive: true, force: true });
   }
@@ -227,16 +230,18 @@ const loraRecipe = {
   r: loraOptions.r, alpha: loraOptions.alpha, targets: loraOptions.targets, dropout: loraOptions.dropout,
   lr: lrs.lora ?? loraConfig.train.lr, schedule: loraConfig.train.schedule, optimizer: loraConfig.train.optimizer,
   weight_decay: loraConfig.train.weightDecay, batch_size: loraConfig.train.batchSize, steps: steps ?? loraConfig.train.steps,
+  warmup_ratio: loraConfig.train.warmupRatio, max_grad_norm: loraConfig.train.maxGradNorm,
+  validation_fraction: loraConfig.data.validationFraction, best: loraConfig.checkpoint.best ?? null,
 };
 
-const header = ['method', 'seed', 'steps', 'lr', 'dev accuracy', 'train loss (last 50)', 'wall s', 's/step', 'peak RSS MB'];
+const header = ['method', 'seed', 'steps', 'lr', 'dev accuracy', 'best step', 'train loss (last 50)', 'wall s', 's/step', 'peak RSS MB'];
 const table = rows.map(({ method, seed, r }) => [
-  method, String(seed), String(r.steps), r.steps ? r.lr.toExponential(0) : '-', pct(r.accuracy),
+  method, String(seed), String(r.steps), r.steps ? r.lr.toExponential(0) : '-', pct(r.accuracy), r.bestStep !== undefined ? String(r.bestStep) : '-',
   r.finalLoss !== undefined ? r.finalLoss.toFixed(3) : '-', r.seconds.toFixed(0), r.steps ? (r.seconds / r.steps).toFixed(2) : '-', r.peakRssMb.toFixed(0),
 ]);
 for (const method of methods) {
   const accs = results[method]!.map((r) => r.accuracy);
-  table.push([`${method} mean`, seeds.join(','), '', '', pct(mean(accs)), '', '', '', '']);
+  table.push([`${method} mean`, seeds.join(','), '', '', pct(mean(accs)), '', '', '', '', '']);
 }
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
 const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
@@ -262,7 +267,7 @@ const summary = (method: Method) => {
   const rs = results[method];
   if (!rs) return null;
   return {
-    seeds, acc: rs.map((r) => r.accuracy), steps: rs[0]!.steps, lr: rs[0]!.lr,
+    seeds, acc: rs.map((r) => r.accuracy), best_step: rs.map((r) => r.bestStep ?? null), steps: rs[0]!.steps, lr: rs[0]!.lr,
     wall_s: rs.map((r) => Math.round(r.seconds)), peak_rss_mb: rs.map((r) => Math.round(r.peakRssMb)),
     ...(evalEvery > 0 ? { curve: rs.map((r) => r.curve) } : {}),
   };

@@ -319,6 +319,10 @@ async function trainConfig(params: Params, output: string, seed: number): Promis
   config.output = output;
   config.seed = seed;
   config.eval.every = 0;
+  // The table's recipe predates the default job's validation split, baseline and samples (examples/sst2-lora.config.ts).
+  config.data.validationFraction = 0;
+  config.eval.baseline = false;
+  config.eval.samples = [];
   config.checkpoint = { every: 0, keep: 1 };
   config.export = { merged: false, adapters: false }; // accuracy is measured; nothing needs exporting
   return { config, plugins };
