@@ -10,6 +10,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { computeGrads } from './grads.ts';
 import { runGenerate } from './generate.ts';
 import { reportCommand } from './report.ts';
+import { newPluginCommand } from './new-plugin.ts';
+import { pluginsCommand } from './plugins.ts';
 import { evalCommand, exportRunCommand, planCommand, trainCommand, type RunCommandOptions } from './run-commands.ts';
 
 interface Command {
@@ -111,6 +113,22 @@ const COMMANDS: Record<string, Command> = {
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });
+    },
+  },
+  plugins: {
+    summary: 'list the built-in plugins and the plugin packages installed in this project, with their options',
+    usage: 'plugins [--verbose] [--json]',
+    options: { verbose: { type: 'boolean' }, json: { type: 'boolean' } },
+    run: (v) => pluginsCommand({ json: v.json === true, verbose: v.verbose === true }),
+  },
+  new: {
+    summary: 'scaffold a plugin package (package.json, src/index.ts with a factory and a zod options schema, README, a test using tuneforge/testing)',
+    usage: 'new plugin <npm-package-name> [--dir DIR]',
+    options: { dir: { type: 'string' } },
+    positionals: true,
+    async run(v, args) {
+      if (args[0] !== 'plugin' || args.length !== 2) throw new UsageError("expected 'new plugin <npm-package-name>'");
+      newPluginCommand({ name: args[1]!, dir: v.dir as string | undefined });
     },
   },
   report: {

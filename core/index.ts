@@ -41,3 +41,8 @@ export * from './plugin/index.ts';
 export * from './optim/index.ts';
 export { seededRandom, argmax } from './generate/sampling.ts';
 export { lineChartSvg, barChartSvg, type LineSeries, type BarSeries } from './report/index.ts';
+/** Runs: a typed config, the trainer, the planner (what `tuneforge train` and `tuneforge plan` use). */
+export { defineConfig, parseTrainConfig, type TrainConfig, type TrainConfigInput } from './train/config.ts';
+export { train, type TrainOptions, type TrainResult } from './train/trainer.ts';
+export { loadConfigFile } from './train/load-config.ts';
+export { createPlanner, planMemory, formatPlan, type MemoryPlan } from './memory/index.ts';

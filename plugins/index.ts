@@ -1,15 +1,16 @@
 /** The built-in plugins, by the short names a JSON config may use (`"plugins": ["lora"]`). */
+import type { z } from 'zod';
 import type { PluginFactory } from '../core/train/load-config.ts';
-import { adalora } from './adalora/index.ts';
-import { adapters } from './adapters/index.ts';
-import { forwardGrad } from './forward-grad/index.ts';
-import { fullFinetune } from './full/index.ts';
-import { lisa } from './lisa/index.ts';
-import { lora } from './lora/index.ts';
-import { nf4 } from './nf4/index.ts';
-import { prefix } from './prefix/index.ts';
-import { prompt, pTuning } from './prompt/index.ts';
-import { zo } from './zo/index.ts';
+import { adalora, adaloraSchema } from './adalora/index.ts';
+import { adapters, adaptersSchema } from './adapters/index.ts';
+import { forwardGrad, forwardGradSchema } from './forward-grad/index.ts';
+import { fullFinetune, fullFinetuneSchema } from './full/index.ts';
+import { lisa, lisaSchema } from './lisa/index.ts';
+import { lora, loraSchema } from './lora/index.ts';
+import { nf4, nf4Schema } from './nf4/index.ts';
+import { prefix, prefixSchema } from './prefix/index.ts';
+import { prompt, promptSchema, pTuning } from './prompt/index.ts';
+import { zo, zoSchema } from './zo/index.ts';
 
 export const BUILTIN_PLUGINS: Readonly<Record<string, PluginFactory>> = {
   full: (options) => fullFinetune(options),
@@ -23,6 +24,12 @@ export const BUILTIN_PLUGINS: Readonly<Record<string, PluginFactory>> = {
   prefix: (options) => prefix(options),
   prompt: (options) => prompt(options),
   'p-tuning': (options) => pTuning(options),
+};
+
+/** Each built-in's options schema (what `tuneforge plugins` prints as JSON Schema). */
+export const BUILTIN_SCHEMAS: Readonly<Record<keyof typeof BUILTIN_PLUGINS & string, z.ZodType>> = {
+  full: fullFinetuneSchema, lora: loraSchema, lisa: lisaSchema, nf4: nf4Schema, zo: zoSchema, 'forward-grad': forwardGradSchema,
+  adalora: adaloraSchema, adapters: adaptersSchema, prefix: prefixSchema, prompt: promptSchema, 'p-tuning': promptSchema,
 };
 
 export { adalora, adapters, forwardGrad, fullFinetune, lisa, lora, nf4, prefix, prompt, pTuning, zo };

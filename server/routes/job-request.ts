@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { createPlanner, fitToBudget, parseBudget, BudgetError, type MemoryPlan } from '../../core/memory/index.ts';
 import { parseTrainConfig } from '../../core/train/config.ts';
 import { resolvePlugins } from '../../core/train/load-config.ts';
+import { PACKAGE_ROOT } from '../worker/plugins.ts';
 import { BUILTIN_PLUGINS } from '../../plugins/index.ts';
 import { ApiError, invalid } from '../errors.ts';
 import { filePath } from '../files/paths.ts';
@@ -76,7 +77,8 @@ export async function prepareJob(svc: Service, body: unknown, jobId: string): Pr
 /** The run's memory plan (fitted to the server's budget when it has one); refuses a job that cannot fit. */
 export async function planJob(svc: Service, job: PreparedJob): Promise<MemoryPlan> {
   const config = parseTrainConfig(job.config);
-  const plugins = await resolvePlugins(config.plugins, { builtins: BUILTIN_PLUGINS, baseDir: svc.paths.home });
+  // Resolved where the worker resolves them (the request's names were checked against the allow-list already).
+  const plugins = await resolvePlugins(config.plugins, { builtins: BUILTIN_PLUGINS, baseDir: PACKAGE_ROOT });
   let planner;
   try {
     planner = await createPlanner(config, plugins);

@@ -9,8 +9,11 @@ import { resolvePlugins } from '../../core/train/load-config.ts';
 import { BUILTIN_PLUGINS } from '../../plugins/index.ts';
 import { isPathLike, type JsonPluginEntry } from '../jobs/plugins.ts';
 
-/** Packages resolve from the repository, where the service's node_modules are. */
-const REPO = join(import.meta.dir, '../..');
+/**
+ * Packages resolve from the package root: the repository's node_modules, or, where tuneforge is installed as a
+ * dependency, the project's (node resolution walks up from node_modules/tuneforge).
+ */
+export const PACKAGE_ROOT = join(import.meta.dir, '../..');
 
 export async function resolveJobPlugins(entries: readonly unknown[], allowedPackages: readonly string[]): Promise<Plugin[]> {
   const problems: string[] = [];
@@ -24,5 +27,5 @@ export async function resolveJobPlugins(entries: readonly unknown[], allowedPack
     else checked.push(entry as JsonPluginEntry);
   }
   if (problems.length) throw new Error(`cannot load plugins:\n  ${problems.join('\n  ')}`);
-  return resolvePlugins(checked.map((e) => (typeof e === 'string' ? e : { name: e.name, options: e.options ?? {} })), { builtins: BUILTIN_PLUGINS, baseDir: REPO });
+  return resolvePlugins(checked.map((e) => (typeof e === 'string' ? e : { name: e.name, options: e.options ?? {} })), { builtins: BUILTIN_PLUGINS, baseDir: PACKAGE_ROOT });
 }

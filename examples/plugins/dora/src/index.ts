@@ -27,6 +27,8 @@ export const doraOptions = z
   })
   .strict();
 export type DoraOptions = z.input<typeof doraOptions>;
+/** The options schema `tuneforge plugins` shows (the convention for plugin packages). */
+export const optionsSchema = doraOptions;
 export type DoraConfig = z.output<typeof doraOptions>;
 
 export const DORA_NAME = 'tuneforge-plugin-dora';

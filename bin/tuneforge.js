@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+/**
+ * The `tuneforge` command of the installed package (`npx tuneforge`, `bunx tuneforge`, `node_modules/.bin/tuneforge`).
+ * tuneforge runs on Bun: under Bun the CLI runs in this process; under Node it is handed to a Bun found on PATH, in
+ * BUN_BINARY, or in the project's own `bun` package (npm i -D bun).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.ts');
+const args = process.argv.slice(2);
+
+if (process.versions.bun) {
+  const { main } = await import(cli);
+  process.exit(await main(args));
+}
+
+/** A Bun binary: BUN_BINARY, the project's `bun` package (its binary once installed), then `bun` on PATH. */
+function findBun() {
+  if (process.env.BUN_BINARY) return process.env.BUN_BINARY;
+  try {
+    const pkg = createRequire(join(process.cwd(), 'package.json')).resolve('bun/package.json');
+    const bin = join(dirname(pkg), 'bin', 'bun.exe');
+    if (existsSync(bin)) return bin;
+  } catch {
+    // no bun package in the project
+  }
+  return 'bun';
+}
+
+const r = spawnSync(findBun(), [cli, ...args], { stdio: 'inherit' });
+if (r.error && r.error.code === 'ENOENT') {
+  console.error('tuneforge runs on Bun, and no Bun was found: install it in the project (npm i -D bun) or system-wide (https://bun.sh), or set BUN_BINARY');
+  process.exit(127);
+}
+process.exit(r.status ?? 1);
