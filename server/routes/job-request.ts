@@ -6,10 +6,11 @@
  */
 import { createReadStream, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { createPlanner, fitToBudget, parseBudget, BudgetError, type MemoryPlan } from '../../core/memory/index.ts';
+import { fitToBudget, parseBudget, BudgetError, type MemoryPlan } from '../../core/memory/index.ts';
 import { parseTrainConfig } from '../../core/train/config.ts';
 import { resolvePlugins } from '../../core/train/load-config.ts';
 import { PACKAGE_ROOT } from '../worker/plugins.ts';
+import { loadPlanData, plannerForData } from '../../core/train/plan-run.ts';
 import { BUILTIN_PLUGINS } from '../../plugins/index.ts';
 import { ApiError, invalid } from '../errors.ts';
 import { filePath } from '../files/paths.ts';
@@ -81,7 +82,9 @@ export async function planJob(svc: Service, job: PreparedJob): Promise<MemoryPla
   const plugins = await resolvePlugins(config.plugins, { builtins: BUILTIN_PLUGINS, baseDir: PACKAGE_ROOT });
   let planner;
   try {
-    planner = await createPlanner(config, plugins);
+    // Sized by the uploaded data as the worker's run will be (its lengths, batch shapes and bytes): a pass over the
+    // training file in a child process, like `tuneforge plan`.
+    planner = await plannerForData(config, plugins, await loadPlanData(config, () => {}));
   } catch (e) {
     throw new ApiError(400, `the job cannot be planned: ${(e as Error).message}`, 'tuneforge', 'invalid_config');
   }
