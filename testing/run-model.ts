@@ -6,6 +6,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostTensor, seededRandom, type HostTensor, type Plugin, type StepContext } from '../core/index.ts';
+import { mulberry32 } from '../core/data/rng.ts';
 import { parseTrainConfig, type TrainConfig, type TrainConfigInput } from '../core/train/config.ts';
 import { setupModel, trainableSet, type RunModel } from '../core/train/setup.ts';
 import { writeTinyDataset, writeTinyLlama, type TinyLlamaOptions } from './tiny-model.ts';
@@ -49,16 +50,9 @@ export async function setupKitModel(model: string, plugins: readonly Plugin[]): 
   return { m, trainable: trainableSet(m) };
 }
 
-/** Deterministic N(0, 1) draws. */
+/** Deterministic N(0, 1) draws (Box-Muller over mulberry32). */
 export function gaussian(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  const u = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const u = mulberry32(seed || 1);
   return () => Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
 }
 

@@ -7,6 +7,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { mulberry32 } from '../data/rng.ts';
 
 /** Options of {@link writeSyntheticRun}. */
 export interface SyntheticRunOptions {
@@ -29,17 +30,8 @@ export const SYNTHETIC = {
   hostile: '<script>window.__pwned = 1</script>',
 };
 
-/** A small deterministic PRNG (mulberry32), so fixtures are the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small deterministic PRNG, so fixtures are the same on every run. */
+const rng = mulberry32;
 
 /** Writes a run folder `dir` (created) and returns it. */
 export function writeSyntheticRun(dir: string, opts: SyntheticRunOptions = {}): string {
