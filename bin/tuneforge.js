@@ -4,7 +4,7 @@
  * tuneforge runs on Bun: under Bun the CLI runs in this process; under Node it is handed to a Bun found on PATH, in
  * BUN_BINARY, or in the project's own `bun` package (npm i -D bun).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -31,9 +31,12 @@ function findBun() {
   return 'bun';
 }
 
-const r = spawnSync(findBun(), [cli, ...args], { stdio: 'inherit' });
-if (r.error && r.error.code === 'ENOENT') {
-  console.error('tuneforge runs on Bun, and no Bun was found: install it in the project (npm i -D bun) or system-wide (https://bun.sh), or set BUN_BINARY');
+const child = spawn(findBun(), [cli, ...args], { stdio: 'inherit' });
+// Signals reach the CLI (a stopped `serve` stops its workers), and the launcher leaves with the CLI's status.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
+child.on('error', (e) => {
+  if (e.code === 'ENOENT') console.error('tuneforge runs on Bun, and no Bun was found: install it in the project (npm i -D bun) or system-wide (https://bun.sh), or set BUN_BINARY');
+  else console.error(`tuneforge: cannot start Bun: ${e.message}`);
   process.exit(127);
-}
-process.exit(r.status ?? 1);
+});
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 : 1)));

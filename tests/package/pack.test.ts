@@ -113,7 +113,8 @@ describe.skipIf(!npm)('the packed package in a fresh project', () => {
     for (const allow of [false, true]) {
       const port = 20_000 + Math.floor(Math.random() * 20_000);
       const args = ['serve', '--port', String(port), '--home', join(work, `home-${allow}`), '--allow-model', join(project, 'tiny'), ...(allow ? ['--allow-plugin', 'tuneforge-plugin-dora'] : [])];
-      const server = Bun.spawn(bunx('tuneforge', ...args), { cwd: project, env: { ...env, TUNEFORGE_API_KEYS: key }, stdout: 'pipe', stderr: 'pipe' });
+      // The installed command run by Bun directly: one process, so stopping it stops the server.
+      const server = Bun.spawn([process.execPath, join(project, 'node_modules', '.bin', 'tuneforge'), ...args], { cwd: project, env: { ...env, TUNEFORGE_API_KEYS: key }, stdout: 'ignore', stderr: 'ignore' });
       try {
         const client = new OpenAI({ apiKey: key, baseURL: `http://127.0.0.1:${port}/v1`, maxRetries: 0 });
         await until('the server to listen', () => client.models.list().then(() => true, () => undefined), 60_000);
