@@ -8,6 +8,8 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { computeGrads } from './grads.ts';
+import { EXPORT_FORMATS, exportGgufCommand, unknownFormatMessage } from './export-gguf.ts';
+import { GGUF_QUANTS } from '../core/export/gguf/index.ts';
 import { runGenerate } from './generate.ts';
 import { reportCommand } from './report.ts';
 import { newPluginCommand } from './new-plugin.ts';
@@ -70,10 +72,22 @@ const COMMANDS: Record<string, Command> = {
     run: (v) => evalCommand(runArgs(v)),
   },
   export: {
-    summary: "write a run's merged model and adapters from its latest checkpoint",
-    usage: 'export --config <file.ts|file.json> [--output dir]',
-    options: runOptions,
-    run: (v) => exportRunCommand(runArgs(v)),
+    summary: "write a run's merged model and adapters from its latest checkpoint (or GGUF files for llama.cpp)",
+    usage: 'export --config <file.ts|file.json> [--output dir] | export (--config <file> | --model <dir>) --format gguf [--quant f32|f16|q8_0] --out <file.gguf> | export --config <file> --format gguf-lora --out <file.gguf>',
+    options: { ...runOptions, format: { type: 'string' }, quant: { type: 'string' }, out: { type: 'string' }, model: { type: 'string' } },
+    async run(v) {
+      if (v.format === undefined) {
+        if (v.model !== undefined || v.quant !== undefined || v.out !== undefined) throw new UsageError('--model, --quant and --out go with --format gguf or gguf-lora');
+        return exportRunCommand(runArgs(v));
+      }
+      const format = v.format as string;
+      if (!(format in EXPORT_FORMATS)) throw new UsageError(unknownFormatMessage(format));
+      if (v.model !== undefined && v.config !== undefined) throw new UsageError('give --config (a run) or --model (a model folder), not both');
+      required(v, v.model === undefined ? ['config', 'out'] : ['out']);
+      if (v.quant !== undefined && !(GGUF_QUANTS as readonly string[]).includes(v.quant as string)) throw new UsageError(`unknown --quant '${v.quant}'; one of ${GGUF_QUANTS.join(', ')}`);
+      // Refusals (a plugin that cannot be merged, an architecture llama.cpp cannot take) exit 1 with their reason.
+      await exportGgufCommand({ format, out: v.out as string, quant: v.quant as string | undefined, model: v.model as string | undefined, run: v.model === undefined ? runArgs(v) : undefined });
+    },
   },
   generate: {
     summary: 'generate text from a model',

@@ -20,7 +20,8 @@ export interface RunCommandOptions {
 
 const log = (line: string) => console.error(line);
 
-async function load(o: RunCommandOptions): Promise<{ config: TrainConfig; plugins: Awaited<ReturnType<typeof loadConfigFile>>['plugins'] }> {
+/** The config file with the command line's overrides, and its plugins (an `--adapter` folder's in place of the config's). */
+export async function load(o: RunCommandOptions): Promise<{ config: TrainConfig; plugins: Awaited<ReturnType<typeof loadConfigFile>>['plugins'] }> {
   const { config, plugins } = await loadConfigFile(o.config, BUILTIN_PLUGINS);
   if (o.steps !== undefined) config.train.steps = o.steps;
   if (o.output !== undefined) config.output = o.output;

@@ -15,7 +15,7 @@ export interface GgufTensor {
   readonly dims: readonly number[];
   readonly type: GgmlTypeName;
   /** The tensor's bytes in `type`'s layout; called once, while the file is written. */
-  encode(): Uint8Array;
+  encode(): Uint8Array | Promise<Uint8Array>;
 }
 
 function writeValue(w: ByteWriter, v: GgufValue): void {
@@ -91,7 +91,7 @@ export async function writeGguf(path: string, metadata: GgufMetadata, tensors: r
     await put(header);
     for (let i = 0; i < tensors.length; i++) {
       const t = tensors[i]!;
-      const data = t.encode();
+      const data = await t.encode();
       if (data.length !== sizes[i]) throw new Error(`gguf: tensor ${t.name} encoded to ${data.length} bytes, expected ${sizes[i]} for ${t.type} [${t.dims}]`);
       await put(data);
       const pad = alignUp(data.length, alignment) - data.length;
