@@ -4,19 +4,43 @@
  * - RUNTIME_BASE: what does not grow with the model's graphs: Bun, onnxruntime and the libraries (86-90 MB of VmRSS
  *   after the imports and a first run of a small session) plus the trainer's own state (planner, tokenizer, data,
  *   reports: ~30 MB more).
- * - SESSION_BYTES_PER_EQN: what grows with the graphs, per IR equation of the compiled step graphs: the graphs in
- *   JavaScript (forward, gradient, specialised) and each session's graph, kernels and plans in onnxruntime.
- * Both are the intercept and slope of a least-squares line through the peak (VmHWM) of real 3-step runs at a tiny
- * batch (B=1, T=16, so activations are negligible) minus the planned tensors and folded constants, against the
- * equation count; two runs each, `bun run benchmarks/lib/memory-run.ts '{"name":"x","model":<dir>,"method":<m>,
- * "checkpointing":<c>,"B":1,"T":16,"steps":3}'`:
- *   stories260k      full plain 895 eqns 123 MB, ckpt 1196: 137 MB; LoRA plain 876: 125 MB, ckpt 1220: 138 MB
- *   SmolLM2-135M     full plain 4970 eqns 196 MB, ckpt 6521: 197 MB; LoRA plain 5076: 216 MB, ckpt 6920: 201 MB
- *   -> 119 MB + 14.2 KB per equation (residuals within 27 MB).
+ * - the compiled sessions: what grows with the graphs: the graphs in JavaScript (forward, gradient, specialised), each
+ *   session's graph, kernels and plans in onnxruntime, and the transient of building them (the first step's peak).
+ * Fitted by least squares on the peak (VmHWM) of real 3-step runs at a tiny batch (B=1, T=16, so activations are
+ * negligible) minus everything else the plan counts (RUNTIME_BASE included), with the commands
+ * `bun run benchmarks/lib/memory-run.ts '{"name":"x","model":<dir>,"method":<m>,"checkpointing":<c>,"B":1,"T":16,
+ * "steps":3}'` (P-tuning's LSTM at 1, 20 and 60 virtual tokens through `pTuning({ virtualTokens, encoder: 'lstm' })`
+ * in the same harness), two runs each, after the compile-time fixes of core/ir/shape.ts and core/compile.ts. Residual
+ * in MiB; nodes = ONNX nodes of the step graphs; fixed = MiB of equation results of fixed (parameter) shape:
+ *   stories260k    full plain 1,138 nodes, fixed 1.1: 9.6, 8.2;  ckpt 1,582, 1.2: 10.4, 13.0
+ *                  LoRA plain 1,185, 0.0: 5.0, 9.8;  ckpt 1,712, 0.0: 14.8, 12.9
+ *                  P-tuning LSTM 1 / 20 / 60 tokens: 1,214 / 5,554 / 14,674 nodes, fixed 0.8 / 14.7 / 63.5:
+ *                  11.7, 11.3 / 37.7, 39.9 / 92.1, 93.3
+ *   SmolLM2-135M   full plain 6,338, 621: 64.5, 62.7;  LoRA plain 6,910, 1.8: 49.5, 47.3;  ckpt 9,787, 1.8: 76.6, 78.3
+ *                  P-tuning LSTM 20 / 60: 10,129 / 19,249 nodes, fixed 832 / 2,711: 98.3, 97.8 / 236.8, 239.8
+ *                  (full ckpt, 8,682 nodes: 287, 290, left out: its peak is not the sessions', see docs)
+ * - one slope per equation (SESSION_BYTES_PER_EQN, what plan.ts charges today): 11.4 KiB per equation, intercept
+ *   -3 MiB, residuals up to 62 MiB: P-tuning's LSTM equations are tiny on stories260k (about 7 KiB each) and not on
+ *   SmolLM2-135M (about 15 KiB), which one slope cannot follow;
+ * - per ONNX node plus per fixed-shape byte (sessionBytes): 6.7 KiB per node + 4.0% of the fixed-shape bytes,
+ *   intercept 1.9 MiB (kept in RUNTIME_BASE), residuals within 12.6 MiB (rms 4.6) on both widths.
  * Re-measure them when the runtime changes; `bench:memory` reports how well the whole prediction holds.
  */
 export const RUNTIME_BASE = 118 * 2 ** 20;
-export const SESSION_BYTES_PER_EQN = 14 * 1024;
+/** The single-slope session model plan.ts uses (see above); sessionBytes is the better fit. */
+export const SESSION_BYTES_PER_EQN = 11 * 1024;
+/** Session bytes per ONNX node of a compiled graph (see above). */
+export const SESSION_BYTES_PER_NODE = 6830;
+/** Session bytes per byte of the graph's fixed-shape equation results (see above). */
+export const SESSION_FIXED_BYTES_FRACTION = 0.04;
+
+/**
+ * What one compiled session of a graph costs (besides its folded constants): `nodes` from `simulateLiveness(g).nodes`
+ * on the specialised graph, `fixedBytes` from `fixedShapeBytes` on the symbolic one (liveness.ts).
+ */
+export function sessionBytes(nodes: number, fixedBytes: number): number {
+  return SESSION_BYTES_PER_NODE * nodes + SESSION_FIXED_BYTES_FRACTION * fixedBytes;
+}
 /**
  * Each further batch shape of a graph already compiled costs this share of the first session's bytes: the graph in
  * JavaScript is shared, and a new session's allocations largely reuse memory freed after the earlier compiles.

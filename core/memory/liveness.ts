@@ -43,6 +43,8 @@ export interface LivenessReport {
   peakAt: number;
   /** Bytes of the graph's outputs (alive at the end). */
   outputBytes: number;
+  /** ONNX nodes the graph lowers to (before onnxruntime's own rewrites): what a session's size grows with. */
+  nodes: number;
 }
 
 interface TensorInfo {
@@ -271,5 +273,18 @@ export function simulateLiveness(graph: Graph): LivenessReport {
     }
   }
   const outputBytes = graph.outputs.reduce((s, o) => s + (bytesOf({ dtype: o.v.dtype, shape: o.v.shape as number[] }) ?? 0), 0);
-  return { peakBytes: peak, peakAt, outputBytes };
+  return { peakBytes: peak, peakAt, outputBytes, nodes: nodes.length };
+}
+
+/**
+ * Bytes of the equation results whose shapes have no symbolic dim (parameter-shaped values: weight gradients and
+ * transposes, dequantised weights, a prompt encoder's states), counted on the symbolic graph, so the same for every
+ * batch shape. The second term of the session model (constants.ts, sessionBytes).
+ */
+export function fixedShapeBytes(symbolic: Graph): number {
+  let total = 0;
+  for (const e of symbolic.eqns) {
+    if (e.out.shape.every((d) => typeof d === 'number')) total += bytesOf({ dtype: e.out.dtype, shape: e.out.shape as number[] }) ?? 0;
+  }
+  return total;
 }
