@@ -2,6 +2,7 @@
 import { describe, expect, test } from 'bun:test';
 import * as nn from '../core/nn/index.ts';
 import * as op from '../core/ops/api.ts';
+import { route } from '../core/models/moe.ts';
 import { gradTable, type GradCase } from './gradcheck.ts';
 
 const rope = (x: ReturnType<typeof op.add>) => {
@@ -27,6 +28,15 @@ const CASES: GradCase[] = [
     inputs: [{ shape: [2, 4, 5, 8] }, { shape: [2, 2, 5, 8] }, { shape: [2, 2, 5, 8] }],
     fn: (q, k, v) => nn.attention(q!, k!, v!, nn.causalMask(q!, 5, 5)),
   },
+  { name: 'softCap c·tanh(x/c) (Gemma 2)', inputs: [{ shape: [3, 5] }], fn: (x) => nn.softCap(op.mul(x!, 4), 3) },
+  {
+    name: 'causal GQA attention, scaled and soft-capped',
+    inputs: [{ shape: [2, 4, 5, 8] }, { shape: [2, 2, 5, 8] }, { shape: [2, 2, 5, 8] }],
+    fn: (q, k, v) => nn.attention(q!, k!, v!, nn.causalMask(q!, 5, 5), 0.3, 2),
+  },
+  // Away from ties the top-k choice is locally constant, so the derivative flows through the kept probabilities.
+  { name: 'MoE routing weights: softmax, top-2 of 4, renormalised', inputs: [{ shape: [2, 3, 4] }], fn: (x) => route(op.mul(x!, 3), 2, true).weights },
+  { name: 'MoE routing weights: softmax, top-2 of 5, not renormalised', inputs: [{ shape: [2, 3, 5] }], fn: (x) => route(op.mul(x!, 3), 2, false).weights },
   {
     name: 'cross-entropy with ignore index',
     inputs: [{ shape: [2, 4, 7] }, { shape: [2, 4], kind: 'int', values: [1, 6, -100, 0, 3, -100, -100, 2] }],

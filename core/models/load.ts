@@ -5,6 +5,7 @@ import type { ResolveModelOptions } from '../hub/index.ts';
 import type { HostTensor } from '../ir/host.ts';
 import { openCheckpoint } from '../io/safetensors.ts';
 import { parseConfig, type ModelConfig } from './config.ts';
+import { checkpointNames } from './family.ts';
 import { paramSpecs } from './params.ts';
 
 export interface LoadedModel {
@@ -53,12 +54,16 @@ export async function openModel(source: string, hub: ResolveModelOptions = {}): 
   const config = await loadConfig(dir);
   const ckpt = await openCheckpoint(dir);
   const problems: string[] = [];
+  // Tensor name in the file by model name: the same, except a multimodal checkpoint's text model (family.ts).
+  const stored = new Map<string, string>();
   for (const spec of paramSpecs(config)) {
-    if (!ckpt.has(spec.name)) {
+    const name = checkpointNames(spec.name, config.wrappedCheckpoint).find((n) => ckpt.has(n));
+    if (!name) {
       problems.push(`missing tensor ${spec.name} (expected shape [${spec.shape}])`);
       continue;
     }
-    const info = ckpt.info(spec.name);
+    stored.set(spec.name, name);
+    const info = ckpt.info(name);
     if (info.shape.length !== spec.shape.length || info.shape.some((d, i) => d !== spec.shape[i])) {
       problems.push(`${info.file}: tensor ${spec.name} has shape [${info.shape}], expected [${spec.shape}]`);
     }
@@ -67,7 +72,7 @@ export async function openModel(source: string, hub: ResolveModelOptions = {}): 
     await ckpt.close();
     throw new Error(`${dir}: checkpoint does not match config.json:\n  ${problems.join('\n  ')}`);
   }
-  return { dir, config, read: (name) => ckpt.read(name, { as: 'float32' }), close: () => ckpt.close() };
+  return { dir, config, read: (name) => ckpt.read(stored.get(name) ?? name, { as: 'float32' }), close: () => ckpt.close() };
 }
 
 /** Loads a model (see `openModel`) with every weight converted to float32, one tensor at a time. */

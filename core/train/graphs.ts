@@ -29,7 +29,9 @@ export function buildLossGraphWithBoundaries(driver: PluginDriver, ctx: PluginCo
     const m = buildCausalLM(g, config, { batch: 'B', seq: 'T', hooks: driver.modelHooks(ctx) });
     boundaries = m.blockOutputs.map((t) => t.v);
     const labels = g.input('labels', 'int64', ['B', 'T']);
-    const loss = driver.waterfallSync('model:loss', ctx, nn.crossEntropy(m.logits, labels), g);
+    const ce = nn.crossEntropy(m.logits, labels);
+    // Mixture-of-experts models with output_router_logits: the load-balancing term is part of the training loss.
+    const loss = driver.waterfallSync('model:loss', ctx, m.auxLoss ? op.add(ce, m.auxLoss) : ce, g);
     if (ctx.phase !== 'eval') return { loss };
     const nll = nn.crossEntropy(m.logits, labels, { reduction: 'none' }); // [B, T]
     const counted = op.cast(op.greaterEqual(labels, op.scalar(labels, 0)), 'float32');
