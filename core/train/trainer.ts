@@ -13,8 +13,6 @@ import { loadLatestCheckpoint, saveCheckpoint } from '../checkpoint/index.ts';
 import { BatchStream } from '../data/stream.ts';
 import { resolveModel } from '../hub/index.ts';
 import type { HostTensor } from '../ir/host.ts';
-import { clipGradNorm } from '../optim/clip.ts';
-import { GradAccumulator } from '../optim/accumulate.ts';
 import { lrAt } from '../optim/schedule.ts';
 import type { StepContext } from '../plugin/context.ts';
 import type { GradientEstimator } from '../plugin/estimator.ts';
@@ -25,6 +23,8 @@ import { seededRandom } from '../generate/sampling.ts';
 import { collectGarbage, fixMmapThreshold, peakRssBytes, rssBytes, type MemoryPlan } from '../memory/index.ts';
 import { releaseFreedMemory } from '../memory/allocator.ts';
 import { microBatches } from './batches.ts';
+import { optimizerStep } from './step.ts';
+import { describe, dropMetricsAfter, resultLines } from './run-log.ts';
 import type { TrainConfig } from './config.ts';
 import { CompileCache, backprop } from './graphs.ts';
 import { checkpointedBackprop } from './checkpointed.ts';
@@ -68,27 +68,6 @@ export interface TrainResult {
   exported: string[];
   /** With checkpoint.best: the step whose weights were kept and exported. */
   bestStep?: number;
-}
-
-/**
- * Frees the memory of arrays that are no longer needed (gradients after the update) right away, by detaching their
- * buffers: waiting for the collector leaves a gradient-sized set of dead arrays alive during the next step's peak.
- */
-function releaseArrays(arrays: Iterable<Float32Array>): void {
-  for (const a of arrays) {
-    const buffer = a.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer };
-    if (typeof buffer.transfer === 'function' && !(buffer as { detached?: boolean }).detached) buffer.transfer(0);
-  }
-}
-
-/**
- * Rewrites a metrics file without the records of steps after `step` (work lost when a run was killed) and without
- * a final record (a finished run resumed writes its own).
- */
-function dropMetricsAfter(path: string, step: number): void {
-  if (!existsSync(path)) return;
-  const kept = readMetrics(path).filter((r) => (typeof r.step !== 'number' || r.step <= step) && r.final === undefined);
-  writeFileSync(path, kept.map((r) => `${JSON.stringify(r)}\n`).join(''));
 }
 
 /** Where the best checkpoint lives (a checkpoint folder of its own, so rotation of the regular ones never drops it). */
@@ -255,48 +234,16 @@ class TrainingRun {
     await m.driver.sequential('step:before', stepCtx({}));
     const batch = this.stream.next();
     const micro = microBatches(this.data.train, batch, t.microBatchSize ?? t.batchSize, padId, t.padMultiple);
-    const acc = new GradAccumulator();
-    let lossSum = 0, lossTokens = 0, tokens = 0, applied = false, computeSeconds = 0;
-    let single: Map<string, Float32Array> | undefined;
     const lr = lrAt(step, this.totalSteps, this.schedule);
-    for (const mbatch of micro) {
-      const ctx = stepCtx(mbatch.dims);
-      const feeds: Record<string, HostTensor> = { ...mbatch.feeds };
-      for (const { value } of await m.driver.collect('step:feeds', ctx)) Object.assign(feeds, value);
-      const computeStarted = performance.now();
-      const r = await this.estimator.estimate({
-        ctx, forward: m.forward, boundaries: m.boundaries, trainable: this.trainable, feeds, lr,
-        compile: (graph, key) => this.cache.get(`${key}|${mbatch.dims.B}x${mbatch.dims.T}`, () => graph, mbatch.dims),
-      });
-      computeSeconds += (performance.now() - computeStarted) / 1000;
-      // One micro-batch: its gradients are the step's, without a copy into accumulation buffers.
-      if (r.grads && mbatch.lossTokens > 0) {
-        if (micro.length === 1) single = r.grads;
-        else {
-          acc.add(r.grads, mbatch.lossTokens);
-          releaseArrays(r.grads.values());
-        }
-      }
-      applied ||= r.applied === true;
-      lossSum += r.loss * mbatch.lossTokens;
-      lossTokens += mbatch.lossTokens;
-      tokens += mbatch.tokens;
-    }
-    let gradNorm: number | undefined;
-    let grads: Map<string, Float32Array> | undefined;
-    const updateStarted = performance.now();
-    if (!applied && lossTokens > 0) {
-      grads = single ?? acc.result();
-      if (t.maxGradNorm !== null) gradNorm = clipGradNorm(grads.values(), t.maxGradNorm).norm;
-      const current = new Map(this.trainable.map((n) => [n, m.params.get(n)!.data as Float32Array]));
-      this.optimizer.step(current, grads, lr);
-    }
-    const updateSeconds = (performance.now() - updateStarted) / 1000;
-    const loss = lossSum / Math.max(lossTokens, 1);
+    const r = await optimizerStep({
+      m, micro, estimator: this.estimator, trainable: this.trainable, cache: this.cache, optimizer: this.optimizer,
+      lr, maxGradNorm: t.maxGradNorm, stepCtx,
+    });
+    const { loss, tokens, gradNorm, computeSeconds, updateSeconds } = r;
     this.step++;
     this.stepsThisProcess++;
-    await m.driver.sequential('step:after', stepCtx({}), { loss, lr, gradNorm, tokens, grads });
-    if (single) releaseArrays(single.values()); // after every use; the accumulator's own buffers are reused instead
+    await m.driver.sequential('step:after', stepCtx({}), { loss, lr, gradNorm, tokens, grads: r.grads });
+    r.release(); // after every use
     if (retrace) {
       const next = trainableSet(m);
       // Everything of the old trainable set goes before the next step compiles the new sessions: the sessions first
@@ -422,7 +369,8 @@ class TrainingRun {
       ...(this.selection.stopped ? { stopped_early: 1 } : {}),
     };
     this.writeRecord(final);
-    this.logSummary(chosen, bestStep);
+    const which = cfg.checkpoint.best && bestStep !== undefined ? ` (best checkpoint: step ${bestStep} by ${cfg.checkpoint.best.metric})` : '';
+    for (const line of resultLines(readMetrics(join(cfg.output, 'metrics.jsonl')), chosen, which)) this.log(line);
     this.metricsFile!.close();
     await this.cache.clear();
     writeLossChart(join(cfg.output, 'metrics.jsonl'), join(cfg.output, 'loss.svg'));
@@ -435,25 +383,6 @@ class TrainingRun {
     const { step: _s, final: _f, ...metrics } = final;
     return { runDir: cfg.output, step: this.step, finished: true, trained, metrics, exported, ...(bestStep !== undefined && cfg.checkpoint.best ? { bestStep } : {}) };
   }
-
-  /** Baseline against final, side by side, for every evaluation metric (what a user wants to see first). */
-  private logSummary(chosen: Record<string, number>, bestStep: number | undefined): void {
-    const records = readMetrics(join(this.cfg.output, 'metrics.jsonl'));
-    const baseline = records.find((r) => r.step === 0 && r.final === undefined);
-    const keys = Object.keys(chosen).filter((k) => /^(eval|val)_(accuracy|loss|ppl)$/.test(k));
-    if (!keys.length) return;
-    const which = this.cfg.checkpoint.best && bestStep !== undefined ? ` (best checkpoint: step ${bestStep} by ${this.cfg.checkpoint.best.metric})` : '';
-    this.log(`result${which}:`);
-    for (const k of keys) {
-      const before = typeof baseline?.[k] === 'number' ? (baseline[k] as number).toFixed(4) : '-';
-      this.log(`  ${k.padEnd(14)} before ${before}  after ${chosen[k]!.toFixed(4)}`);
-    }
-  }
-}
-
-/** `eval_accuracy 0.5092, val_accuracy 0.5110` (the headline metrics of an evaluation). */
-function describe(metrics: Record<string, number>): string {
-  return Object.entries(metrics).filter(([k]) => !k.endsWith('_tokens')).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
 }
 
 export async function train(opts: TrainOptions): Promise<TrainResult> {
