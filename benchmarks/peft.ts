@@ -88,7 +88,7 @@ import { train } from '../core/train/trainer.ts';
 import { readMetrics } from '../core/report/index.ts';
 import { BUILTIN_PLUGINS } from '../plugins/index.ts';
 import { benchOptions } from './lib/options.ts';
-import { reportToParent, runChild } from './lib/child.ts';
+import { prefixedOutput, reportToParent, runChild } from './lib/child.ts';
 
 const ROOT = resolve(import.meta.dir, '..');
 const CONFIG = join(ROOT, 'examples/sst2.config.ts');
@@ -215,8 +215,7 @@ async function runJob(job: Job): Promise<JobResult> {
   const label = job.kind === 'train' ? `${job.technique}-s${job.seed}` : 'zero-shot';
   const dir = mkdtempSync(join(tmpdir(), `tuneforge-peft-${label}-`));
   const prefix = job.kind === 'train' ? `[${job.technique} seed ${job.seed} lr ${job.lr}] ` : '[zero-shot] ';
-  const log = (line: string) => process.stderr.write(`${prefix}${line}\n`);
-  const progress = { isTTY: false, write: (s: string) => void process.stderr.write(s.split('\n').map((l) => (l ? prefix + l : l)).join('\n')) };
+  const { log, progress } = prefixedOutput(prefix);
   try {
     const { config, plugins } = await configFor(job, dir);
     log(`folder ${dir}`);

@@ -49,7 +49,7 @@ import { readMetrics } from '../core/report/index.ts';
 import { BUILTIN_PLUGINS } from '../plugins/index.ts';
 import { lora } from '../plugins/lora/index.ts';
 import { benchOptions } from './lib/options.ts';
-import { reportToParent, runChild } from './lib/child.ts';
+import { prefixedOutput, reportToParent, runChild } from './lib/child.ts';
 
 const ROOT = resolve(import.meta.dir, '..');
 const CONFIGS = { full: join(ROOT, 'examples/sst2.config.ts'), lora: join(ROOT, 'examples/sst2-lora.config.ts') } as const;
@@ -144,8 +144,7 @@ const runMetrics = (dir: string) => readMetrics(join(dir, 'metrics.jsonl')) as R
 async function runJob(job: Job): Promise<JobResult> {
   const dir = mkdtempSync(join(tmpdir(), `tuneforge-sst2-${job.kind === 'train' ? job.method : 'zero-shot'}-s${job.seed}-`));
   const prefix = job.kind === 'train' ? `[${job.method} seed ${job.seed}] ` : '[zero-shot] ';
-  const log = (line: string) => process.stderr.write(`${prefix}${line}\n`);
-  const progress = { isTTY: false, write: (s: string) => void process.stderr.write(s.split('\n').map((l) => (l ? prefix + l : l)).join('\n')) };
+  const { log, progress } = prefixedOutput(prefix);
   try {
     const { config, plugins } = await configFor(job, dir);
     log(`folder ${dir}`);

@@ -33,3 +33,11 @@ export function reportToParent(tag: string, result: unknown): never {
   process.stdout.write(`${tag}${JSON.stringify(result)}\n`);
   process.exit(0);
 }
+
+/** A child run's log and progress stream, each line on stderr prefixed with the run's label. */
+export function prefixedOutput(prefix: string): { log: (line: string) => void; progress: { isTTY: false; write: (s: string) => void } } {
+  return {
+    log: (line) => void process.stderr.write(`${prefix}${line}\n`),
+    progress: { isTTY: false, write: (s) => void process.stderr.write(s.split('\n').map((l) => (l ? prefix + l : l)).join('\n')) },
+  };
+}
