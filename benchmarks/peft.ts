@@ -63,10 +63,9 @@
  * throughput: real (non-pad) prompt and answer tokens of the training batches over the time of the training steps
  * (metrics.jsonl's `tokens` and `step_s`; the first steps' compilation included, evaluation and setup not); the
  * virtual tokens of prefix and prompt methods are not counted, so their extra work shows as fewer tokens/s. "peak MB"
- * is the child's peak RSS (as bench:sst2 measures it); "planned MB" is the memory planner's prediction for the same
- * config (`planMemory(...).totalBytes`, as the trainer logs it); it plans the worst case, every sequence as long as
- * data.maxLength allows (clipped to the model's 512 positions), while SST-2 batches are a few dozen tokens long, so it
- * lies well above the measured peak: compare it between techniques, not with peak MB. The train loss (mean of the last 50 steps) of
+ * is the child's peak RSS (as bench:sst2 measures it); "planned MB" is the memory planner's prediction the run itself
+ * recorded (`predicted_peak_mb`: planned from the tokenised SST-2 data, its lengths, batch shapes and evaluation).
+ * The train loss (mean of the last 50 steps) of
  * AdaLoRA includes its orthogonality regulariser. The reference line quotes LLM-Adapters' LLaMA-7B average over its
  * math tasks (Hu et al. 2023, table 2), for the ordering of the techniques only: a 7B model on arithmetic reasoning
  * says nothing about the size of the figures here.
@@ -358,7 +357,7 @@ const summaries: Record<string, Summary> = {};
 const accuracies: Record<string, number[]> = {};
 for (const technique of techniques) {
   const lr = lrOf(technique);
-  // The memory planner on the run's own config (its output folder aside), in this process: the plan traces the model.
+  // The planner on the run's config, in this process: its count of trainable parameters is checked against the run's.
   const planDir = mkdtempSync(join(tmpdir(), 'tuneforge-peft-plan-'));
   let plan: Awaited<ReturnType<typeof planMemory>>;
   let options: Record<string, unknown>;
@@ -390,7 +389,7 @@ for (const technique of techniques) {
     acc_seeds: rs.map((r) => round(r.accuracy, 4)),
     tok_s: Math.round(rs.reduce((s, r) => s + r.tokens, 0) / rs.reduce((s, r) => s + r.trainSeconds, 0)),
     peak_mb: Math.round(Math.max(...rs.map((r) => r.peakRssMb))),
-    planned_mb: Math.round(plan.totalBytes / 2 ** 20),
+    planned_mb: Math.round(Math.max(...rs.map((r) => r.plannedMb))),
     lr,
     wall_s: rs.map((r) => Math.round(r.seconds)),
     options,
