@@ -14,7 +14,7 @@
 export { KitError } from './errors.ts';
 export { writeTinyLlama, writeTinyDataset, tinyLlamaConfig, type TinyLlamaOptions } from './tiny-model.ts';
 export { checkGradients, expectGradients, type GradientCheckOptions, type GradientCheckReport, type GradientCheckRow } from './gradcheck.ts';
-export { expectResumeExact, type ResumeCheckOptions } from './resume-check.ts';
+export { bitDifferences, expectResumeExact, type ResumeCheckOptions } from './resume-check.ts';
 export { expectExportRoundTrip, type ExportCheckOptions, type ExportCheckReport } from './export-check.ts';
 export { expectPlanHolds, type PlanCheckOptions, type PlanCheckReport, type PluginReference } from './plan-check.ts';
 export { checkComposition, type CompositionCheckOptions, type CompositionResult, type Partner } from './composition-check.ts';

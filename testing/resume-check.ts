@@ -15,14 +15,18 @@ export interface ResumeCheckOptions extends KitModelOptions {
 
 const silent = { write: () => true, isTTY: false };
 
-/** Names of tensors whose bytes differ (or that only one side has). */
-function differences(a: ReadonlyMap<string, HostTensor>, b: ReadonlyMap<string, HostTensor>): string[] {
+/** Names of tensors whose shapes or bytes differ between two maps (and those only one of them has, so labelled). */
+export function bitDifferences(a: ReadonlyMap<string, HostTensor>, b: ReadonlyMap<string, HostTensor>): string[] {
   const out: string[] = [];
-  for (const n of new Set([...a.keys(), ...b.keys()])) {
-    const x = a.get(n), y = b.get(n);
-    const bx = x && new Uint8Array(x.data.buffer, x.data.byteOffset, x.data.byteLength);
-    const by = y && new Uint8Array(y.data.buffer, y.data.byteOffset, y.data.byteLength);
-    if (!bx || !by || bx.length !== by.length || bx.some((v, i) => v !== by[i])) out.push(n);
+  for (const name of new Set([...a.keys(), ...b.keys()])) {
+    const x = a.get(name), y = b.get(name);
+    if (!x || !y) {
+      out.push(`${name} (only in one)`);
+      continue;
+    }
+    const bx = new Uint8Array(x.data.buffer, x.data.byteOffset, x.data.byteLength);
+    const by = new Uint8Array(y.data.buffer, y.data.byteOffset, y.data.byteLength);
+    if (x.shape.join() !== y.shape.join() || bx.length !== by.length || bx.some((v, i) => v !== by[i])) out.push(name);
   }
   return out;
 }
@@ -36,9 +40,9 @@ export async function expectResumeExact(o: ResumeCheckOptions): Promise<{ tensor
   const first = await train({ config: cfg, plugins: o.plugins(), progress: silent, log: quietLog, stopAfterSteps: o.stopAfter ?? 5 });
   if (first.finished) throw new KitError('resume check: the run finished before it could be interrupted (raise steps)');
   const second = await train({ config: cfg, plugins: o.plugins(), progress: silent, log: quietLog });
-  const moved = differences(first.trained, straight.trained);
+  const moved = bitDifferences(first.trained, straight.trained);
   if (moved.length === 0) throw new KitError('resume check: the weights did not change during training, so the comparison would prove nothing');
-  const diff = differences(second.trained, straight.trained);
+  const diff = bitDifferences(second.trained, straight.trained);
   if (diff.length) throw new KitError(`resume check: after kill and resume, ${diff.length} tensors differ from the uninterrupted run: ${diff.slice(0, 5).join(', ')} (is all of the plugin's state in state:save / state:load?)`);
   return { tensors: straight.trained.size };
 }

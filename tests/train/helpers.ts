@@ -2,7 +2,6 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { HostTensor } from '../../core/index.ts';
 import type { ProgressStream } from '../../core/report/index.ts';
 import { parseTrainConfig, type TrainConfig, type TrainConfigInput } from '../../core/train/config.ts';
 import { SHARED, STORIES } from '../models/fixtures.ts';
@@ -76,21 +75,8 @@ export const quiet = (line: string): void => {
 /** A progress stream that swallows everything (tests run without a terminal bar). */
 export const silentProgress: ProgressStream = { write: () => true, isTTY: false };
 
-/** Names of tensors whose bytes differ between two maps (also a name present in only one of them). */
-export function bitDifferences(a: ReadonlyMap<string, HostTensor>, b: ReadonlyMap<string, HostTensor>): string[] {
-  const out: string[] = [];
-  for (const name of new Set([...a.keys(), ...b.keys()])) {
-    const x = a.get(name), y = b.get(name);
-    if (!x || !y) {
-      out.push(`${name} (only in one)`);
-      continue;
-    }
-    const bx = new Uint8Array(x.data.buffer, x.data.byteOffset, x.data.byteLength);
-    const by = new Uint8Array(y.data.buffer, y.data.byteOffset, y.data.byteLength);
-    if (x.shape.join() !== y.shape.join() || bx.length !== by.length || bx.some((v, i) => v !== by[i])) out.push(name);
-  }
-  return out;
-}
+/** Names of tensors whose bytes differ between two maps (the plugin kit's check, shared). */
+export { bitDifferences } from '../../testing/resume-check.ts';
 
 /** The records of a JSONL file (metrics.jsonl, the probe plugin's log). */
 export function readJsonl(path: string): Record<string, number>[] {
