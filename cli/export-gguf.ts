@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkGgufArchitecture, GGUF_QUANTS, writeGgufLora, writeGgufModel, type GgufQuant, type GgufWriteResult, type LoraPair } from '../core/export/gguf/index.ts';
+import { exportModelOnnx, exportRunOnnx, type OnnxExportResult } from '../core/export/onnx/index.ts';
 import { openModel } from '../core/models/load.ts';
 import type { Plugin } from '../core/plugin/hooks.ts';
 import type { TrainConfig } from '../core/train/config.ts';
@@ -17,6 +18,7 @@ import { load, type RunCommandOptions } from './run-commands.ts';
 export const EXPORT_FORMATS: Readonly<Record<string, string>> = {
   gguf: 'the merged model as one GGUF file for llama.cpp (--quant f32|f16|q8_0)',
   'gguf-lora': "the run's LoRA adapter alone as a llama.cpp LoRA GGUF (apply it to the base model's GGUF)",
+  onnx: 'the merged model as a transformers.js folder (--out DIR: config, tokenizer, onnx/model.onnx with its key/value cache)',
 };
 
 /** The message for a --format that is not one of {@link EXPORT_FORMATS}. */
@@ -116,6 +118,7 @@ export interface GgufCommandOptions {
 }
 
 export async function exportGgufCommand(o: GgufCommandOptions, log: (l: string) => void = (l) => console.error(l)): Promise<void> {
+  if (o.format === 'onnx') return exportOnnxCommand(o, log);
   let result: GgufWriteResult;
   if (o.format === 'gguf') {
     const quant = parseQuant(o.quant);
@@ -134,4 +137,17 @@ export async function exportGgufCommand(o: GgufCommandOptions, log: (l: string) 
   const types = Object.entries(result.types).map(([t, n]) => `${t} ${n}`).join(', ');
   log(`wrote ${result.path}: ${(result.bytes / 2 ** 20).toFixed(2)} MiB, tensors ${types}`);
   console.log(result.path);
+}
+
+/** `--format onnx`: the transformers.js folder, from a run or a model folder. */
+async function exportOnnxCommand(o: GgufCommandOptions, log: (l: string) => void): Promise<void> {
+  if (o.quant !== undefined) throw new ExportRefusal('--format onnx writes float32 weights; --quant applies to --format gguf');
+  let result: OnnxExportResult;
+  if (o.model !== undefined) result = await exportModelOnnx(o.model, o.out);
+  else {
+    const { config, plugins } = await load(o.run!);
+    result = await exportRunOnnx(config, plugins, o.out, log);
+  }
+  log(`wrote ${result.dir} for transformers.js (model_type ${result.modelType}): onnx/model.onnx${result.externalData ? ' + model.onnx_data' : ''}, ${(result.bytes / 2 ** 20).toFixed(2)} MiB`);
+  console.log(result.dir);
 }

@@ -72,12 +72,12 @@ const COMMANDS: Record<string, Command> = {
     run: (v) => evalCommand(runArgs(v)),
   },
   export: {
-    summary: "write a run's merged model and adapters from its latest checkpoint (or GGUF files for llama.cpp)",
-    usage: 'export --config <file.ts|file.json> [--output dir] | export (--config <file> | --model <dir>) --format gguf [--quant f32|f16|q8_0] --out <file.gguf> | export --config <file> --format gguf-lora --out <file.gguf>',
+    summary: "write a run's merged model and adapters from its latest checkpoint (or GGUF files for llama.cpp, a transformers.js folder)",
+    usage: 'export --config <file.ts|file.json> [--output dir] | export (--config <file> | --model <dir>) --format gguf [--quant f32|f16|q8_0] --out <file.gguf> | export --config <file> --format gguf-lora --out <file.gguf> | export (--config <file> | --model <dir>) --format onnx --out <dir>',
     options: { ...runOptions, format: { type: 'string' }, quant: { type: 'string' }, out: { type: 'string' }, model: { type: 'string' } },
     async run(v) {
       if (v.format === undefined) {
-        if (v.model !== undefined || v.quant !== undefined || v.out !== undefined) throw new UsageError('--model, --quant and --out go with --format gguf or gguf-lora');
+        if (v.model !== undefined || v.quant !== undefined || v.out !== undefined) throw new UsageError('--model, --quant and --out go with --format gguf, gguf-lora or onnx');
         return exportRunCommand(runArgs(v));
       }
       const format = v.format as string;

@@ -54,7 +54,7 @@ export interface AttentionInputs {
   v: Tensor;
   /** Additive mask broadcastable to [B, H, R, S]: [R, S] over a sequence, [B, 1, 1, S] when decoding. */
   mask: Tensor;
-  /** int64 positions of the queries: [R] over a sequence, [B, 1] when decoding. */
+  /** int64 positions of the queries: [R] over a sequence, [B, 1] when decoding, [B, T] with `positionIds`. */
   positions: Tensor;
   /** True when decoding against a cache (one query row, S = cache length). */
   decoding: boolean;
@@ -82,6 +82,11 @@ export interface CausalLMOptions {
    * [B, KV, maxLen, D], and outputs `present.{k,v}.{i}` (the caches with the new token written in).
    */
   cache?: { maxLen: number };
+  /**
+   * int64 [B, T]: each token's position, as a decoder exported for other runtimes takes it (`position_ids`: past
+   * tokens and left padding shift it). Default: 0..T−1 after `lead`. Not with `cache`, which takes `position`.
+   */
+  positionIds?: Tensor;
 }
 
 export interface CausalLMGraph {
@@ -143,14 +148,15 @@ export function buildCausalLM(g: GraphBuilder, c: ModelConfig, opts: CausalLMOpt
   const blockOutputs = [x];
 
   // Positions, rotary tables and the attention masks.
-  let positions: Tensor; // [B, 1] or [R]
+  let positions: Tensor; // [B, 1], [B, T] or [R]
   if (position) positions = op.reshape(position, [B, 1]);
+  else if (opts.positionIds) positions = opts.positionIds;
   else {
     positions = op.iota(ids, [R], 0);
     if (lead !== virtualRows) positions = op.add(positions, op.scalar(positions, lead - virtualRows));
   }
   const RD = f.rotaryDim;
-  const decodeShape = (t: Tensor) => (position ? op.reshape(t, [B, 1, 1, RD]) : t);
+  const decodeShape = (t: Tensor) => (position ? op.reshape(t, [B, 1, 1, RD]) : opts.positionIds ? op.reshape(t, [B, 1, T, RD]) : t);
   const tables = (invFreq: Float64Array) => {
     const rope = nn.ropeTables(positions, invFreq); // [B, 1, RD] or [R, RD]
     return { cos: decodeShape(rope.cos), sin: decodeShape(rope.sin) };

@@ -24,6 +24,8 @@ export interface OnnxValueInfo {
   name: string;
   dtype: DType;
   dims: readonly number[];
+  /** ONNX dim_param per axis where a model keeps the axis free (an exported model's batch, sequence); `dims` is then ignored there. */
+  dimParams?: readonly (string | null)[];
 }
 
 export interface OnnxModel {
@@ -56,7 +58,10 @@ function encodeAttr(name: string, value: AttrValue): ProtoWriter {
 
 function encodeValueInfo(v: OnnxValueInfo): ProtoWriter {
   const shape = new ProtoWriter();
-  for (const d of v.dims) shape.message(1, new ProtoWriter().int(1, d));
+  v.dims.forEach((d, i) => {
+    const param = v.dimParams?.[i];
+    shape.message(1, param ? new ProtoWriter().string(2, param) : new ProtoWriter().int(1, d));
+  });
   const tensorType = new ProtoWriter().int(1, DTYPES[v.dtype].onnx).message(2, shape);
   return new ProtoWriter().string(1, v.name).message(2, new ProtoWriter().message(1, tensorType));
 }

@@ -9,23 +9,17 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { Llama, LlamaModel } from 'node-llama-cpp';
-import { hostTensor, type HostTensor, type Plugin } from '../../core/index.ts';
+import { hostTensor } from '../../core/index.ts';
 import { decodeQ8_0, ggufArchitecture, GgufUnsupportedError, readGguf } from '../../core/export/gguf/index.ts';
-import { createGenerator } from '../../core/generate/generator.ts';
-import { parseConfig, type ModelConfig } from '../../core/models/config.ts';
+import { parseConfig } from '../../core/models/config.ts';
 import { loadModel } from '../../core/models/load.ts';
 import { randomWeights } from '../../core/models/params.ts';
-import type { PluginContext } from '../../core/plugin/context.ts';
 import { loadTokenizer, type Tokenizer } from '../../core/tokenizer/index.ts';
 import { writeModelFolder } from '../../core/train/export.ts';
-import { openRun } from '../../core/train/run.ts';
-import { train } from '../../core/train/trainer.ts';
 import { exportModelGguf, exportRunGguf, exportRunGgufLora, ExportRefusal } from '../../cli/export-gguf.ts';
-import { lora, prefix } from '../../plugins/index.ts';
-import { quiet, REPO, removeTempDirs, silentProgress, STORIES, SHARED, storiesMissing, tempDir, tinyConfig, writeTinyData } from '../train/helpers.ts';
-
-const PROMPTS = ['Once upon a time', 'The little dog', 'Lily went'];
-const NEW_TOKENS = 24;
+import { prefix } from '../../plugins/index.ts';
+import { quiet, REPO, removeTempDirs, STORIES, SHARED, storiesMissing, tempDir, tinyConfig, writeTinyData } from '../train/helpers.ts';
+import { loraPlugins, loraRunConfig, NEW_TOKENS, ourGreedy, PROMPTS, trainLoraRun } from './helpers.ts';
 
 const missing = storiesMissing('GGUF export tests');
 
@@ -47,16 +41,6 @@ afterAll(async () => {
   await llama?.dispose();
   removeTempDirs();
 });
-
-/** Our greedy continuation, new tokens only. */
-async function ourGreedy(config: ModelConfig, weights: ReadonlyMap<string, HostTensor>, prompt: number[], hooks?: Parameters<typeof createGenerator>[0]['hooks']): Promise<number[]> {
-  const gen = await createGenerator({ config, weights, hooks, maxLen: 128 });
-  try {
-    return await gen.generate(prompt, { maxNewTokens: NEW_TOKENS });
-  } finally {
-    await gen.release();
-  }
-}
 
 /** llama.cpp's tokenisation of a prompt (BOS as the model's metadata says) and its greedy continuation. */
 async function llamaGreedy(model: LlamaModel, text: string, lora?: string): Promise<{ prompt: number[]; out: number[] }> {
@@ -86,24 +70,20 @@ const commonPrefix = (a: readonly number[], b: readonly number[]) => {
 
 describe.skipIf(noLlama)('GGUF export, loaded by llama.cpp', () => {
   const dir = missing ? '' : tempDir('gguf');
-  const runConfig = missing ? undefined : tinyConfig(writeTinyData(dir), join(dir, 'run'), { train: { steps: 8, lr: 3e-2 } });
-  // q and k adapted: their B goes through the rotary permutation; down_proj's own alpha is folded into its B.
-  const plugins = (): Plugin[] => [lora({ r: 4, alpha: 8, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'down_proj'], rankPattern: { down_proj: 2 }, alphaPattern: { down_proj: 4 } })];
+  const runConfig = missing ? undefined : loraRunConfig(dir);
+  const plugins = loraPlugins;
   let tok: Tokenizer;
   const ours = new Map<string, number[]>(); // prompt -> our greedy continuation of the trained (LoRA) model
   const base = new Map<string, number[]>(); // the same for the base model
   const files: Record<string, string> = {};
 
   beforeAll(async () => {
-    await train({ config: runConfig!, plugins: plugins(), progress: silentProgress, log: quiet });
-    tok = await loadTokenizer(STORIES);
     // Ours generates through the LoRA hooks (unmerged), as the run's samples do; llama.cpp runs the merged export.
-    const { m, trained } = await openRun(runConfig!, plugins(), quiet);
-    const ctx: PluginContext = { ...m.ctx, phase: 'generate' };
-    const weights = new Map([...m.params, ...trained]);
+    const run = await trainLoraRun(runConfig!);
+    tok = await loadTokenizer(STORIES);
     const baseModel = await loadModel(STORIES);
     for (const p of PROMPTS) {
-      ours.set(p, await ourGreedy(m.ctx.model.config, weights, tok.encode(p), () => m.driver.modelHooks(ctx)));
+      ours.set(p, await ourGreedy(run.config, run.weights, tok.encode(p), run.hooks));
       base.set(p, await ourGreedy(baseModel.config, baseModel.weights, tok.encode(p)));
     }
     for (const q of ['f32', 'f16', 'q8_0'] as const) {
@@ -262,9 +242,9 @@ describe.skipIf(missing)('GGUF export refusals', () => {
 
   test('the command line: an unknown --format lists the formats (exit 2); gguf writes a file (exit 0)', () => {
     const cli = (args: string[]) => spawnSync(process.execPath, ['run', join(REPO, 'cli/main.ts'), ...args], { encoding: 'utf8', cwd: REPO });
-    const bad = cli(['export', '--model', STORIES, '--format', 'onnx', '--out', join(dir, 'a')]);
+    const bad = cli(['export', '--model', STORIES, '--format', 'tflite', '--out', join(dir, 'a')]);
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toContain("unknown --format 'onnx'");
+    expect(bad.stderr).toContain("unknown --format 'tflite'");
     expect(bad.stderr).toMatch(/gguf:.*\n.*gguf-lora:/);
     const out = join(dir, 'stories-q8.gguf');
     const ok = cli(['export', '--model', STORIES, '--format', 'gguf', '--quant', 'q8_0', '--out', out]);
