@@ -22,13 +22,15 @@
  *   the later plugins: SmolLM2-135M 4x256 {qlora, lisa} x {off, on} and {zo, forward-grad} off;
  *                      stories260k 16x128 {qlora, lisa, zo, forward-grad}, off
  *   SmolLM2-135M qlora 1x16, off (a batch so small that loading the model could set the peak)
+ *   Qwen3-30B-A3B cut to 1 layer (real per-layer shapes and vocabulary, random weights) lora 1x256, off and on: a
+ *                      mixture of experts, whose 128 dense-computed experts make most of the step's activations
  *   the PEFT techniques: stories260k 16x128 and SmolLM2-135M 4x256, each {adalora, adapters-series,
  *                      adapters-parallel, prefix, prompt, p-tuning-mlp, p-tuning-lstm} x {off, on}
  *
  *   bun run bench:memory                 # everything (about 23 minutes on 2 cores: the later plugins' 10 rows about 4,
  *                                        # the PEFT techniques' 28 about 13; the 4x512 run needs ~8 GB)
  *   bun run bench:memory --only stories  # cases whose name contains a string ("lora" also picks the qlora and adalora
- *                                        # rows; "135m lora" only LoRA's, "qlora", "lisa", "zo", "forward-grad",
+ *                                        # rows; "135m lora" only LoRA's, "qwen3-30b" the MoE rows, "qlora", "lisa", "zo", "forward-grad",
  *                                        # "adalora", "prefix", "prompt" one method; "adapters" and "p-tuning" two)
  *   bun run bench:memory --steps 2       # optimizer steps per run (default 3)
  *   bun run bench:memory --verbose       # also each plan's items and the RSS and peak after every step
@@ -38,10 +40,10 @@
  * Prints a table (name, predicted MB, measured MB, error = predicted / measured - 1) and ends with one JSON line:
  *   {"rows":[{"name","predicted_mb","measured_mb","error"}], "max_abs_error", "checkpointing_factor_smollm_4x512"}
  */
-import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseConfig, randomWeights, SMOLLM2_135M, writeSafetensors } from '../core/index.ts';
+import { parseConfig, randomWeights, realConfig, SMOLLM2_135M, writeSafetensors, type RawConfig } from '../core/index.ts';
 import { NEWER_METHODS, RESULT_TAG, supportsCheckpointing, type MemoryCase, type MemoryMethod, type MemoryResult } from './lib/memory-run.ts';
 import { runChild } from './lib/child.ts';
 
@@ -65,10 +67,10 @@ const mmapThreshold = option('mmap-threshold');
 const only = option('only');
 
 /** A SmolLM2-135M-shaped model folder with random weights and the stories260k tokenizer. */
-async function smolModel(dir: string): Promise<string> {
-  const config = parseConfig(SMOLLM2_135M);
+async function smolModel(dir: string, raw: RawConfig = SMOLLM2_135M): Promise<string> {
+  const config = parseConfig(raw);
   await writeSafetensors(join(dir, 'model.safetensors'), randomWeights(config, 0));
-  writeFileSync(join(dir, 'config.json'), `${JSON.stringify(SMOLLM2_135M, null, 2)}\n`);
+  writeFileSync(join(dir, 'config.json'), `${JSON.stringify(raw, null, 2)}\n`);
   for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) {
     if (existsSync(join(STORIES, f))) copyFileSync(join(STORIES, f), join(dir, f));
   }
@@ -121,7 +123,13 @@ try {
     newer(STORIES, 'stories260k', [16, 128]);
     newer(smol, 'smollm2-135m', [4, 256]);
   }
+  // Qwen3-30B-A3B's real config cut to its first layer (128 experts of 768, top 8; vocabulary 151,936): 1.25B
+  // parameters, 4.6 GiB of float32. Its weights (~1 minute to draw and write) only when one of its rows runs.
+  const moe = join(tmp, 'qwen3-30b-a3b-1layer');
+  const moeRaw = realConfig('qwen3-30b-a3b', { layers: 1 });
+  if (haveStories) for (const checkpointing of [false, true]) push(moe, 'qwen3-30b-a3b-1layer', 'lora', checkpointing, 1, 256);
   const chosen = cases.filter((c) => !only || c.name.includes(only));
+  if (chosen.some((c) => c.model === moe)) await smolModel(mkdirSync(moe, { recursive: true }) ?? moe, moeRaw);
   const results: MemoryResult[] = [];
   for (const c of chosen) {
     const r = await runCase(c);

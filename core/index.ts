@@ -32,6 +32,7 @@ export { lowerGraph, OPSET } from './onnx/lower.ts';
 export { encodeModel } from './onnx/model.ts';
 export { parseConfig, SUPPORTED_ARCHITECTURES, SMOLLM2_135M, type ModelConfig, type RawConfig } from './models/config.ts';
 export { paramSpecs, parameterCount, randomWeights, type ParamSpec } from './models/params.ts';
+export { realConfig, REAL_CONFIGS, type RealConfigName, type RealConfigOptions } from './models/configs/index.ts';
 export { buildCausalLM, causalLMLoss, type AttentionInputs, type CausalLMGraph, type CausalLMOptions, type LinearSite, type ModelHooks, type TokenEmbeddings } from './models/llama.ts';
 export { loadModel, loadConfig, openModel, type LoadedModel, type OpenedModel } from './models/load.ts';
 export { openCheckpoint, openSafetensors, readAll, writeSafetensors, encodeSafetensors } from './io/safetensors.ts';

@@ -11,6 +11,7 @@ import type { Graph, Var } from '../ir/graph.ts';
 import { specialize } from '../ir/specialize.ts';
 import { eliminateDeadCode } from '../ir/transform.ts';
 import { loadConfig } from '../models/load.ts';
+import { expertTensorBytes } from '../models/moe.ts';
 import { paramSpecs } from '../models/params.ts';
 import type { PluginContext } from '../plugin/context.ts';
 import { PluginDriver } from '../plugin/driver.ts';
@@ -21,6 +22,7 @@ import { mergedExportProblems } from '../train/finish.ts';
 import { buildLossGraphWithBoundaries, DATA_INPUTS } from '../train/graphs.ts';
 import { buildLossGraph } from '../train/graphs.ts';
 import { RUNTIME_BASE, SESSION_BYTES_PER_EQN, SESSION_REPEAT_FRACTION } from './constants.ts';
+import { mmapThresholdFor } from './allocator.ts';
 import type { DataProfile } from './data-profile.ts';
 import { foldedConstantBytes } from './folded-constants.ts';
 import { simulateLiveness } from './liveness.ts';
@@ -42,6 +44,11 @@ export interface MemoryPlan {
   microBatchSize: number;
   accumulationSteps: number;
   checkpointing: boolean;
+  /**
+   * glibc's mmap threshold the run must use for this plan to hold (memory.mmapThreshold, lowered below a
+   * mixture-of-experts model's per-expert tensors; allocator.ts), or false where the config leaves glibc adaptive.
+   */
+  mmapThreshold: number | false;
   items: PlanItem[];
   totalBytes: number;
   /** The usual estimates, for comparison. */
@@ -186,6 +193,9 @@ export async function createPlanner(cfg: TrainConfig, plugins: readonly Plugin[]
   const accumulationSteps = Math.ceil(cfg.train.batchSize / micro);
   const T = Math.min(over.seqLen ?? data?.trainT ?? cfg.data.maxLength, config.maxPositions);
   const B = micro;
+  const moe = config.family.moe;
+  const configuredThreshold = cfg.memory.mmapThreshold;
+  const mmapThreshold = configuredThreshold === false ? false : mmapThresholdFor(configuredThreshold, moe ? expertTensorBytes(moe, config.hidden, B * T) : undefined);
   const checkpointing = over.checkpointing ?? cfg.memory.checkpointing;
   const step = stepPeak(forward, boundaries, trainable, { B, T }, checkpointing && !estimator, estimator);
   // Each distinct batch shape is a session of its own, kept for the run (CompileCache).
@@ -221,7 +231,7 @@ export async function createPlanner(cfg: TrainConfig, plugins: readonly Plugin[]
     { component: 'LoRA', bytes: 2 * frozen + 16 * trainableParameters, note: '2P + 16 P_lora' },
     { component: 'QLoRA', bytes: 0.5 * frozen + 16 * trainableParameters, note: '0.5P (+ 16 P_lora)' },
   ];
-  return { model: cfg.model, parameters, trainableParameters, dims: { B, T }, fromData: data !== undefined, microBatchSize: micro, accumulationSteps, checkpointing, items, totalBytes, ruleOfThumb };
+  return { model: cfg.model, parameters, trainableParameters, dims: { B, T }, fromData: data !== undefined, microBatchSize: micro, accumulationSteps, checkpointing, mmapThreshold, items, totalBytes, ruleOfThumb };
   };
   return { plan };
 }

@@ -48,7 +48,7 @@ export const rawConfigSchema = z
     rope_scaling: ropeScaling,
     attention_bias: z.boolean().optional(),
     mlp_bias: z.boolean().default(false),
-    tie_word_embeddings: z.boolean().default(false),
+    tie_word_embeddings: z.boolean().optional().describe('default: true for Gemma 2 and Gemma 3 (their config classes tie), else false'),
     sliding_window: z.number().int().positive().nullable().optional(),
     use_sliding_window: z.boolean().optional(),
     bos_token_id: z.number().int().nullable().optional(),
@@ -200,7 +200,8 @@ export function parseConfig(json: unknown, source = 'config.json'): ModelConfig 
     qkvBias: isQwen2 ? true : attentionBias,
     oBias: isQwen2 ? false : attentionBias,
     mlpBias: spec.name === 'llama' || spec.name === 'smollm3' ? c.mlp_bias : false,
-    tieWordEmbeddings: c.tie_word_embeddings,
+    // Gemma2Config and Gemma3TextConfig default to tied embeddings, and their checkpoints (gemma-3-270m) omit the key.
+    tieWordEmbeddings: c.tie_word_embeddings ?? (spec.name === 'gemma2' || spec.name === 'gemma3'),
     slidingWindow,
     family: spec,
     wrappedCheckpoint,

@@ -88,3 +88,13 @@ export function loadBalancingLoss(blocks: readonly RouterStats[], experts: numbe
   const p = mean(blocks.map((b) => b.meanProb));
   return op.mul(op.sum(op.mul(f, p)), experts);
 }
+
+/**
+ * Bytes of the smallest float32 tensor the dense computation allocates per expert and block over `rows` token
+ * rows: its [rows, I] gate, up and product, its [rows, C] output and weighted output. The backward pass keeps E of
+ * each alive at once, so a run is mostly made of them; below glibc's mmap threshold they come from the heap, whose
+ * freed blocks fragment and stay resident (the measured peak then exceeds the planned one, core/memory/allocator.ts).
+ */
+export function expertTensorBytes(spec: MoeSpec, hidden: number, rows: number): number {
+  return 4 * rows * Math.min(spec.intermediate, hidden);
+}

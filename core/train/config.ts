@@ -129,7 +129,7 @@ export const trainConfigSchema = z
         mmapThreshold: z
           .union([z.number().int().positive(), z.literal(false)])
           .default(1024 * 1024)
-          .describe("glibc only: tensors of this many bytes or more get their own memory mapping, returned on free, so freed activations do not fragment the heap and the peak follows the plan; false keeps glibc's adaptive default (MALLOC_MMAP_THRESHOLD_ in the environment wins)"),
+          .describe("glibc only: tensors of this many bytes or more get their own memory mapping, returned on free, so freed activations do not fragment the heap and the peak follows the plan (mixture-of-experts runs lower it below their per-expert tensors, down to 64 KiB); false keeps glibc's adaptive default (MALLOC_MMAP_THRESHOLD_ in the environment wins)"),
       })
       .strict()
       .prefault({})

@@ -139,6 +139,11 @@ class TrainingRun {
     if (problems.length) throw new Error(`config: ${problems.join('; ')}`);
     const planned = await planRun(cfg, opts.plugins, data, log);
     cfg = planned.config;
+    // A mixture-of-experts model's per-expert tensors may sit below the configured threshold: the plan lowers it.
+    const threshold = planned.plan.mmapThreshold;
+    if (threshold !== false && threshold !== cfg.memory.mmapThreshold && (await fixMmapThreshold(threshold)) !== undefined) {
+      log(`memory.mmapThreshold ${cfg.memory.mmapThreshold} lowered to ${threshold}: the experts' tensors are smaller than it (core/memory/allocator.ts)`);
+    }
     let totalSteps = 0;
     let run: TrainingRun | undefined;
     // Plugins log through the run once it exists (above the progress bar on a terminal).
