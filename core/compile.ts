@@ -12,7 +12,7 @@ import { encodeModel, type OnnxModel, type OnnxValueInfo } from './onnx/model.ts
 import type { CompiledStep, Runner, RunnerSession } from '../runners/types.ts';
 import { ortNodeRunner } from '../runners/ort-node.ts';
 import { graphCost, type GraphCost } from './cost.ts';
-import { collectGarbage, trimMalloc } from './memory/allocator.ts';
+import { collectGarbage, settleFreedMemory, trimMalloc } from './memory/allocator.ts';
 
 export interface CompileOptions {
   /** Values of symbolic dims, e.g. `{ B: 16, T: 64 }`. */
@@ -22,6 +22,11 @@ export interface CompileOptions {
   runner?: Runner;
   /** Above this many bytes of initializers, weights go to an external data file (protobuf's 2 GB limit). */
   externalDataThreshold?: number;
+  /**
+   * Wait for freed JavaScript heap pages to go back to the system before building the session (memory/allocator.ts
+   * `settleFreedMemory`, ~200 ms): for a session that replaces released ones, so its peak is not raised by their garbage.
+   */
+  settle?: boolean;
 }
 
 /** A compiled graph ready to run: feed the non-resident inputs by name, get every output by name. */
@@ -43,7 +48,8 @@ function withExternalData(model: OnnxModel): { path: string } {
   let offset = 0;
   const initializers = model.initializers.map((init) => {
     if (!init.raw || init.raw.length < 1024) return init;
-    writeSync(fd, init.raw);
+    // writeSync writes at most ~2 GiB per call (Linux): loop, or a large embedding is silently cut short.
+    for (let done = 0; done < init.raw.length; ) done += writeSync(fd, init.raw, done);
     const ext = { ...init, raw: undefined, external: { location: 'weights.bin', offset, length: init.raw.length } };
     offset += init.raw.length;
     return ext;
@@ -79,7 +85,8 @@ export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<
   // and onnxruntime's session build allocates a transient of its own (graph optimisation) on top: collected first,
   // the two do not stack, and trimmed after, the build's freed native memory is not left in glibc's heaps under the
   // next session (bench:memory's smollm2-135m qlora plain 1x16, whose peak is the first compile: 442 -> 420-433 MiB).
-  collectGarbage();
+  if (opts.settle) await settleFreedMemory();
+  else collectGarbage();
   const session: RunnerSession = await (opts.runner ?? ortNodeRunner()).load(step);
   await trimMalloc();
   return {

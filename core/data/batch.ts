@@ -33,11 +33,14 @@ function batchLength(longest: number, o: Pick<ResolvedBatchOptions, 'padTo' | 'm
   return Math.ceil(Math.max(base, 1) / o.multipleOf) * o.multipleOf;
 }
 
-/** Pads the examples at `indices` into a {@link Batch}. */
+/**
+ * Pads the examples at `indices` into a {@link Batch}. `rows` (at least `indices.length`) appends rows of padding
+ * without loss, so that a short batch takes the shape of the full ones (and the same compiled session).
+ */
 export function collate(
   examples: readonly Example[],
   indices: readonly number[],
-  o: Pick<ResolvedBatchOptions, 'padId' | 'padTo' | 'multipleOf'>,
+  o: Pick<ResolvedBatchOptions, 'padId' | 'padTo' | 'multipleOf'> & { rows?: number },
 ): Batch {
   const rows = indices.map((i) => {
     const ex = examples[i];
@@ -45,7 +48,7 @@ export function collate(
     if (ex.labels.length !== ex.inputIds.length) throw new Error(`example ${i}: inputIds and labels differ in length`);
     return ex;
   });
-  const B = rows.length;
+  const B = Math.max(rows.length, o.rows ?? 0);
   const T = batchLength(Math.max(0, ...rows.map((r) => r.inputIds.length)), o);
   const ids = new BigInt64Array(B * T).fill(BigInt(o.padId));
   const labels = new BigInt64Array(B * T).fill(BigInt(IGNORE_INDEX));

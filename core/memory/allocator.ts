@@ -71,6 +71,22 @@ export function collectGarbage(): void {
   (globalThis as { Bun?: { gc(full: boolean): void } }).Bun?.gc(true);
 }
 
+/** How long JavaScriptCore's scavenger takes to hand freed heap pages back: it runs about every 100 ms. */
+export const SCAVENGER_SETTLE_MS = 200;
+
+/**
+ * A full collection, then a wait of two scavenger periods: a collection frees JavaScript heap pages, but the runtime
+ * returns them to the system only when its background scavenger next runs (RSS, sampled every 10 ms after a
+ * collection, fell in steps at about 10, 100 and 180 ms). A session compiled after released ones calls this before
+ * the build: otherwise the new graph's garbage may still be resident under the session's first run, and LISA's peak
+ * jumped by up to 35 MB at some switches (bench:peft-memory's 1,000 steps: growth 1.09-1.20 without the wait,
+ * 1.038-1.041 with it). Elsewhere only the collection.
+ */
+export async function settleFreedMemory(ms = SCAVENGER_SETTLE_MS): Promise<void> {
+  collectGarbage();
+  if ((globalThis as { Bun?: unknown }).Bun !== undefined) await new Promise((r) => setTimeout(r, ms));
+}
+
 /**
  * After releasing sessions and state: collects the JavaScript heap (so the arrays, graphs and onnxruntime wrappers that
  * held them are gone) and then trims glibc's heaps, so the freed native memory goes back to the system instead of

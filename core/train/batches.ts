@@ -26,11 +26,18 @@ function countLoss(labels: HostTensor): number {
   return n;
 }
 
-/** Splits a batch's rows into micro-batches of at most `size` rows, each padded to its own length. */
-export function microBatches(examples: readonly Example[], batch: Batch, size: number, padId: number, multipleOf: number): MicroBatch[] {
+/**
+ * Splits a batch's rows into micro-batches of at most `size` rows, each padded to its own length. With `fullBatch`
+ * (the run's batch size), a short batch (an epoch's last) gets rows of padding without loss up to the shape a full
+ * batch's micro-batch has there: the step then reuses the compiled session instead of compiling and keeping a
+ * second one beside it (which raised LISA's peak by a session at every epoch end; the loss and gradients are the
+ * same, since padding rows carry no loss).
+ */
+export function microBatches(examples: readonly Example[], batch: Batch, size: number, padId: number, multipleOf: number, fullBatch?: number): MicroBatch[] {
   const out: MicroBatch[] = [];
   for (let i = 0; i < batch.indices.length; i += size) {
-    const b = collate(examples, batch.indices.slice(i, i + size), { padId, padTo: 'longest', multipleOf });
+    const rows = fullBatch === undefined ? undefined : Math.min(size, fullBatch - i);
+    const b = collate(examples, batch.indices.slice(i, i + size), { padId, padTo: 'longest', multipleOf, rows });
     const labels = shiftLabels(b.labels);
     const [B, T] = b.inputIds.shape as [number, number];
     out.push({ feeds: { input_ids: b.inputIds, labels }, dims: { B, T }, lossTokens: countLoss(labels), tokens: b.tokenCount });

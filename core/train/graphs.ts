@@ -47,6 +47,8 @@ export function buildLossGraphWithBoundaries(driver: PluginDriver, ctx: PluginCo
  */
 export class CompileCache {
   private readonly cache = new Map<string, Promise<Executable>>();
+  /** Set by `clear()`: the next session replaces released ones, so its build waits for their memory (compile's `settle`). */
+  private replacing = false;
   constructor(private readonly limit = 96) {}
 
   get(key: string, graph: () => Graph, dims: Record<string, number>): Promise<Executable> {
@@ -57,7 +59,9 @@ export class CompileCache {
     } else {
       // Compiling leaves tens of MB of JavaScript garbage (the ONNX model bytes, lowering tables); collected now,
       // it is not still there when the new session's first run reaches the step's peak.
-      hit = compile(graph(), { dims }).then((exe) => {
+      const settle = this.replacing;
+      this.replacing = false;
+      hit = compile(graph(), { dims, settle }).then((exe) => {
         collectGarbage();
         return exe;
       });
@@ -75,6 +79,7 @@ export class CompileCache {
   async clear(): Promise<void> {
     const all = [...this.cache.values()];
     this.cache.clear();
+    this.replacing = all.length > 0;
     for (const e of all) await (await e).release();
   }
 }

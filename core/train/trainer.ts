@@ -97,6 +97,11 @@ class TrainingRun {
   private readonly cache = new CompileCache();
   private readonly schedule: Parameters<typeof lrAt>[2];
   private readonly hasEvalData: boolean;
+  /**
+   * Rows a short batch is padded to (batches.ts microBatches), so it reuses the full batches' session. Not for
+   * models with a load-balancing term: it averages the router over every row, padding rows included.
+   */
+  private readonly padRowsTo: number | undefined;
 
   private constructor(
     private readonly opts: TrainOptions,
@@ -116,6 +121,8 @@ class TrainingRun {
     const t = cfg.train;
     this.schedule = { kind: t.schedule, lr: t.lr, warmupSteps: t.warmupSteps, warmupRatio: t.warmupRatio, ...(t.schedule === 'cosine' ? { minLrRatio: t.minLrRatio } : {}) } as Parameters<typeof lrAt>[2];
     this.hasEvalData = evaluationMetrics(data).length > 0;
+    const moe = m.ctx.model.config.family.moe;
+    this.padRowsTo = moe?.auxLossCoef != null ? undefined : t.batchSize;
   }
 
   /** Log lines; on a terminal they go above the progress bar (redrawn in place) instead of through it. */
@@ -238,7 +245,7 @@ class TrainingRun {
     });
     await m.driver.sequential('step:before', stepCtx({}));
     const batch = this.stream.next();
-    const micro = microBatches(this.data.train, batch, t.microBatchSize ?? t.batchSize, padId, t.padMultiple);
+    const micro = microBatches(this.data.train, batch, t.microBatchSize ?? t.batchSize, padId, t.padMultiple, this.padRowsTo);
     const lr = lrAt(step, this.totalSteps, this.schedule);
     const r = await optimizerStep({
       m, micro, estimator: this.estimator, trainable: this.trainable, cache: this.cache, optimizer: this.optimizer,
