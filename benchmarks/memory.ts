@@ -9,7 +9,8 @@
  * Models: stories260k (../shared/models/stories260k; skipped with a note when absent) and a SmolLM2-135M-shaped model
  * with random weights (written once to a temp folder, with the stories260k tokenizer).
  * Methods (memory-run.ts, MEMORY_METHODS): full (fullFinetune), lora (r 8, alpha 16, q_proj + v_proj), qlora (that
- * LoRA on an NF4 base), lisa (2 layers active, a switch after every step), zo (full-parameter ZO-SGD, MeZO) and
+ * LoRA on an NF4 base), int8+lora (that LoRA on an int8 base, one scale per row), lisa (2 layers active, a switch
+ * after every step), zo (full-parameter ZO-SGD, MeZO) and
  * forward-grad (Forward-Grad on the LoRA adapters, AdamW); then the PEFT techniques (NEWER_METHODS): adalora (PEFT's
  * defaults on q_proj + v_proj, masking from the first step), adapters-series and adapters-parallel (bottleneck
  * adapters, LLM-Adapters' defaults), prefix (prefix tuning, 20 virtual tokens), prompt (prompt tuning, 20), p-tuning-mlp
@@ -22,10 +23,13 @@
  *   the later plugins: SmolLM2-135M 4x256 {qlora, lisa} x {off, on} and {zo, forward-grad} off;
  *                      stories260k 16x128 {qlora, lisa, zo, forward-grad}, off
  *   SmolLM2-135M qlora 1x16, off (a batch so small that loading the model could set the peak)
+ *   SmolLM2-135M int8+lora 4x256, off (8-bit frozen weights; `--only int8`)
  *   Qwen3-30B-A3B cut to 1 layer (real per-layer shapes and vocabulary, random weights) lora 1x256, off and on: a
  *                      mixture of experts, whose 128 dense-computed experts make most of the step's activations
  *   the PEFT techniques: stories260k 16x128 and SmolLM2-135M 4x256, each {adalora, adapters-series,
  *                      adapters-parallel, prefix, prompt, p-tuning-mlp, p-tuning-lstm} x {off, on}
+ *   half-precision frozen weights (precision.weights): SmolLM2-135M lora 4x256, off, with a float16 and a bfloat16
+ *                      base ("smollm2-135m lora 4x256 float16" / "bfloat16"; --only float16 picks one)
  *
  *   bun run bench:memory                 # everything (about 23 minutes on 2 cores: the later plugins' 10 rows about 4,
  *                                        # the PEFT techniques' 28 about 13; the 4x512 run needs ~8 GB)
@@ -120,8 +124,13 @@ try {
     // A tiny batch, where loading the model rather than the step could set the peak (the float32 base is never
     // resident under QLoRA: each weight is read, quantised and dropped).
     push(smol, 'smollm2-135m', 'qlora', false, 1, 16);
+    push(smol, 'smollm2-135m', 'int8+lora', false, 4, 256);
     newer(STORIES, 'stories260k', [16, 128]);
     newer(smol, 'smollm2-135m', [4, 256]);
+    // The LoRA row with its frozen base in half precision (core/train/precision.ts).
+    for (const precision of ['float16', 'bfloat16'] as const) {
+      cases.push({ name: `smollm2-135m lora 4x256 ${precision}`, model: smol, method: 'lora', checkpointing: false, B: 4, T: 256, steps: stepsFor(smol), precision });
+    }
   }
   // Qwen3-30B-A3B's real config cut to its first layer (128 experts of 768, top 8; vocabulary 151,936): 1.25B
   // parameters, 4.6 GiB of float32. Its weights (~1 minute to draw and write) only when one of its rows runs.

@@ -27,6 +27,7 @@ const BUILTIN_DESCRIPTIONS: Record<string, string> = {
   lora: 'LoRA: low-rank adapters B·A beside linear layers (PEFT LORA export)',
   lisa: 'LISA: a few decoder layers trained at a time, switched on a schedule',
   nf4: 'QLoRA-NF4: the frozen base in 4 bits, dequantised in the graph',
+  int8: '8-bit frozen weights (int8 codes, absmax scale per row or block), dequantised in the graph; LoRA on top',
   zo: 'zeroth-order optimizers (ZO-SGD, -Sign, -MMT, -Cons, ZO-Adam): no backward pass',
   'forward-grad': 'Forward-Grad: gradient estimates from one forward-mode JVP',
   adalora: 'AdaLoRA: SVD-form LoRA with a rank budget allocated during training',

@@ -29,18 +29,35 @@ export interface OrtNodeOptions {
 
 type OrtType = ort.Tensor.Type;
 const TO_ORT: Partial<Record<DType, OrtType>> = {
-  float32: 'float32', float64: 'float64', float16: 'float16', int64: 'int64', int32: 'int32', int8: 'int8', uint8: 'uint8', bool: 'bool',
+  float32: 'float32', float64: 'float64', float16: 'float16', int64: 'int64', int32: 'int32', int8: 'int8', uint8: 'uint8', uint16: 'uint16', bool: 'bool',
 };
 
 function toOrt(name: string, t: HostTensor): ort.Tensor {
   const type = TO_ORT[t.dtype];
   if (!type) throw new Error(`input '${name}': dtype ${t.dtype} cannot be fed to onnxruntime-node`);
-  return new ort.Tensor(type, t.data as ort.Tensor.DataType, t.shape);
+  const tensor = new ort.Tensor(type, t.data as ort.Tensor.DataType, t.shape);
+  if (type === 'float16') keepFloat16Bits(tensor, t.data as Uint16Array);
+  return tensor;
+}
+
+/**
+ * Where the runtime has Float16Array (Bun), onnxruntime-common wraps float16 bits in one, which onnxruntime-node's
+ * native binding reads as 0 bytes ("not enough space: expected N, got 0"); it reads the bits from a Uint16Array. The
+ * tensor keeps its data in `cpuData` (onnxruntime-common 1.30); put the Uint16Array back there.
+ */
+function keepFloat16Bits(tensor: ort.Tensor, bits: Uint16Array): void {
+  const holder = tensor as unknown as { cpuData?: unknown };
+  if (holder.cpuData === undefined || holder.cpuData instanceof Uint16Array) return;
+  holder.cpuData = bits;
+  if (tensor.data !== bits) throw new Error('onnxruntime-node: cannot feed float16 bits on this runtime (onnxruntime-common no longer keeps tensor data in cpuData)');
 }
 
 function fromOrt(t: ort.Tensor): HostTensor {
   const dtype = t.type === 'float16' ? 'float16' : (t.type as DType);
-  return { dtype, shape: [...t.dims], data: t.data as HostTensor['data'] };
+  const d = t.data as ArrayBufferView & { length: number };
+  // float16 outputs come as Float16Array where the runtime has one; host tensors hold float16 as Uint16 bits.
+  const data = dtype === 'float16' && !(d instanceof Uint16Array) ? new Uint16Array(d.buffer, d.byteOffset, d.length) : d;
+  return { dtype, shape: [...t.dims], data: data as HostTensor['data'] };
 }
 
 /** The default runner: onnxruntime-node on the CPU (its WebGPU provider can be asked for where a GPU exists). */

@@ -1,9 +1,15 @@
 /** Every primitive's JVP and VJP against central finite differences (float64), including broadcasting. */
 import { describe, expect, test } from 'bun:test';
+import { f32ToBf16, f32ToF16 } from '../core/io/half.ts';
 import * as op from '../core/ops/api.ts';
 import { gradTable, type GradCase } from './gradcheck.ts';
 
 const P = { kind: 'positive' as const };
+
+/** A [5, 4] weight held in half precision (a constant: the storage is frozen, only x is differentiated). */
+const HALF_W = Float32Array.from({ length: 20 }, (_, i) => Math.sin(1.7 * i + 0.3));
+const halfWeight = (like: Parameters<typeof op.constant>[0], format: op.HalfFormat) =>
+  op.widen(format === 'float16' ? op.constant(like, f32ToF16(HALF_W), [5, 4], 'float16') : op.constant(like, f32ToBf16(HALF_W), [5, 4], 'uint16'), format);
 
 const PRIMITIVE_CASES: GradCase[] = [
   { name: 'add', inputs: [{ shape: [2, 3] }, { shape: [2, 3] }], fn: op.add },
@@ -53,6 +59,10 @@ const PRIMITIVE_CASES: GradCase[] = [
   { name: 'scatter_add_rows', inputs: [{ shape: [5, 3] }, { shape: [4], kind: 'int', values: [1, 3, 1, 0] }, { shape: [4, 3] }], fn: (b, i, u) => op.scatterAddRows(b!, i!, u!) },
   { name: 'take_along_axis', inputs: [{ shape: [3, 6] }, { shape: [3, 2], kind: 'int', range: 6 }], fn: (x, i) => op.takeAlongAxis(x!, i!, 1) },
   { name: 'scatter_add_along_axis', inputs: [{ shape: [3, 6] }, { shape: [3, 2], kind: 'int', range: 6 }, { shape: [3, 2] }], fn: (b, i, u) => op.scatterAddAlongAxis(b!, i!, u!, 1) },
+  // op.matmul of a widened weight records widened_matmul (core/ops/widen.ts); float32, the dtype it widens to.
+  { name: 'widened_matmul float16 weight, transposed (a linear layer)', inputs: [{ shape: [2, 3, 4] }], dtype: 'float32', fn: (x) => op.matmul(x!, halfWeight(x!, 'float16'), { tb: true }) },
+  { name: 'widened_matmul bfloat16 bits, not transposed', inputs: [{ shape: [3, 5] }], dtype: 'float32', fn: (x) => op.matmul(x!, halfWeight(x!, 'bfloat16')) },
+  { name: 'gather of widened rows', inputs: [{ shape: [2, 5] }], dtype: 'float32', fn: (x) => op.mul(op.gather(halfWeight(x!, 'bfloat16'), op.constant(x!, BigInt64Array.of(4n, 0n), [2], 'int64')), op.slice(x!, 1, 0, 4)) },
   { name: 'cast f64 -> f32 -> f64', inputs: [{ shape: [4] }], fn: (x) => op.cast(op.mul(op.cast(x, 'float32'), 3), 'float64'), h: 1e-2, tol: 1e-5 },
 ];
 

@@ -11,18 +11,21 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { peakRssBytes, planMemory, rssBytes } from '../../core/memory/index.ts';
+import { peakRssBytes, planMemory, rssBytes, type MemoryPlan } from '../../core/memory/index.ts';
 import { parseTrainConfig } from '../../core/train/config.ts';
 import { train } from '../../core/train/trainer.ts';
 import type { Plugin } from '../../core/index.ts';
-import { adalora, adapters as bottleneckAdapters, forwardGrad, fullFinetune, lisa, lora, nf4, prefix, prompt, pTuning, zo } from '../../plugins/index.ts';
+import { adalora, adapters as bottleneckAdapters, forwardGrad, fullFinetune, int8, lisa, lora, nf4, prefix, prompt, pTuning, zo } from '../../plugins/index.ts';
 import { reportToParent } from './child.ts';
 
 /**
  * The techniques of the matrix:
  * - `full`: fullFinetune();
  * - `lora`: LoRA r 8, alpha 16 on q_proj and v_proj;
+ * - `lora-all-linear`: the same LoRA on every linear layer but the head (the only choice for fused projections such
+ *   as Phi-3's qkv_proj; on a mixture of experts it adapts the router and every expert too);
  * - `qlora`: the same LoRA on an NF4 base (every linear weight but the head in 4 bits, double quantisation);
+ * - `int8+lora`: the same LoRA on an int8 base (every linear weight but the head in 8 bits, one scale per row);
  * - `lisa`: LISA, 2 decoder layers active at a time (with the embeddings, head and final norm), switching after
  *   every step, so a run of n steps has n - 1 switches (the peak grows after switches: fresh optimizer state and
  *   freshly compiled sessions on top of the freed ones);
@@ -43,7 +46,7 @@ import { reportToParent } from './child.ts';
  * apply to them.
  */
 export const MEMORY_METHODS = [
-  'full', 'lora', 'qlora', 'lisa', 'zo', 'forward-grad',
+  'full', 'lora', 'lora-all-linear', 'qlora', 'int8+lora', 'lisa', 'zo', 'forward-grad',
   'adalora', 'adapters-series', 'adapters-parallel', 'prefix', 'prompt', 'p-tuning-mlp', 'p-tuning-lstm',
 ] as const;
 export type MemoryMethod = (typeof MEMORY_METHODS)[number];
@@ -60,7 +63,9 @@ export function methodPlugins(method: MemoryMethod): Plugin[] {
   switch (method) {
     case 'full': return [fullFinetune()];
     case 'lora': return [loraAdapters()];
+    case 'lora-all-linear': return [lora({ r: 8, alpha: 16, targets: 'all-linear' })];
     case 'qlora': return [nf4(), loraAdapters()];
+    case 'int8+lora': return [int8(), loraAdapters()];
     case 'lisa': return [lisa({ activeLayers: 2, interval: 1 })];
     case 'zo': return [fullFinetune(), zo()];
     case 'forward-grad': return [loraAdapters(), forwardGrad()];
@@ -83,6 +88,8 @@ export interface MemoryCase {
   B: number;
   T: number;
   steps: number;
+  /** precision.weights of the run (default float32): the frozen base in half precision. */
+  precision?: 'float16' | 'bfloat16';
 }
 
 export interface MemoryResult {
@@ -92,6 +99,8 @@ export interface MemoryResult {
   /** Peak (VmHWM) before train() was called: imports, planner and data file. */
   beforeTrainBytes: number;
   items: { component: string; bytes: number; note?: string }[];
+  /** The plan the trainer itself made (its plan.json: createPlanner over the run's tokenised data) and followed. */
+  trainerPlan: { totalBytes: number; mmapThreshold: number | false; items: { component: string; bytes: number; note?: string }[] };
   /** Per step: current RSS and peak so far, in MiB (from the run's metrics). */
   steps: { rss_mb: number; peak_rss_mb: number; step_s: number }[];
   seconds: number;
@@ -134,6 +143,7 @@ export async function runCase(c: MemoryCase): Promise<MemoryResult> {
       checkpoint: { every: 0, keep: 1 },
       export: { merged: false, adapters: false },
       memory: { checkpointing: c.checkpointing },
+      ...(c.precision ? { precision: { weights: c.precision } } : {}),
     });
     const plugins = methodPlugins(c.method);
     const plan = await planMemory(config, plugins);
@@ -147,9 +157,11 @@ export async function runCase(c: MemoryCase): Promise<MemoryResult> {
     const steps = readFileSync(join(config.output, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.trim())
       .map((l) => JSON.parse(l) as Record<string, number>).filter((m) => m.loss !== undefined)
       .map((m) => ({ rss_mb: m.rss_mb!, peak_rss_mb: m.peak_rss_mb!, step_s: m.step_s! }));
+    const trainerPlan = JSON.parse(readFileSync(join(config.output, 'plan.json'), 'utf8')) as MemoryPlan;
+    const itemsOf = (p: MemoryPlan) => p.items.map((i) => ({ component: i.component, bytes: i.bytes, note: i.note }));
     return {
-      name: c.name, predictedBytes: plan.totalBytes, measuredBytes, beforeTrainBytes,
-      items: plan.items.map((i) => ({ component: i.component, bytes: i.bytes, note: i.note })), steps, seconds,
+      name: c.name, predictedBytes: plan.totalBytes, measuredBytes, beforeTrainBytes, items: itemsOf(plan),
+      trainerPlan: { totalBytes: trainerPlan.totalBytes, mmapThreshold: trainerPlan.mmapThreshold, items: itemsOf(trainerPlan) }, steps, seconds,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -87,15 +87,23 @@ export function bf16ToF32(bits: Uint16Array): Float32Array {
 /** Encodes float32 values as float16 bits, rounding to nearest even; overflow gives inf, nan stays nan. */
 export function f32ToF16(values: Float32Array | readonly number[]): Uint16Array {
   const x = f32Bits(values);
-  const out = new Uint16Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = f32BitsToF16Bits(x[i]!);
-  return out;
+  return f32ToF16Into(x, new Uint16Array(x.length));
 }
 
 /** Encodes float32 values as bfloat16 bits, rounding to nearest even; nan stays (quiet) nan. */
 export function f32ToBf16(values: Float32Array | readonly number[]): Uint16Array {
   const x = f32Bits(values);
-  const out = new Uint16Array(x.length);
+  return f32ToBf16Into(x, new Uint16Array(x.length));
+}
+
+/** `f32ToF16` of float32 bit patterns written into `out` (from index 0); returns `out`. Allocates nothing. */
+export function f32ToF16Into(x: Uint32Array, out: Uint16Array): Uint16Array {
+  for (let i = 0; i < x.length; i++) out[i] = f32BitsToF16Bits(x[i]!);
+  return out;
+}
+
+/** `f32ToBf16` of float32 bit patterns written into `out` (from index 0); returns `out`. Allocates nothing. */
+export function f32ToBf16Into(x: Uint32Array, out: Uint16Array): Uint16Array {
   for (let i = 0; i < x.length; i++) {
     const v = x[i]!;
     if ((v & 0x7fffffff) > 0x7f800000) out[i] = (v >>> 16) | 0x40;
@@ -128,6 +136,7 @@ const INT_RANGE: Partial<Record<DType, readonly [number, number]>> = {
   int32: [-0x80000000, 0x7fffffff],
   int8: [-128, 127],
   uint8: [0, 255],
+  uint16: [0, 65535],
 };
 
 /**

@@ -7,7 +7,7 @@ import type { DType } from '../ir/dtype.ts';
 import { byteSize, typedArrayFor } from '../ir/dtype.ts';
 import type { HostTensor } from '../ir/host.ts';
 import { sizeOf } from '../ir/host.ts';
-import { castHostTensor } from './half.ts';
+import { castHostTensor, f32ToBf16Into, f32ToF16Into } from './half.ts';
 
 /** safetensors dtype name -> our DType, for the dtypes this project supports. */
 export const ST_TO_DTYPE: Readonly<Record<string, DType>> = {
@@ -19,6 +19,7 @@ export const ST_TO_DTYPE: Readonly<Record<string, DType>> = {
   I32: 'int32',
   I8: 'int8',
   U8: 'uint8',
+  U16: 'uint16',
   BOOL: 'bool',
 };
 
@@ -32,6 +33,7 @@ export const DTYPE_TO_ST: Readonly<Record<DType, string>> = {
   int32: 'I32',
   int8: 'I8',
   uint8: 'U8',
+  uint16: 'U16',
   bool: 'BOOL',
 };
 
@@ -40,6 +42,9 @@ export const MAX_HEADER_BYTES = 100_000_000;
 
 /** Largest single read/write call; bigger tensors are moved in chunks of this size. */
 export const IO_CHUNK_BYTES = 1 << 30;
+
+/** float32 bytes read at a time when a float32 tensor is read as float16 / bfloat16 (so no whole float32 copy exists). */
+export const HALF_CONVERSION_CHUNK_BYTES = 4 << 20;
 
 /** safetensors is little-endian; typed arrays use the host's byte order. */
 export function assertLittleEndian(): void {
@@ -93,6 +98,8 @@ const SUPPORTED = Object.keys(ST_TO_DTYPE).join(', ');
 class StFile implements SafetensorsFile {
   readonly names: readonly string[];
   private closed = false;
+  /** Scratch of a float32 read into half precision (readAsHalf). */
+  private chunk: Uint32Array | undefined;
 
   constructor(
     readonly path: string,
@@ -115,22 +122,42 @@ class StFile implements SafetensorsFile {
   async read(name: string, opts?: ReadOptions): Promise<HostTensor> {
     const { info, begin } = this.entry(name);
     if (this.closed) throw new Error(`${this.path}: cannot read tensor "${name}": file is closed`);
+    if (info.dtype === 'float32' && (opts?.as === 'float16' || opts?.as === 'bfloat16')) return this.readAsHalf(name, info, begin, opts.as);
     const data = typedArrayFor(info.dtype, sizeOf(info.shape));
-    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    await this.readInto(name, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), begin);
+    const t: HostTensor = { dtype: info.dtype, shape: [...info.shape], data };
+    return opts?.as === undefined ? t : castHostTensor(t, opts.as, `${this.path}: tensor "${name}"`);
+  }
+
+  /** A float32 tensor rounded to half precision a few MiB at a time: its float32 copy never exists whole. */
+  private async readAsHalf(name: string, info: TensorInfo, begin: number, as: 'float16' | 'bfloat16'): Promise<HostTensor> {
+    const n = sizeOf(info.shape);
+    const out = new Uint16Array(n);
+    // One buffer per open file, reused by every read: the conversion leaves no garbage behind.
+    this.chunk ??= new Uint32Array(HALF_CONVERSION_CHUNK_BYTES / 4);
+    const round = as === 'float16' ? f32ToF16Into : f32ToBf16Into;
+    for (let i = 0; i < n; i += this.chunk.length) {
+      const part = this.chunk.subarray(0, Math.min(this.chunk.length, n - i)); // float32 bit patterns
+      await this.readInto(name, new Uint8Array(part.buffer, 0, part.byteLength), begin + 4 * i, 4 * i, 4 * n);
+      round(part, out.subarray(i, i + part.length));
+    }
+    return { dtype: as, shape: [...info.shape], data: out };
+  }
+
+  /** Fills `bytes` from the data buffer at `begin`; `offset` and `total` place the bytes in the tensor, for errors. */
+  private async readInto(name: string, bytes: Uint8Array, begin: number, offset = 0, total = bytes.length): Promise<void> {
     let done = 0;
     while (done < bytes.length) {
       const want = Math.min(bytes.length - done, IO_CHUNK_BYTES);
       const { bytesRead } = await this.fh.read(bytes, done, want, this.dataStart + begin + done);
       if (bytesRead === 0) {
         throw new Error(
-          `${this.path}: unexpected end of file reading tensor "${name}": expected ${bytes.length} bytes, ` +
-            `found ${done} (was the file truncated after it was opened?)`,
+          `${this.path}: unexpected end of file reading tensor "${name}": expected ${total} bytes, ` +
+            `found ${offset + done} (was the file truncated after it was opened?)`,
         );
       }
       done += bytesRead;
     }
-    const t: HostTensor = { dtype: info.dtype, shape: [...info.shape], data };
-    return opts?.as === undefined ? t : castHostTensor(t, opts.as, `${this.path}: tensor "${name}"`);
   }
 
   async close(): Promise<void> {

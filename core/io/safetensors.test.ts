@@ -355,7 +355,7 @@ test('error: data_offsets not matching dtype x shape', async () => {
 test('error: unsupported dtype names the tensor and the dtype', async () => {
   const p = writeRaw(raw({ q: { dtype: 'F8_E4M3', shape: [1], data_offsets: [0, 1] } }, 1));
   expect(await openError(p)).toBe(
-    `${p}: tensor "q" has unsupported dtype "F8_E4M3" (supported: F64, F32, F16, BF16, I64, I32, I8, U8, BOOL)`,
+    `${p}: tensor "q" has unsupported dtype "F8_E4M3" (supported: F64, F32, F16, BF16, I64, I32, I8, U8, U16, BOOL)`,
   );
 });
 

@@ -7,6 +7,8 @@ export const DTYPES = {
   int64: { bytes: 8, onnx: 7, float: false },
   int32: { bytes: 4, onnx: 6, float: false },
   int8: { bytes: 1, onnx: 3, float: false },
+  /** Raw 16-bit patterns where a runtime cannot take bfloat16 tensors (onnxruntime-node): see core/ops/widen.ts. */
+  uint16: { bytes: 2, onnx: 4, float: false },
   uint8: { bytes: 1, onnx: 2, float: false },
   bool: { bytes: 1, onnx: 9, float: false },
 } as const;
@@ -49,7 +51,7 @@ export function typedArrayFor(dtype: DType, length: number): TypedArray {
   switch (dtype) {
     case 'float32': return new Float32Array(length);
     case 'float64': return new Float64Array(length);
-    case 'float16': case 'bfloat16': return new Uint16Array(length);
+    case 'float16': case 'bfloat16': case 'uint16': return new Uint16Array(length);
     case 'int64': return new BigInt64Array(length);
     case 'int32': return new Int32Array(length);
     case 'int8': return new Int8Array(length);

@@ -16,8 +16,11 @@ export interface LowerCtx {
   int64s(values: readonly number[]): string;
   /** Name of a scalar initializer of the given dtype. */
   scalar(value: number, dtype: TensorType['dtype']): string;
-  /** Name of an initializer holding the given data. */
-  tensor(dtype: TensorType['dtype'], dims: readonly number[], data: TypedArray): string;
+  /**
+   * Name of an initializer holding the given data. With a `key`, every call with that key in one model shares one
+   * initializer (a lookup table used by many equations is stored once).
+   */
+  tensor(dtype: TensorType['dtype'], dims: readonly number[], data: TypedArray, key?: string): string;
 }
 
 export interface JvpArgs<P> {

@@ -2,7 +2,7 @@ import type { Graph, Var } from './graph.ts';
 import { formatShape } from './shape.ts';
 
 const SHORT: Record<string, string> = {
-  float32: 'f32', float64: 'f64', float16: 'f16', bfloat16: 'bf16', int64: 'i64', int32: 'i32', int8: 'i8', uint8: 'u8', bool: 'bool',
+  float32: 'f32', float64: 'f64', float16: 'f16', bfloat16: 'bf16', int64: 'i64', int32: 'i32', int8: 'i8', uint8: 'u8', uint16: 'u16', bool: 'bool',
 };
 
 function typed(v: Var): string {

@@ -120,6 +120,8 @@ export function simulateLiveness(graph: Graph): LivenessReport {
     const a = node.attrs ?? {};
     if (SAME_SHAPE.has(node.op) && first) return first;
     if (node.op === 'Cast' && first) return { dtype: BY_CODE.get(a.to as number) ?? first.dtype, shape: first.shape };
+    // The data's dtype, the indices' shape (the bfloat16 widening's table lookup, NF4's code values).
+    if (node.op === 'GatherElements' && first && ins[1]) return { dtype: first.dtype, shape: ins[1].shape };
     if (BROADCAST.has(node.op) && first) {
       const dtype = COMPARISONS.has(node.op) ? 'bool' : node.op === 'Where' ? ins[1]?.dtype ?? first.dtype : first.dtype;
       return { dtype, shape: broadcast(ins.map((t) => t?.shape)) };

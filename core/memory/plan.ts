@@ -21,6 +21,7 @@ import type { TrainConfig } from '../train/config.ts';
 import { mergedExportProblems } from '../train/finish.ts';
 import { buildLossGraphWithBoundaries, DATA_INPUTS } from '../train/graphs.ts';
 import { buildLossGraph } from '../train/graphs.ts';
+import { settleWeightPrecision, withPrecision } from '../train/precision.ts';
 import { RUNTIME_BASE, SESSION_BYTES_PER_EQN, SESSION_REPEAT_FRACTION } from './constants.ts';
 import { mmapThresholdFor } from './allocator.ts';
 import type { DataProfile } from './data-profile.ts';
@@ -165,12 +166,14 @@ export async function createPlanner(cfg: TrainConfig, plugins: readonly Plugin[]
   const dir = await resolveModel(cfg.model, { files: ['config.json'] });
   const config = await loadConfig(dir);
   const specs = paramSpecs(config);
-  const driver = new PluginDriver(plugins);
+  // precision.weights: the same plugin the trainer adds (core/train/precision.ts), so the plan sees its inputs.
+  const driver = new PluginDriver(withPrecision(cfg, plugins));
   const ctx: PluginContext = {
     model: { config, specs }, run: { dir: cfg.output, seed: cfg.seed, totalSteps: cfg.train.steps ?? 1 }, phase: 'train',
     log: () => {}, plugin: <Api>(name: string) => driver.api<Api>(name),
   };
   await driver.validate(ctx, mergedExportProblems(cfg, driver.plugins));
+  settleWeightPrecision(driver, ctx);
   const { graph: forward, boundaries } = buildLossGraphWithBoundaries(driver, ctx, config);
   const dataInputs = DATA_INPUTS as readonly string[];
   // Parameters have fixed shapes; inputs shaped by the batch (dropout masks, per-step feeds) are part of the step.

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { resolveModel } from '../hub/index.ts';
 import type { ResolveModelOptions } from '../hub/index.ts';
+import type { DType } from '../ir/dtype.ts';
 import type { HostTensor } from '../ir/host.ts';
 import { openCheckpoint } from '../io/safetensors.ts';
 import { parseConfig, type ModelConfig } from './config.ts';
@@ -39,8 +40,12 @@ export interface OpenedModel {
   /** Local folder holding the model files. */
   dir: string;
   config: ModelConfig;
-  /** One weight converted to float32, read from disk on each call. */
-  read(name: string): Promise<HostTensor>;
+  /**
+   * One weight, read from disk on each call and converted to `as` (default float32). A weight stored in `as` already
+   * comes as it is (an F16 tensor read as float16 is never widened); a float32 one read as float16 / bfloat16 is
+   * rounded a few MiB at a time (core/io/safetensors-read.ts); others are converted one tensor at a time.
+   */
+  read(name: string, as?: DType): Promise<HostTensor>;
   close(): Promise<void>;
 }
 
@@ -72,7 +77,7 @@ export async function openModel(source: string, hub: ResolveModelOptions = {}): 
     await ckpt.close();
     throw new Error(`${dir}: checkpoint does not match config.json:\n  ${problems.join('\n  ')}`);
   }
-  return { dir, config, read: (name) => ckpt.read(stored.get(name) ?? name, { as: 'float32' }), close: () => ckpt.close() };
+  return { dir, config, read: (name, as = 'float32') => ckpt.read(stored.get(name) ?? name, { as }), close: () => ckpt.close() };
 }
 
 /** Loads a model (see `openModel`) with every weight converted to float32, one tensor at a time. */

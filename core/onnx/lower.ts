@@ -103,7 +103,7 @@ export function lowerGraph(graph: Graph, opts: LowerOptions = {}): LoweredModel 
         else data[0] = value;
         return addInit(dtype, [], data, `s:${dtype}:${value}`);
       },
-      tensor: (dtype, dims, data) => addInit(dtype, dims, data),
+      tensor: (dtype, dims, data, key) => addInit(dtype, dims, data, key === undefined ? undefined : `t:${key}`),
     };
     eqn.prim.lower(ctx, eqn);
   });

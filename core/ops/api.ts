@@ -18,6 +18,7 @@ import { reduceMax, reduceSum } from './reduce.ts';
 import { softmax as softmaxPrim } from './softmax.ts';
 import { silu as siluPrim } from './silu.ts';
 import { rmsNorm as rmsNormPrim } from './rmsnorm.ts';
+import { widen, widenedFrom, widenedMatmul, type HalfFormat } from './widen.ts';
 
 export type Operand = Tensor | number;
 export { addDims, mulDims, subDims };
@@ -96,6 +97,9 @@ export const square = (x: Tensor): Tensor => mul(x, x);
 
 /** op(a) @ op(b), where `ta` / `tb` swap the last two axes of a / b without materialising the transpose. */
 export function matmul(a: Tensor, b: Tensor, flags: MatmulParams = {}): Tensor {
+  // A half-precision weight widened for this product: widen inside it (core/ops/widen.ts), so no float32 copy outlives it.
+  const half = !flags.ta && b.rank === 2 && a.rank >= 2 ? widenedFrom(b) : undefined;
+  if (half) return widenedMatmul(a, half.storage, half.from, flags.tb === true);
   const params: MatmulParams = { ...(flags.ta ? { ta: true } : {}), ...(flags.tb ? { tb: true } : {}) };
   return a.builder.bind(matmulPrim, [a, b], params);
 }
@@ -173,6 +177,9 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
 }
 
 export function gather(table: Tensor, indices: Tensor): Tensor {
+  // Rows of a widened half-precision table: gather the stored rows, then widen only those.
+  const half = widenedFrom(table);
+  if (half) return widen(table.builder.bind(idx.gather, [half.storage, indices], {}), half.from);
   return table.builder.bind(idx.gather, [table, indices], {});
 }
 
@@ -218,3 +225,6 @@ export function onesLike(x: Tensor): Tensor {
 export function iota(like: Tensor, shape: Shape, axis: number, dtype: DType = 'int64'): Tensor {
   return like.builder.bind(misc.iota, [], { dtype, shape, axis: normAxis(axis, shape.length, 'iota') });
 }
+
+/** Half-precision storage as float32, inside the graph (core/ops/widen.ts). */
+export { widen, widenedMatmul, type HalfFormat };

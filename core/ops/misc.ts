@@ -84,7 +84,7 @@ export const cast = definePrimitive<{ dtype: DType }>({
 });
 
 function castCode(dtype: DType): number {
-  return ({ float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11, bfloat16: 16 } as const)[dtype];
+  return ({ float32: 1, uint8: 2, int8: 3, uint16: 4, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11, bfloat16: 16 } as const)[dtype];
 }
 
 /** Identity in the forward pass; no derivative flows through it. */

@@ -134,6 +134,16 @@ export const trainConfigSchema = z
       .strict()
       .prefault({})
       .describe('memory: checkpointing, a budget the planner fits the run to, the allocator setting'),
+    precision: z
+      .object({
+        weights: z
+          .enum(['float32', 'float16', 'bfloat16'])
+          .default('float32')
+          .describe("storage of the frozen base weights: 'float16' or 'bfloat16' keeps each in 2 bytes per parameter (F16/BF16 checkpoints are read as they are, float32 ones rounded as they are read, a few MiB at a time) and widens it to float32 inside the graph right before use; trainable tensors, gradients and optimizer state stay float32, and base weights a plugin trains (full fine-tuning) stay float32; LISA is refused"),
+      })
+      .strict()
+      .prefault({})
+      .describe('numeric precision: how the frozen base weights are stored'),
     plugins: z.array(z.union([pluginObject, pluginReference])).default([]).describe('techniques, in order: e.g. [lora({ r: 8 })]'),
   })
   .strict();

@@ -15,6 +15,7 @@ import { choiceTrainingExamples, loadChoiceItems, type ChoiceItem } from './choi
 import type { TrainConfig } from './config.ts';
 import { mergedExportProblems } from './finish.ts';
 import { buildLossGraphWithBoundaries, DATA_INPUTS } from './graphs.ts';
+import { PRECISION, settleWeightPrecision, trainedHalfWeights, withPrecision, type HalfWeightsApi } from './precision.ts';
 
 export interface RunData {
   train: Example[];
@@ -88,10 +89,11 @@ export interface RunModel {
 /**
  * Opens the model, validates the plugins, traces the training graph, reads the base weights the graph takes and
  * initialises plugin parameters. Base weights a plugin replaced with other graph inputs (quantised storage) are
- * read only by that plugin's `params:init`, one at a time, and never kept in float32.
+ * read only by that plugin's `params:init`, one at a time, and never kept in float32. With `precision.weights` in
+ * half precision, frozen base weights are read in that format (core/train/precision.ts).
  */
 export async function setupModel(cfg: TrainConfig, plugins: readonly Plugin[], totalSteps: () => number, log: (m: string) => void): Promise<RunModel> {
-  const driver = new PluginDriver(plugins);
+  const driver = new PluginDriver(withPrecision(cfg, plugins));
   const model = await openModel(cfg.model);
   try {
     const { dir, config } = model;
@@ -106,11 +108,17 @@ export async function setupModel(cfg: TrainConfig, plugins: readonly Plugin[], t
       plugin: <Api>(name: string) => driver.api<Api>(name),
     };
     await driver.validate(ctx, mergedExportProblems(cfg, driver.plugins));
+    settleWeightPrecision(driver, ctx);
     const { graph: forward, boundaries } = buildLossGraphWithBoundaries(driver, ctx, config);
     const baseNames = new Set(specs.map((s) => s.name));
     const inputs = new Set(forward.inputs.map((i) => i.name));
     const params = new Map<string, HostTensor>();
-    for (const s of specs) if (inputs.has(s.name)) params.set(s.name, await model.read(s.name));
+    const half = driver.api<HalfWeightsApi>(PRECISION);
+    for (const s of specs) {
+      if (!inputs.has(s.name)) continue;
+      // Half-precision storage is read in its format (a float32 checkpoint rounded as it is read), never as float32.
+      params.set(s.name, half?.isStored(s.name) ? half.toInput(await model.read(s.name, half.format)) : await model.read(s.name));
+    }
     const replaced = specs.filter((s) => !inputs.has(s.name));
     if (replaced.length) {
       const bytes = replaced.reduce((sum, s) => sum + 4 * sizeOf(s.shape), 0);
@@ -118,7 +126,10 @@ export async function setupModel(cfg: TrainConfig, plugins: readonly Plugin[], t
     }
     const base: BaseWeights = {
       has: (name) => baseNames.has(name),
-      read: async (name) => params.get(name) ?? (await model.read(name)),
+      read: async (name) => {
+        const p = params.get(name);
+        return p === undefined ? model.read(name) : half?.isStored(name) ? half.widenHost(p) : p;
+      },
     };
     const pending = forward.inputs
       .filter((i) => !baseNames.has(i.name) && !(DATA_INPUTS as readonly string[]).includes(i.name))
@@ -142,6 +153,14 @@ export function trainableSet(m: RunModel): string[] {
   const inputs = m.forward.inputs.map((i) => i.name);
   const unknown = [...chosen].filter((n) => !inputs.includes(n));
   if (unknown.length) throw new Error(`plugins asked to train parameters the model does not have: ${unknown.slice(0, 5).join(', ')}`);
+  const half = trainedHalfWeights(m.driver, chosen);
+  if (half.length) {
+    throw new Error(
+      `plugins asked to train ${half.slice(0, 3).join(', ')}${half.length > 3 ? ` and ${half.length - 3} more` : ''}, stored in half precision ` +
+        `(precision.weights): base weights trained from the start are kept float32, but a trainable set that changes during ` +
+        `the run cannot reach frozen half-precision weights; use precision.weights 'float32'`,
+    );
+  }
   if (chosen.size === 0) throw new Error('nothing to train: add a technique to plugins, e.g. fullFinetune() or lora({ r: 8 })');
   return inputs.filter((n) => chosen.has(n));
 }

@@ -14,10 +14,10 @@ export type JsonPluginEntry = string | { name: string; options: Record<string, u
 export const DEFAULT_TECHNIQUE = { name: 'lora', options: { r: 8, alpha: 16, targets: 'all-linear' } } as const satisfies JsonPluginEntry;
 
 /**
- * Built-ins that change how another technique trains but train nothing themselves: NF4 quantises the frozen base,
- * ZO and forward-gradient replace backprop. A request with only these gets the default technique added.
+ * Built-ins that change how another technique trains but train nothing themselves: NF4 and int8 quantise the frozen
+ * base, ZO and forward-gradient replace backprop. A request with only these gets the default technique added.
  */
-export const MODIFIERS: ReadonlySet<string> = new Set(['nf4', 'zo', 'forward-grad']);
+export const MODIFIERS: ReadonlySet<string> = new Set(['nf4', 'int8', 'zo', 'forward-grad']);
 /** Modifiers that supply the gradient estimator: they follow the technique in the list (`[lora(), zo()]`). */
 const ESTIMATORS: ReadonlySet<string> = new Set(['zo', 'forward-grad']);
 

@@ -185,7 +185,7 @@ describe('JSON Schema (schemas/config.schema.json)', () => {
     expect(schema.required).toEqual(['model']);
     expect(schema.additionalProperties).toBe(false);
     const props = schema.properties!;
-    expect(Object.keys(props).sort()).toEqual(['checkpoint', 'data', 'eval', 'export', 'memory', 'model', 'output', 'plugins', 'seed', 'task', 'train']);
+    expect(Object.keys(props).sort()).toEqual(['checkpoint', 'data', 'eval', 'export', 'memory', 'model', 'output', 'plugins', 'precision', 'seed', 'task', 'train']);
     const lr = props.train!.properties!.lr as Schema & { default?: number; description?: string; exclusiveMinimum?: number };
     expect(lr).toMatchObject({ type: 'number', default: 1e-4, exclusiveMinimum: 0 });
     expect(lr.description).toBe('peak learning rate');

@@ -1,0 +1,184 @@
+/**
+ * int8 dequantisation inside the compiled graph, as two plugin-local primitives:
+ *
+ * - `int8_dequantize(codes, scales)` -> W [out, in]: the float weight the codes stand for.
+ * - `int8_matmul(x, codes, scales; transpose)` -> x W^T (transpose) or x W: the weight is dequantised inside the
+ *   primitive's lowering, right before the product, and the backward rule for x is `int8_matmul` again (the other
+ *   orientation), which dequantises a second time. So the float32 W is a short-lived temporary of each product and
+ *   is never kept from the forward pass to the backward pass; only the int8 codes (1 byte per weight) stay resident.
+ *
+ * Inputs: codes int8 [blocks * blockSize] (flat, zero-padded), scales float [blocks].
+ *
+ * Lowering (ONNX, standard domain): Cast(int8 -> float) -> Reshape [blocks, blockSize] -> Mul by the scales
+ * [blocks, 1] -> (Slice off the padding) -> Reshape [out, in] -> Gemm with x flattened to 2-D. Cast of an int8 is
+ * exact and Mul rounds once, so W is bit-identical to `dequantizeInt8`. As in plugins/nf4/dequantize.ts, two details
+ * keep the memory promise under onnxruntime:
+ * - the dequantisation nodes are emitted before the node that reshapes x: onnxruntime orders nodes by a reverse
+ *   depth-first walk that visits a node's highest-index input first, so x's history is scheduled first and W is made
+ *   just before the Gemm that consumes it, not at the start of the step;
+ * - the backward product casts the codes through int32 first, so onnxruntime's common-subexpression elimination
+ *   cannot merge the two dequantisations into one W kept alive across the step.
+ */
+import { DTYPES, definePrimitive, isFloat, op, type Cost, type DType, type Eqn, type LowerCtx, type Shape, type Tensor, type TensorType } from '../../core/index.ts';
+import { int8Layout, type Int8Layout } from './quantize.ts';
+
+export interface Int8Params {
+  /** Shape of the weight, [out, in] for a linear layer. */
+  readonly shape: readonly number[];
+  /** Elements per scale (the row length for per-row quantisation). */
+  readonly blockSize: number;
+}
+
+export interface Int8MatmulParams extends Int8Params {
+  /** true: y = x W^T (x [..., in] -> [..., out], the linear layer); false: y = x W (x [..., out] -> [..., in]). */
+  readonly transpose: boolean;
+}
+
+const layoutOf = (p: Int8Params): Int8Layout => int8Layout(p.shape.reduce((a, b) => a * b, 1), p.blockSize);
+
+const fmtType = (t: TensorType) => `${t.dtype}[${t.shape.join(',')}]`;
+
+/** Checks codes and scales against the params; returns the float dtype of the scales. */
+function checkQs(qs: readonly TensorType[], p: Int8Params): DType {
+  const l = layoutOf(p);
+  if (qs.length !== 2) throw new Error(`expects 2 quantised inputs (codes, scales), got ${qs.length}`);
+  const [codes, scales] = qs as [TensorType, TensorType];
+  if (codes.dtype !== 'int8' || codes.shape.length !== 1 || codes.shape[0] !== l.paddedNumel) throw new Error(`codes must be int8[${l.paddedNumel}], got ${fmtType(codes)}`);
+  if (!isFloat(scales.dtype) || scales.shape.length !== 1 || scales.shape[0] !== l.blocks) throw new Error(`scales must be float[${l.blocks}], got ${fmtType(scales)}`);
+  return scales.dtype;
+}
+
+/**
+ * Emits the dequantisation of the weight and returns the ONNX name of W [out, in]. `variant` 'bwd' casts through
+ * int32 so that the backward pass's copy is not merged with the forward one.
+ */
+function lowerDequant(ctx: LowerCtx, q: readonly string[], p: Int8Params, dtype: DType, variant: 'fwd' | 'bwd'): string {
+  const l = layoutOf(p);
+  let codes = q[0]!;
+  if (variant === 'bwd') {
+    const wide = ctx.temp('codes_i32');
+    ctx.node('Cast', [codes], [wide], { to: DTYPES.int32.onnx });
+    codes = wide;
+  }
+  const f = ctx.temp('codes_f');
+  ctx.node('Cast', [codes], [f], { to: DTYPES[dtype].onnx });
+  const blocks = ctx.temp('code_blocks');
+  ctx.node('Reshape', [f, ctx.int64s([l.blocks, p.blockSize])], [blocks]);
+  const scale = ctx.temp('scale_col');
+  ctx.node('Reshape', [q[1]!, ctx.int64s([l.blocks, 1])], [scale]);
+  const scaled = ctx.temp('w_blocks');
+  ctx.node('Mul', [blocks, scale], [scaled]);
+  const w = ctx.temp('w');
+  if (l.paddedNumel === l.numel) {
+    ctx.node('Reshape', [scaled, ctx.int64s([...p.shape])], [w]);
+  } else {
+    const flat = ctx.temp('w_flat');
+    ctx.node('Reshape', [scaled, ctx.int64s([l.paddedNumel])], [flat]);
+    const cut = ctx.temp('w_cut');
+    ctx.node('Slice', [flat, ctx.int64s([0]), ctx.int64s([l.numel]), ctx.int64s([0])], [cut]);
+    ctx.node('Reshape', [cut, ctx.int64s([...p.shape])], [w]);
+  }
+  return w;
+}
+
+function weightCost(p: Int8Params): { flops: number; bytes: number } {
+  const l = layoutOf(p);
+  return { flops: l.numel, bytes: l.paddedNumel + 4 * l.blocks + 4 * l.numel };
+}
+
+export const int8DequantizePrim = definePrimitive<Int8Params>({
+  name: 'int8_dequantize',
+  infer: (types, p) => ({ dtype: checkQs(types, p), shape: [...p.shape] }),
+  lower: (ctx, eqn) => {
+    const w = lowerDequant(ctx, ctx.inputs, eqn.params, eqn.out.dtype, 'fwd');
+    ctx.node('Identity', [w], [ctx.out]);
+  },
+  // W is linear in the scales, so its tangent is W with the scales' tangents in their place.
+  jvp: ({ primals, tangents, params }) => (tangents[1] ? int8Dequantize([primals[0]!, tangents[1]], params) : null),
+  vjp: ({ primals, ct, params, needs }) => [null, needs[1] ? scaleCotangent(ct, primals[0]!, params) : null],
+  cost: (eqn: Eqn<Int8Params>): Cost => weightCost(eqn.params),
+});
+
+export const int8MatmulPrim = definePrimitive<Int8MatmulParams>({
+  name: 'int8_matmul',
+  infer: (types, p) => {
+    const [x, ...qs] = types;
+    if (!x || !isFloat(x.dtype)) throw new Error(`x must be a float tensor, got ${x ? fmtType(x) : 'nothing'}`);
+    if (p.shape.length !== 2) throw new Error(`the weight must be 2-D, got shape [${p.shape.join(',')}]`);
+    const dtype = checkQs(qs, p);
+    if (dtype !== x.dtype) throw new Error(`x is ${x.dtype} but the scales are ${dtype}`);
+    const [out, inp] = p.shape as [number, number];
+    const k = p.transpose ? inp : out, n = p.transpose ? out : inp;
+    if (x.shape.length < 1 || x.shape.at(-1) !== k) throw new Error(`x ${fmtType(x)} must end with ${k} (weight [${out},${inp}]${p.transpose ? ' transposed' : ''})`);
+    return { dtype: x.dtype, shape: [...x.shape.slice(0, -1), n] };
+  },
+  lower: (ctx, eqn) => {
+    const p = eqn.params;
+    const lead = eqn.inputs[0]!.shape.slice(0, -1).map(Number);
+    const m = lead.reduce((a, b) => a * b, 1);
+    const [out, inp] = p.shape as [number, number];
+    const k = p.transpose ? inp : out, n = p.transpose ? out : inp;
+    // The weight first, then x's reshape: see the module comment (onnxruntime's scheduling order).
+    const w = lowerDequant(ctx, ctx.inputs.slice(1), p, eqn.out.dtype, p.transpose ? 'fwd' : 'bwd');
+    const x2 = ctx.temp('x2d');
+    ctx.node('Reshape', [ctx.inputs[0]!, ctx.int64s([m, k])], [x2]);
+    const y2 = ctx.temp('y2d');
+    ctx.node('Gemm', [x2, w], [y2], { transB: p.transpose ? 1 : 0 });
+    ctx.node('Reshape', [y2, ctx.int64s([...lead, n])], [ctx.out]);
+  },
+  jvp: ({ primals, tangents, params }) => {
+    const [x, codes, scales] = primals as [Tensor, Tensor, Tensor];
+    const viaX = tangents[0] ? int8Matmul(tangents[0], [codes, scales], params, params.transpose) : null;
+    const viaW = tangents[2] ? int8Matmul(x, [codes, tangents[2]], params, params.transpose) : null;
+    return viaX && viaW ? op.add(viaX, viaW) : (viaX ?? viaW);
+  },
+  vjp: ({ primals, ct, params, needs }) => {
+    const [x, codes, scales] = primals as [Tensor, Tensor, Tensor];
+    // dx: the product with the other orientation, which dequantises W again (nothing kept from the forward pass).
+    const dx = needs[0] ? int8Matmul(ct, [codes, scales], params, !params.transpose) : null;
+    let dScales: Tensor | null = null;
+    if (needs[2]) {
+      // Never needed for a frozen base; here for completeness: dL/dW = a^T b [out, in], then through W(scales).
+      const flat = (t: Tensor) => op.reshape(t, [t.shape.slice(0, -1).reduce(op.mulDims, 1), t.shape.at(-1)!]);
+      const [a, b] = params.transpose ? [ct, x] : [x, ct];
+      dScales = scaleCotangent(op.matmul(op.transpose(flat(a), [1, 0]), flat(b)), codes, params);
+    }
+    return [dx, null, dScales];
+  },
+  cost: (eqn): Cost => {
+    const x = eqn.inputs[0]!;
+    const m = x.shape.slice(0, -1).reduce<number>((a, d) => a * Number(d), 1);
+    const [out, inp] = eqn.params.shape as [number, number];
+    const w = weightCost(eqn.params);
+    const xBytes = m * (eqn.params.transpose ? inp : out) * DTYPES[x.dtype].bytes;
+    const yBytes = m * (eqn.params.transpose ? out : inp) * DTYPES[x.dtype].bytes;
+    return { flops: 2 * m * out * inp + w.flops, bytes: w.bytes + xBytes + yBytes };
+  },
+});
+
+/** dL/dscales [blocks] from dL/dW `gw` [out, in]: W = code * scale[block], so the sum over each block of gw * code. */
+function scaleCotangent(gw: Tensor, codes: Tensor, p: Int8Params): Tensor {
+  const l = layoutOf(p);
+  const g = op.reshape(op.pad(op.reshape(gw, [l.numel]), 0, 0, l.paddedNumel - l.numel), [l.blocks, p.blockSize]);
+  const c = op.reshape(op.cast(codes, gw.dtype), [l.blocks, p.blockSize]);
+  return op.sum(op.mul(g, c), 1);
+}
+
+/** The weight [out, in] that codes and scales stand for. */
+export function int8Dequantize(qs: readonly Tensor[], p: Int8Params): Tensor {
+  return qs[0]!.builder.bind(int8DequantizePrim, qs, { shape: [...p.shape], blockSize: p.blockSize });
+}
+
+/** x W^T (`transpose`, a linear layer without bias) or x W, with W dequantised inside the primitive. */
+export function int8Matmul(x: Tensor, qs: readonly Tensor[], p: Int8Params, transpose = true): Tensor {
+  return x.builder.bind(int8MatmulPrim, [x, ...qs], { shape: [...p.shape], blockSize: p.blockSize, transpose });
+}
+
+/** Shapes and dtypes of the graph inputs holding one quantised weight, in primitive order. */
+export function int8InputTypes(p: Int8Params, dtype: DType = 'float32'): { suffix: string; dtype: DType; shape: Shape }[] {
+  const l = layoutOf(p);
+  return [
+    { suffix: 'int8_codes', dtype: 'int8', shape: [l.paddedNumel] },
+    { suffix: 'int8_scales', dtype, shape: [l.blocks] },
+  ];
+}
