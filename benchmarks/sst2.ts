@@ -34,6 +34,8 @@
  *   --eval-limit N     score only the first N dev sentences (quick checks)
  *   --zero-shot 0|1    measure zero-shot accuracy (default 1)
  *   --keep 0|1         keep the run folders (default 0: removed after each run)
+ *   --base B           the frozen base's storage: float32 (default), float16 or bfloat16 (precision.weights), int8
+ *                      (plugins/int8 under the method's plugins; with full fine-tuning nothing stays frozen: LoRA only)
  *
  * Prints a table and ends with one JSON line:
  *   {"full_acc", "lora_acc", "full": {"seeds", "acc", ...}, "lora": {...}, "zero_shot_acc", "lora_recipe": {...}}
@@ -47,6 +49,7 @@ import { evaluateCommand } from '../core/train/run.ts';
 import { train } from '../core/train/trainer.ts';
 import { readMetrics } from '../core/report/index.ts';
 import { BUILTIN_PLUGINS } from '../plugins/index.ts';
+import { int8 } from '../plugins/int8/index.ts';
 import { lora } from '../plugins/lora/index.ts';
 import { benchOptions } from './lib/options.ts';
 import { prefixedOutput, reportToParent, runChild } from './lib/child.ts';
@@ -67,6 +70,8 @@ interface Job {
   set: Record<string, unknown>;
   /** LoRA options merged over the config's (from --lora-options). */
   loraOptions?: Record<string, unknown>;
+  /** How the frozen base is stored (from --base). */
+  base: Base;
   evalEvery: number;
   evalLimit?: number;
   keep: boolean;
@@ -89,9 +94,13 @@ interface JobResult {
 
 const RESULT_TAG = '@@sst2-result ';
 
+/** The frozen base's storage: float32, half precision (precision.weights) or 8-bit weights (plugins/int8). */
+const BASES = ['float32', 'float16', 'bfloat16', 'int8'] as const;
+type Base = (typeof BASES)[number];
+
 // ---------------------------------------------------------------------------------------------------- options
 
-const opts = benchOptions(['steps', 'seeds', 'methods', 'full-lr', 'lora-lr', 'lora-options', 'set', 'eval-every', 'eval-limit', 'zero-shot', 'keep', 'child'], 'SST2');
+const opts = benchOptions(['steps', 'seeds', 'methods', 'full-lr', 'lora-lr', 'lora-options', 'set', 'eval-every', 'eval-limit', 'zero-shot', 'keep', 'base', 'child'], 'SST2');
 const option = opts.string, numberOption = opts.number;
 
 // ---------------------------------------------------------------------------------------------------- child: one run
@@ -106,11 +115,13 @@ async function configFor(job: Job, output: string): Promise<{ config: TrainConfi
   if (job.evalEvery > 0) config.eval.every = job.evalEvery; // else the config's (the LoRA recipe scores its validation split every 100 steps)
   config.export = { merged: false, adapters: false }; // the benchmark measures accuracy; nothing needs exporting
   for (const [path, value] of Object.entries(job.set)) setPath(config, path, value);
+  if (job.base === 'float16' || job.base === 'bfloat16') config.precision.weights = job.base;
+  const quantised = job.base === 'int8' ? [int8()] : [];
   if (job.method === 'lora' && job.loraOptions) {
     const base = (plugins[0]?.options ?? {}) as Parameters<typeof lora>[0];
-    return { config, plugins: [lora({ ...base, ...job.loraOptions } as Parameters<typeof lora>[0])] };
+    return { config, plugins: [...quantised, lora({ ...base, ...job.loraOptions } as Parameters<typeof lora>[0])] };
   }
-  return { config, plugins };
+  return { config, plugins: [...quantised, ...plugins] };
 }
 
 /** Sets `a.b.c` in a config object (the intermediate objects must exist: a typo is refused, not created). */
@@ -195,6 +206,9 @@ const evalEvery = numberOption('eval-every') ?? 0;
 const evalLimit = numberOption('eval-limit');
 const zeroShot = (numberOption('zero-shot') ?? 1) !== 0;
 const keep = (numberOption('keep') ?? 0) !== 0;
+const base = (option('base') ?? 'float32') as Base;
+if (!BASES.includes(base)) throw new Error(`--base: unknown base ${JSON.stringify(base)} (${BASES.join(', ')})`);
+if (base !== 'float32' && methods.includes('full')) throw new Error(`--base ${base}: full fine-tuning trains the base itself; use --methods lora`);
 const sets = parseSets(option('set'));
 const loraOverrides = option('lora-options') !== undefined ? (JSON.parse(option('lora-options')!) as Record<string, unknown>) : undefined;
 
@@ -205,7 +219,7 @@ const mean = (xs: readonly number[]) => (xs.length ? xs.reduce((a, b) => a + b, 
 
 let zeroShotAcc: number | null = null;
 if (zeroShot) {
-  const r = await spawnJob({ kind: 'zero-shot', method: 'full', seed: 0, set: {}, evalEvery: 0, evalLimit, keep });
+  const r = await spawnJob({ kind: 'zero-shot', method: 'full', seed: 0, set: {}, evalEvery: 0, evalLimit, keep, base });
   zeroShotAcc = r.accuracy;
   rows.push({ method: 'zero-shot', seed: '-', r });
   console.error(`zero-shot accuracy ${pct(r.accuracy)}`);
@@ -213,7 +227,7 @@ if (zeroShot) {
 const results: Partial<Record<Method, JobResult[]>> = {};
 for (const method of methods) {
   for (const seed of seeds) {
-    const r = await spawnJob({ kind: 'train', method, seed, steps, lr: lrs[method], set: sets, loraOptions: loraOverrides, evalEvery, evalLimit, keep });
+    const r = await spawnJob({ kind: 'train', method, seed, steps, lr: lrs[method], set: sets, loraOptions: loraOverrides, evalEvery, evalLimit, keep, base });
     (results[method] ??= []).push(r);
     rows.push({ method, seed, r });
     console.error(`${method} seed ${seed}: accuracy ${pct(r.accuracy)} in ${r.seconds.toFixed(0)} s`);
@@ -244,7 +258,7 @@ for (const method of methods) {
 }
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
 const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-console.log(`\nSST-2 dev accuracy, stories260k (${evalLimit ? `first ${evalLimit}` : 'all 872'} dev sentences)`);
+console.log(`\nSST-2 dev accuracy, stories260k${base === 'float32' ? '' : ` on a ${base} base`} (${evalLimit ? `first ${evalLimit}` : 'all 872'} dev sentences)`);
 console.log(line(header));
 console.log(widths.map((w) => '-'.repeat(w)).join('  '));
 for (const row of table) console.log(line(row));
@@ -280,6 +294,7 @@ console.log(JSON.stringify({
   lora_recipe: loraRecipe,
   overrides: sets,
   lora_options: loraOverrides ?? null,
+  base,
   eval_sentences: evalLimit ?? 872,
   total_wall_s: Math.round(totalSeconds),
 }));
