@@ -27,6 +27,8 @@ export { eliminateDeadCode } from './ir/transform.ts';
 export { valueAndGrad, gradName, type GradOptions } from './autodiff/vjp.ts';
 export { jvp, tangentName } from './autodiff/jvp.ts';
 export { compile, type CompileOptions, type Executable } from './compile.ts';
+/** Runners: onnxruntime-node (CPU, WebGPU), onnxruntime-web (wasm, WebGPU); see docs/runners.md. */
+export * from '../runners/index.ts';
 export { graphCost, type GraphCost } from './cost.ts';
 export { lowerGraph, OPSET } from './onnx/lower.ts';
 export { encodeModel } from './onnx/model.ts';

@@ -4,7 +4,12 @@ import type { HostTensor } from '../core/ir/host.ts';
 import { explainRuntimeError, type CompiledStep, type Runner, type RunnerSession } from './types.ts';
 
 export interface OrtNodeOptions {
-  /** Execution providers in order of preference (default: cpu). */
+  /**
+   * 'cpu' (default) or 'webgpu': onnxruntime-node's bundled WebGPU provider (Dawn; on Linux x64 it needs a Vulkan
+   * driver with Dawn's required features). Nodes it has no kernel for (float64, some int64 arithmetic) run on the CPU.
+   */
+  provider?: 'cpu' | 'webgpu';
+  /** Execution providers in order of preference (overrides `provider`). */
   executionProviders?: string[];
   intraOpNumThreads?: number;
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
@@ -60,16 +65,29 @@ function fromOrt(t: ort.Tensor): HostTensor {
   return { dtype, shape: [...t.dims], data: data as HostTensor['data'] };
 }
 
+/** onnxruntime-node's WebGPU provider could not start: say why, and what to install. */
+function webgpuUnavailable(e: unknown): Error | undefined {
+  const message = e instanceof Error ? e.message : String(e);
+  if (!/WebGpuContext::Initialize|adapter|vulkan|dawn/i.test(message)) return undefined; // a graph problem, not the provider
+  return new Error(
+    `onnxruntime-node's WebGPU provider could not be created: ${message}\n`
+      + '  It runs on Dawn, which needs a GPU driver: on Linux a Vulkan loader and driver (Debian/Ubuntu: the GPU vendor\'s '
+      + 'driver, or `apt-get install libvulkan1 mesa-vulkan-drivers`; Dawn refuses Mesa 22\'s lavapipe, which lacks '
+      + 'shaderUniform*ArrayDynamicIndexing), D3D12 on Windows, Metal on macOS. Without one, use provider: \'cpu\'.',
+    { cause: e },
+  );
+}
+
 /** The default runner: onnxruntime-node on the CPU (its WebGPU provider can be asked for where a GPU exists). */
 export function ortNodeRunner(options: OrtNodeOptions = {}): Runner {
   return {
-    name: 'onnxruntime-node',
+    name: options.provider === 'webgpu' ? 'onnxruntime-node (webgpu)' : 'onnxruntime-node',
     async load(step: CompiledStep): Promise<RunnerSession> {
       // onnxruntime's contrib fusions (QuickGelu, ...) have float32 kernels only and break float64 graphs, so those
       // (our numerical checks) get the basic level: constant folding and redundancy removal, no fusions.
       const float64 = [...step.inputs, ...step.outputs].some((v) => v.dtype === 'float64');
       const sessionOptions: ort.InferenceSession.SessionOptions = {
-        executionProviders: options.executionProviders ?? ['cpu'],
+        executionProviders: options.executionProviders ?? [options.provider ?? 'cpu'],
         graphOptimizationLevel: options.graphOptimizationLevel ?? (float64 ? 'basic' : 'all'),
         enableCpuMemArena: options.memArena ?? false,
         enableMemPattern: options.memPattern ?? false,
@@ -82,6 +100,7 @@ export function ortNodeRunner(options: OrtNodeOptions = {}): Runner {
           ? await ort.InferenceSession.create(step.model.bytes, sessionOptions)
           : await ort.InferenceSession.create(step.model.path, sessionOptions);
       } catch (e) {
+        if (sessionOptions.executionProviders?.includes('webgpu')) throw webgpuUnavailable(e) ?? explainRuntimeError(e, step, 'load the compiled graph on WebGPU');
         throw explainRuntimeError(e, step, 'load the compiled graph');
       }
       return {

@@ -16,6 +16,9 @@ export interface CrossEntropyOptions {
  */
 export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyOptions = {}): Tensor {
   const ignore = opts.ignoreIndex ?? IGNORE_INDEX;
+  // Labels compared in int32: onnxruntime-web's WebGPU provider runs int64 comparisons on the CPU, and two such
+  // results copied to the GPU in one run both came back as the first one's (the loss was 0; docs/runners.md).
+  if (labels.dtype === 'int64') labels = op.cast(labels, 'int32');
   const valid = op.greaterEqual(labels, op.scalar(labels, 0)); // [...]
   const isIgnored = op.equal(labels, op.scalar(labels, ignore));
   const safeLabels = op.where(valid, labels, op.scalar(labels, 0)); // ignored -> class 0, masked out below

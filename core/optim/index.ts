@@ -10,6 +10,15 @@
  *   acc.reset()
  *
  * Checkpoints save `opt.stateDict()` and restore it with `loadStateDict`; resumed runs are bit-identical.
+ *
+ * On the device (`train.optimizerOn: 'device'`): `DeviceOptimizer.adamw(...)` / `.sgd(...)` do the same clipping and
+ * update as compiled graphs (device-graph.ts) on a runner, `await opt.clipAndStep(params, grads, lr, maxNorm)`, one
+ * graph per ~64 MiB bucket of parameters (a small norm graph first when there are several). They agree with AdamW,
+ * SGD and clipGradNorm to float32 rounding (max |diff| / max |value| per tensor ~2e-7 after 6 steps, device.test.ts;
+ * the norm sums squares in float32 rows of 256 and float64 across), save the same state dict (a checkpoint of one
+ * resumes with the other), and resume bit-exactly on a given runner. It is meant for runners whose memory is not the
+ * host's: on onnxruntime-node's CPU provider each elementwise operation is a pass over memory of its own, and the
+ * SmolLM2-135M full fine-tuning update takes 2-3.6x the fused JavaScript loop's time (`bench:optimizer`).
  */
 
 /** The optimizer contract (`step`, `update`, `forget`, `stateBytes`, `stateDict`, `loadStateDict`, `decayPolicy`). */
@@ -18,6 +27,9 @@ export { GroupedOptimizer, type Optimizer } from './optimizer.ts';
 export { AdamW, AdamWOptionsSchema, type AdamWConfig, type AdamWOptions } from './adamw.ts';
 /** SGD with momentum / Nesterov and coupled weight decay, exactly torch.optim.SGD's update. */
 export { SGD, SGDOptionsSchema, type SGDConfig, type SGDOptions } from './sgd.ts';
+/** AdamW / SGD (and clipping) as compiled update graphs on a runner, checked against the two above (`train.optimizerOn`). */
+export { DeviceOptimizer, type DeviceAlgorithm, type DeviceOptions } from './device.ts';
+export { normGraph, updateGraph, type UpdateGraphSpec, type UpdateRule } from './device-graph.ts';
 /** Which parameters get weight decay: by default none of rank <= 1 and none named like /norm|bias/i. */
 export { decayAll, defaultDecayPolicy, NO_DECAY_NAME, type DecayPredicate, type ParamPolicy, type ShapeTable } from './policy.ts';
 /** Flat checkpoint state: `<kind>:<param>` arrays and counts, `hparam:<option>` numbers. */

@@ -11,14 +11,15 @@ export interface Optimizer {
   /**
    * One update of every parameter that has a gradient, at learning rate `lr`. Weight decay is applied to a parameter
    * only when `decayPolicy(name)` says so. Parameters without a gradient are left alone (as PyTorch skips
-   * `grad is None`); a gradient without a parameter is an error.
+   * `grad is None`); a gradient without a parameter is an error. The JavaScript optimizers finish before returning;
+   * one running on a runner (`DeviceOptimizer`) returns a promise: await it.
    */
-  step(params: ReadonlyMap<string, Float32Array>, grads: ReadonlyMap<string, Float32Array>, lr: number): void;
+  step(params: ReadonlyMap<string, Float32Array>, grads: ReadonlyMap<string, Float32Array>, lr: number): void | Promise<void>;
   /**
    * One update of a single parameter (no group policy: `weightDecay` is used as given, default the configured one).
    * `step` calls it per parameter; calling it directly lets a caller free each gradient as soon as it is applied.
    */
-  update(name: string, param: Float32Array, grad: Float32Array, lr?: number, weightDecay?: number): void;
+  update(name: string, param: Float32Array, grad: Float32Array, lr?: number, weightDecay?: number): void | Promise<void>;
   /** Releases the state of a parameter (e.g. when it is frozen again); its next update starts fresh. */
   forget(name: string): void;
   /** Bytes held in optimizer state arrays. */

@@ -56,6 +56,8 @@ export const trainConfigSchema = z
         bucketByLength: z.boolean().default(false).describe('group examples of similar length to reduce padding'),
         padMultiple: z.number().int().positive().default(16).describe('pad sequence lengths to a multiple of this, so few distinct shapes are compiled'),
         optimizer: z.enum(['adamw', 'sgd']).default('adamw').describe('AdamW (decoupled weight decay) or SGD with momentum'),
+        optimizerOn: z.enum(['host', 'device']).default('host')
+          .describe("where clipping and the optimizer update run: 'host' as JavaScript loops over the parameters, 'device' as compiled graphs on the runner (the same formulas to float32 rounding; the checkpoint format is the same, so a run may switch on resume)"),
         lr: z.number().positive().default(1e-4).describe('peak learning rate'),
         schedule: z.enum(['constant', 'linear', 'cosine']).default('linear').describe('learning-rate schedule after warmup'),
         warmupSteps: z.number().int().min(0).default(0).describe('linear warmup steps'),

@@ -1,6 +1,7 @@
 /** The graphs a run compiles: the training loss (with every plugin's hooks) and its evaluation variant. */
 import { valueAndGrad } from '../autodiff/vjp.ts';
 import { compile, type Executable } from '../compile.ts';
+import type { Runner } from '../../runners/types.ts';
 import { trace, type Graph, type Tensor, type Var } from '../ir/graph.ts';
 import type { HostTensor } from '../ir/host.ts';
 import * as op from '../ops/api.ts';
@@ -49,7 +50,8 @@ export class CompileCache {
   private readonly cache = new Map<string, Promise<Executable>>();
   /** Set by `clear()`: the next session replaces released ones, so its build waits for their memory (compile's `settle`). */
   private replacing = false;
-  constructor(private readonly limit = 96) {}
+  /** `runner`: where the sessions run (compile's default, onnxruntime-node in this process, when absent). */
+  constructor(private readonly limit = 96, private readonly runner?: Runner) {}
 
   get(key: string, graph: () => Graph, dims: Record<string, number>): Promise<Executable> {
     let hit = this.cache.get(key);
@@ -61,7 +63,7 @@ export class CompileCache {
       // it is not still there when the new session's first run reaches the step's peak.
       const settle = this.replacing;
       this.replacing = false;
-      hit = compile(graph(), { dims, settle }).then((exe) => {
+      hit = compile(graph(), { dims, settle, runner: this.runner }).then((exe) => {
         collectGarbage();
         return exe;
       });

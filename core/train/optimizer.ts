@@ -1,12 +1,19 @@
 /** The run's optimizer from the config, and its state in checkpoint form. */
 import type { HostTensor } from '../ir/host.ts';
 import { AdamW } from '../optim/adamw.ts';
+import { DeviceOptimizer } from '../optim/device.ts';
 import type { Optimizer } from '../optim/optimizer.ts';
 import { SGD } from '../optim/sgd.ts';
 import type { OptimizerStateDict } from '../optim/state.ts';
 import type { TrainConfig } from './config.ts';
 
 export function makeOptimizer(t: TrainConfig['train'], shapes: ReadonlyMap<string, readonly number[]>): Optimizer {
+  // The clipped gradients are written back so step:after hooks (AdaLoRA) read what the update used, as on the host.
+  if (t.optimizerOn === 'device') {
+    return t.optimizer === 'sgd'
+      ? DeviceOptimizer.sgd({ lr: t.lr, momentum: t.momentum, nesterov: t.nesterov, weightDecay: t.weightDecay }, { shapes }, { clippedGrads: true })
+      : DeviceOptimizer.adamw({ lr: t.lr, beta1: t.beta1, beta2: t.beta2, eps: t.eps, weightDecay: t.weightDecay }, { shapes }, { clippedGrads: true });
+  }
   if (t.optimizer === 'sgd') {
     return new SGD({ lr: t.lr, momentum: t.momentum, nesterov: t.nesterov, weightDecay: t.weightDecay }, { shapes });
   }

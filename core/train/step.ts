@@ -6,6 +6,7 @@
 import type { HostTensor } from '../ir/host.ts';
 import { clipGradNorm } from '../optim/clip.ts';
 import { GradAccumulator } from '../optim/accumulate.ts';
+import { DeviceOptimizer } from '../optim/device.ts';
 import type { StepContext } from '../plugin/context.ts';
 import type { GradientEstimator } from '../plugin/estimator.ts';
 import type { MicroBatch } from './batches.ts';
@@ -83,9 +84,15 @@ export async function optimizerStep(s: StepInput): Promise<StepOutput> {
   const updateStarted = performance.now();
   if (!applied && lossTokens > 0) {
     grads = single ?? acc.result();
-    if (s.maxGradNorm !== null) gradNorm = clipGradNorm(grads.values(), s.maxGradNorm).norm;
-    const current = new Map(s.trainable.map((n) => [n, m.params.get(n)!.data as Float32Array]));
-    s.optimizer.step(current, grads, s.lr);
+    if (s.optimizer instanceof DeviceOptimizer) {
+      // train.optimizerOn 'device': clipping and the update run as compiled graphs (core/optim/device.ts).
+      const current = new Map(s.trainable.map((n) => [n, m.params.get(n)!.data as Float32Array]));
+      gradNorm = (await s.optimizer.clipAndStep(current, grads, s.lr, s.maxGradNorm)).norm;
+    } else {
+      if (s.maxGradNorm !== null) gradNorm = clipGradNorm(grads.values(), s.maxGradNorm).norm;
+      const current = new Map(s.trainable.map((n) => [n, m.params.get(n)!.data as Float32Array]));
+      await s.optimizer.step(current, grads, s.lr);
+    }
   }
   return {
     loss: lossSum / Math.max(lossTokens, 1), tokens, gradNorm, grads, computeSeconds,

@@ -17,6 +17,7 @@ import { lrAt } from '../optim/schedule.ts';
 import type { StepContext } from '../plugin/context.ts';
 import type { GradientEstimator } from '../plugin/estimator.ts';
 import type { Plugin } from '../plugin/hooks.ts';
+import type { Runner } from '../../runners/types.ts';
 import { loadConfig } from '../models/load.ts';
 import { createProgress, openMetrics, readMetrics, writeLossChart, writeRunReport, type Progress, type ProgressStream } from '../report/index.ts';
 import { seededRandom } from '../generate/sampling.ts';
@@ -56,6 +57,11 @@ export interface TrainOptions {
    * this step already) and returns unfinished, so a resumed run loses nothing (pausing a job).
    */
   signal?: AbortSignal;
+  /**
+   * Where the training and evaluation steps run (default: onnxruntime-node in this process), e.g.
+   * `sidecar(url, { token })` (runners/sidecar.ts) for a GPU elsewhere. Sampling generations stay in this process.
+   */
+  runner?: Runner;
 }
 
 export interface TrainResult {
@@ -94,7 +100,7 @@ class TrainingRun {
   private metricsFile: ReturnType<typeof openMetrics> | undefined;
   private samplesBefore: Sample[] = [];
   readonly selection: Selection;
-  private readonly cache = new CompileCache();
+  private readonly cache: CompileCache;
   private readonly schedule: Parameters<typeof lrAt>[2];
   private readonly hasEvalData: boolean;
   /**
@@ -117,6 +123,7 @@ class TrainingRun {
     private readonly estimator: GradientEstimator,
   ) {
     this.everTrained = new Set(trainable);
+    this.cache = new CompileCache(undefined, opts.runner);
     this.selection = new Selection(cfg);
     const t = cfg.train;
     this.schedule = { kind: t.schedule, lr: t.lr, warmupSteps: t.warmupSteps, warmupRatio: t.warmupRatio, ...(t.schedule === 'cosine' ? { minLrRatio: t.minLrRatio } : {}) } as Parameters<typeof lrAt>[2];

@@ -1,0 +1,116 @@
+/**
+ * bench:runners — a stories260k training step in this process (onnxruntime-node) vs through a sidecar on loopback
+ * (`tuneforge sidecar --provider cpu` in a child process, runners/sidecar.ts), LoRA (r 8 on q, v) and full
+ * fine-tuning, batch 16 x 64 packed TinyStories tokens. Per case: the median step time (the first two steps, which
+ * compile and upload, excluded), the sidecar / in-process ratio, and the bytes a step sends and receives. Rounds
+ * alternate in-process and sidecar runs (and which goes first), so a machine shared with other work slows both alike;
+ * the figures are the median over rounds and, less sensitive to that sharing, the best round of each.
+ *
+ *   bun run bench:runners [--quick] [--steps N] [--rounds N]
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseTrainConfig } from '../core/train/config.ts';
+import { train } from '../core/train/trainer.ts';
+import { fullFinetune } from '../plugins/full/index.ts';
+import { lora } from '../plugins/lora/index.ts';
+import { sidecar, type SidecarRunner } from '../runners/sidecar.ts';
+import type { Runner } from '../runners/types.ts';
+import { benchOptions } from './lib/options.ts';
+import { SHARED, STORIES } from './lib/model-folder.ts';
+
+const opts = benchOptions(['quick', 'steps', 'rounds']);
+const quick = opts.string('quick') !== undefined;
+const steps = opts.number('steps') ?? (quick ? 8 : 20);
+const rounds = opts.number('rounds') ?? (quick ? 1 : 5);
+const [B, T] = [16, 64];
+const TOKEN = `bench-${crypto.randomUUID()}`;
+
+const dir = mkdtempSync(join(tmpdir(), 'tuneforge-bench-runners-'));
+const text = readFileSync(join(SHARED, 'data/tinystories/tiny_stories.txt'), 'utf8');
+const needChars = 4 * B * T * (steps + 1);
+writeFileSync(join(dir, 'train.txt'), text.repeat(Math.ceil(needChars / text.length)).slice(0, needChars * 2));
+writeFileSync(join(dir, 'token'), TOKEN);
+
+/** `tuneforge sidecar` in a child process, as it would run on a GPU machine; resolves with its URL. */
+async function startChild(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const proc = Bun.spawn([process.execPath, join(import.meta.dir, '../cli/main.ts'), 'sidecar', '--listen', '127.0.0.1:0', '--provider', 'cpu', '--token-file', join(dir, 'token')], { stdout: 'pipe', stderr: 'inherit' });
+  const reader = proc.stdout.getReader();
+  let out = '';
+  while (!/listening on (\S+)/.test(out)) {
+    const { done, value } = await reader.read();
+    if (done) throw new Error(`the sidecar did not start: ${out}`);
+    out += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  return { url: /listening on (\S+)/.exec(out)![1]!, stop: async () => { proc.kill(); await proc.exited; } };
+}
+
+interface Measured { stepS: number; sentPerStep: number; receivedPerStep: number; loadBytes: number }
+
+async function measure(method: 'lora' | 'full', runner: Runner | undefined, tag: string): Promise<Measured> {
+  const config = parseTrainConfig({
+    model: STORIES, output: join(dir, `run-${tag}`), seed: 0,
+    data: { train: join(dir, 'train.txt'), format: 'text', maxLength: T, packText: true, textSplit: 'blank-line' },
+    train: { steps, batchSize: B, lr: 1e-4, optimizer: 'adamw', padMultiple: 16 },
+    export: { merged: false, adapters: false },
+  });
+  const plugins = method === 'full' ? [fullFinetune()] : [lora({ r: 8, alpha: 16, targets: ['q_proj', 'v_proj'] })];
+  const stats = (runner as SidecarRunner | undefined)?.stats;
+  const times: number[] = [];
+  let mark = { sent: 0, received: 0, runs: 0 };
+  await train({
+    config, plugins, runner, resume: false, log: () => {}, progress: { isTTY: false, write: () => true },
+    onRecord: (r) => {
+      if (r.step_s !== undefined && r.step! > 2) times.push(r.step_s);
+      // After step 2 every session is loaded: what follows is the steady per-step traffic.
+      if (r.step === 2 && stats) mark = { sent: stats.bytesSent, received: stats.bytesReceived, runs: stats.runs };
+    },
+  });
+  times.sort((a, b) => a - b);
+  const perStep = stats ? (stats.bytesSent - mark.sent) / (stats.runs - mark.runs) : 0;
+  return {
+    stepS: times[Math.floor(times.length / 2)]!, sentPerStep: perStep,
+    receivedPerStep: stats ? (stats.bytesReceived - mark.received) / (stats.runs - mark.runs) : 0,
+    loadBytes: stats ? mark.sent - perStep * mark.runs : 0, // the first two steps' sends, less their feeds: the uploads
+  };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const child = await startChild();
+const results: Record<string, Record<string, number>> = {};
+const rows: string[][] = [];
+try {
+  for (const method of ['lora', 'full'] as const) {
+    const local: Measured[] = [], remote: Measured[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const runLocal = async () => local.push(await measure(method, undefined, `${method}-local-${r}`));
+      const runRemote = async () => remote.push(await measure(method, sidecar(child.url, { token: TOKEN }), `${method}-sidecar-${r}`));
+      if (r % 2 === 0) await runLocal().then(runRemote);
+      else await runRemote().then(runLocal);
+      console.error(`round ${r + 1}/${rounds} ${method}: in-process ${(local[r]!.stepS * 1000).toFixed(1)} ms, sidecar ${(remote[r]!.stepS * 1000).toFixed(1)} ms`);
+    }
+    const l = median(local.map((m) => m.stepS)), s = median(remote.map((m) => m.stepS));
+    const lBest = Math.min(...local.map((m) => m.stepS)), sBest = Math.min(...remote.map((m) => m.stepS));
+    const last = remote[remote.length - 1]!;
+    results[method] = {
+      in_process_ms: +(l * 1000).toFixed(2), sidecar_ms: +(s * 1000).toFixed(2), ratio: +(s / l).toFixed(3),
+      best_in_process_ms: +(lBest * 1000).toFixed(2), best_sidecar_ms: +(sBest * 1000).toFixed(2), best_ratio: +(sBest / lBest).toFixed(3),
+      sent_kib_per_step: +(last.sentPerStep / 1024).toFixed(1), received_kib_per_step: +(last.receivedPerStep / 1024).toFixed(1),
+      load_kib: +(last.loadBytes / 1024).toFixed(1),
+    };
+    const x = results[method]!;
+    rows.push([`stories260k ${B}x${T} ${method}`, x.in_process_ms!.toFixed(1), x.sidecar_ms!.toFixed(1), `${x.ratio!.toFixed(2)}x`,
+      `${x.best_in_process_ms!.toFixed(1)} / ${x.best_sidecar_ms!.toFixed(1)} = ${x.best_ratio!.toFixed(2)}x`, x.sent_kib_per_step!.toFixed(0), x.received_kib_per_step!.toFixed(0), x.load_kib!.toFixed(0)]);
+  }
+} finally {
+  await child.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const head = ['case', 'in-process ms', 'sidecar ms', 'ratio', 'best rounds (ms)', 'sent KiB/step', 'received KiB/step', 'upload KiB'];
+const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+console.log(`bench:runners (median step time over ${rounds} round(s) of ${steps} steps, first 2 excluded; sidecar: loopback, CPU provider, child process)`);
+for (const r of [head, ...rows]) console.log(`  ${r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ')}`);
+console.log(JSON.stringify(results));

@@ -1,0 +1,262 @@
+/**
+ * The optimizer update run as compiled graphs (device-graph.ts) on a runner, instead of JavaScript loops: AdamW or
+ * SGD as adamw.ts / sgd.ts compute them, optionally after global-norm clipping computed in the graph too.
+ *
+ * ```ts
+ * const opt = DeviceOptimizer.adamw({ weightDecay: 0.1 }, { shapes });
+ * const { norm } = await opt.clipAndStep(params, grads, lr, 1.0);   // clip.ts + adamw.ts, in one graph run
+ * ```
+ *
+ * State (moments, step counts) is held like the JavaScript optimizers' and saved in the same format, so a checkpoint
+ * of either loads into the other. Parameters and moments are updated in place (the graph's outputs are copied into
+ * them and freed), as with the JavaScript optimizers. Tensors are updated in buckets of about `bucketBytes` of parameters, one graph
+ * each, which bounds the transient outputs (new parameters and moments) to a bucket's; when there are several
+ * buckets a small graph computes the clip scale over all gradients first and each bucket applies it.
+ */
+import type { Executable } from '../compile.ts';
+import { compile } from '../compile.ts';
+import type { HostTensor } from '../ir/host.ts';
+import type { Runner } from '../../runners/types.ts';
+import { AdamWOptionsSchema, type AdamWConfig, type AdamWOptions } from './adamw.ts';
+import { COEFFICIENTS, momentSlots, normGraph, updateGraph, type ClipMode, type UpdateRule } from './device-graph.ts';
+import { emptyState, loadState, saveState, type ParamState, type StateLayout } from './device-state.ts';
+import { GroupedOptimizer } from './optimizer.ts';
+import type { ParamPolicy } from './policy.ts';
+import { SGDOptionsSchema, type SGDConfig, type SGDOptions } from './sgd.ts';
+import type { OptimizerStateDict, StateDictOptions } from './state.ts';
+
+export interface DeviceOptions {
+  /** Where the update graphs run (default: compile's, onnxruntime-node on the CPU). */
+  runner?: Runner;
+  /** Parameter bytes per update graph (default 64 MiB); a larger tensor gets a graph of its own. */
+  bucketBytes?: number;
+  /**
+   * Write the clipped gradients back into the caller's gradient arrays (one more output per tensor), so code reading
+   * them after the update sees what it used, as after clip.ts's in-place clipping. Default false.
+   */
+  clippedGrads?: boolean;
+}
+
+/** The algorithm and its validated options. */
+export type DeviceAlgorithm = { readonly algorithm: 'adamw'; readonly options: AdamWConfig } | { readonly algorithm: 'sgd'; readonly options: SGDConfig };
+
+const DEFAULT_BUCKET_BYTES = 64 * 2 ** 20;
+/** Compiled graphs kept at least (LISA's switches, `update` of single tensors). */
+const CACHE_MIN = 16;
+
+interface Entry { name: string; param: Float32Array; grad: Float32Array; weightDecay: number }
+
+const f32 = (data: Float32Array): HostTensor => ({ dtype: 'float32', shape: [data.length], data });
+
+/**
+ * Copies a graph output into the array it replaces and frees the output's memory at once (detaching its buffer):
+ * left to the collector, a bucket's outputs of every step would pile up as garbage the size of the whole state.
+ */
+function copyAndFree(from: Float32Array, into: Float32Array): void {
+  into.set(from);
+  const buffer = from.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer };
+  if (typeof buffer.transfer === 'function' && from.byteOffset === 0 && from.byteLength === buffer.byteLength) buffer.transfer(0);
+}
+
+export class DeviceOptimizer extends GroupedOptimizer {
+  readonly config: DeviceAlgorithm;
+  protected override readonly label: string;
+  private readonly rule: UpdateRule;
+  private readonly layout: StateLayout;
+  private state: ParamState;
+  private readonly device: Required<Omit<DeviceOptions, 'runner'>> & Pick<DeviceOptions, 'runner'>;
+  /** Compiled graphs by signature, oldest first (re-inserted on use). */
+  private readonly cache = new Map<string, Promise<Executable>>();
+  /** At least twice the graphs of the latest step, so a step never evicts its own. */
+  private cacheLimit = CACHE_MIN;
+
+  /** AdamW with adamw.ts's options and formulas. */
+  static adamw(options: AdamWOptions = {}, policy?: ParamPolicy, device?: DeviceOptions): DeviceOptimizer {
+    return new DeviceOptimizer({ algorithm: 'adamw', options: AdamWOptionsSchema.parse(options) }, policy, device);
+  }
+
+  /** SGD with sgd.ts's options and formulas. */
+  static sgd(options: SGDOptions = {}, policy?: ParamPolicy, device?: DeviceOptions): DeviceOptimizer {
+    return new DeviceOptimizer({ algorithm: 'sgd', options: SGDOptionsSchema.parse(options) }, policy, device);
+  }
+
+  constructor(config: DeviceAlgorithm, policy?: ParamPolicy, device: DeviceOptions = {}) {
+    super(policy);
+    this.config = config;
+    const bucketBytes = device.bucketBytes ?? DEFAULT_BUCKET_BYTES;
+    if (!(bucketBytes > 0)) throw new Error(`DeviceOptimizer: bucketBytes ${bucketBytes} is not a number > 0`);
+    this.device = { bucketBytes, clippedGrads: device.clippedGrads ?? false, ...(device.runner ? { runner: device.runner } : {}) };
+    if (config.algorithm === 'adamw') {
+      const { beta1, beta2, eps, weightDecay } = config.options;
+      this.rule = { kind: 'adamw', beta1, beta2, eps };
+      this.layout = { who: 'DeviceOptimizer(AdamW)', kinds: ['exp_avg', 'exp_avg_sq'], counted: true, hparams: { beta1, beta2, eps, weightDecay } };
+    } else {
+      const { momentum, dampening, nesterov, weightDecay } = config.options;
+      this.rule = { kind: 'sgd', momentum, dampening, nesterov };
+      this.layout = { who: 'DeviceOptimizer(SGD)', kinds: ['momentum_buffer'], counted: false, hparams: { momentum, dampening, nesterov: nesterov ? 1 : 0, weightDecay } };
+    }
+    this.label = this.layout.who;
+    this.state = emptyState(this.layout);
+  }
+
+  protected override get weightDecay(): number {
+    return this.config.options.weightDecay;
+  }
+
+  /** The Optimizer contract's step, without clipping. */
+  override async step(params: ReadonlyMap<string, Float32Array>, grads: ReadonlyMap<string, Float32Array>, lr: number): Promise<void> {
+    await this.clipAndStep(params, grads, lr, null);
+  }
+
+  /**
+   * Clips the gradients to a global norm of at most `maxNorm` (null: no clipping), as clip.ts's `clipGradNorm`, and
+   * updates every parameter that has a gradient, as `step` does; returns the norm before clipping.
+   */
+  async clipAndStep(
+    params: ReadonlyMap<string, Float32Array>, grads: ReadonlyMap<string, Float32Array>, lr: number, maxNorm: number | null,
+  ): Promise<{ norm?: number }> {
+    if (!Number.isFinite(lr) || lr < 0) throw new Error(`${this.label}.step: learning rate ${lr} is not a finite number >= 0`);
+    if (maxNorm !== null && !(maxNorm >= 0)) throw new Error(`${this.label}: maxNorm ${maxNorm} is not a number >= 0`);
+    const entries: Entry[] = [];
+    for (const [name, grad] of grads) {
+      const param = params.get(name);
+      if (!param) throw new Error(`${this.label}.step: gradient for '${name}' but no such parameter`);
+      entries.push({ name, param, grad, weightDecay: this.decayPolicy(name) ? this.weightDecay : 0 });
+    }
+    return this.apply(entries, lr, maxNorm);
+  }
+
+  /** One tensor's update with `weightDecay` as given (the contract's `update`); compiles a graph per length. */
+  override async update(name: string, param: Float32Array, grad: Float32Array, lr = this.config.options.lr, weightDecay = this.weightDecay): Promise<void> {
+    await this.apply([{ name, param, grad, weightDecay }], lr, null);
+  }
+
+  override forget(name: string): void {
+    for (const a of this.state.arrays) a.delete(name);
+    this.state.steps.delete(name);
+  }
+
+  override stateBytes(): number {
+    let n = 0;
+    for (const a of this.state.arrays) for (const x of a.values()) n += x.byteLength;
+    return n;
+  }
+
+  override stateDict({ copy = true }: StateDictOptions = {}): OptimizerStateDict {
+    return saveState(this.layout, this.state, copy);
+  }
+
+  override loadStateDict(state: OptimizerStateDict): void {
+    this.state = loadState(this.layout, state);
+  }
+
+  /** Releases the compiled graphs (state is kept; the next step compiles again). */
+  async release(): Promise<void> {
+    const exes = [...this.cache.values()];
+    this.cache.clear();
+    for (const exe of exes) await (await exe).release();
+  }
+
+  private async apply(entries: readonly Entry[], lr: number, maxNorm: number | null): Promise<{ norm?: number }> {
+    for (const e of entries) this.checkLengths(e.name, e.param, e.grad, this.state.arrays[0]?.get(e.name));
+    if (entries.length === 0) return {};
+    const buckets = this.bucketsOf(entries);
+    this.cacheLimit = Math.max(this.cacheLimit, 2 * (buckets.length + 1));
+    const clip: ClipMode = maxNorm === null ? 'none' : buckets.length === 1 ? 'norm' : 'scale';
+    const maxNormFeed = f32(Float32Array.of(maxNorm ?? 0));
+    let norm: number | undefined;
+    let scale: HostTensor | undefined;
+    if (clip === 'scale') {
+      // Several buckets: the scale needs every gradient, so it is computed first and fed to each bucket as it came.
+      const lengths = entries.map((e) => e.grad.length);
+      const exe = await this.executable(`norm|${lengths.join(',')}`, () => normGraph(lengths));
+      const feeds: Record<string, HostTensor> = { maxNorm: maxNormFeed };
+      entries.forEach((e, i) => { feeds[`g${i}`] = f32(e.grad); });
+      const out = await exe.run(feeds);
+      norm = Number(out.norm!.data[0]);
+      scale = out.scale!;
+    }
+    for (const bucket of buckets) {
+      const out = await this.runBucket(bucket, lr, clip, clip === 'norm' ? { maxNorm: maxNormFeed } : scale ? { scale } : {});
+      if (out.norm) norm = Number(out.norm.data[0]);
+    }
+    return norm === undefined ? {} : { norm };
+  }
+
+  /** Consecutive runs of tensors holding at most `bucketBytes` of parameters (a larger tensor alone). */
+  private bucketsOf(entries: readonly Entry[]): Entry[][] {
+    const buckets: Entry[][] = [];
+    let bytes = Infinity;
+    for (const e of entries) {
+      if (bytes + e.param.byteLength > this.device.bucketBytes) {
+        buckets.push([]);
+        bytes = 0;
+      }
+      buckets.at(-1)!.push(e);
+      bytes += e.param.byteLength;
+    }
+    return buckets;
+  }
+
+  private async runBucket(bucket: readonly Entry[], lr: number, clip: ClipMode, clipFeeds: Record<string, HostTensor>): Promise<Record<string, HostTensor>> {
+    const lengths = bucket.map((e) => e.param.length);
+    const decayed = bucket.map((e) => e.weightDecay !== 0);
+    const clippedGrads = this.device.clippedGrads && clip !== 'none';
+    const key = `update|${clip}|${clippedGrads}|${lengths.join(',')}|${decayed.map(Number).join('')}`;
+    const exe = await this.executable(key, () => updateGraph({ rule: this.rule, lengths, decayed, clip, clippedGrads }));
+    const slots = momentSlots(this.rule);
+    const feeds: Record<string, HostTensor> = { ...clipFeeds, coef: f32(this.coefficients(bucket, lr)) };
+    bucket.forEach((e, i) => {
+      feeds[`p${i}`] = f32(e.param);
+      feeds[`g${i}`] = f32(e.grad);
+      // A tensor's first update starts from zeros (SGD's first step ignores them: keep = 0).
+      slots.forEach((slot, j) => { feeds[`${slot}${i}`] = f32(this.state.arrays[j]!.get(e.name) ?? new Float32Array(e.param.length)); });
+    });
+    const out = await exe.run(feeds);
+    const result = (name: string) => out[name]!.data as Float32Array;
+    bucket.forEach((e, i) => {
+      copyAndFree(result(`new_p${i}`), e.param);
+      slots.forEach((slot, j) => {
+        // Written into the existing arrays, so a `stateDict({ copy: false })` holder sees live state as with adamw.ts.
+        const own = this.state.arrays[j]!, current = own.get(e.name);
+        if (current) copyAndFree(result(`new_${slot}${i}`), current);
+        else own.set(e.name, result(`new_${slot}${i}`));
+      });
+      if (this.layout.counted) this.state.steps.set(e.name, (this.state.steps.get(e.name) ?? 0) + 1);
+      if (clippedGrads) copyAndFree(result(`new_g${i}`), e.grad);
+    });
+    return out;
+  }
+
+  /** The per-tensor scalars of COEFFICIENTS, in float64 like the reference, rounded to float32 when fed. */
+  private coefficients(bucket: readonly Entry[], lr: number): Float32Array {
+    const k = COEFFICIENTS[this.rule.kind].length;
+    const coef = new Float32Array(bucket.length * k);
+    bucket.forEach((e, i) => {
+      let values: number[];
+      if (this.rule.kind === 'adamw') {
+        const t = (this.state.steps.get(e.name) ?? 0) + 1;
+        values = [1 - lr * e.weightDecay, lr / (1 - this.rule.beta1 ** t), 1 / Math.sqrt(1 - this.rule.beta2 ** t)];
+      } else {
+        const first = !this.state.arrays[0]?.has(e.name);
+        values = [lr, e.weightDecay, first ? 0 : this.rule.momentum, first ? 1 : 1 - this.rule.dampening];
+      }
+      coef.set(values, i * k);
+    });
+    return coef;
+  }
+
+  /** A compiled graph by signature, compiled once; the least recently used beyond the cache's size is released. */
+  private async executable(key: string, graph: () => ReturnType<typeof updateGraph>): Promise<Executable> {
+    let hit = this.cache.get(key);
+    if (hit) this.cache.delete(key);
+    else hit = compile(graph(), this.device.runner ? { runner: this.device.runner } : {});
+    this.cache.set(key, hit);
+    while (this.cache.size > this.cacheLimit) {
+      const [oldest, exe] = this.cache.entries().next().value!;
+      this.cache.delete(oldest);
+      void exe.then((e) => e.release());
+    }
+    return hit;
+  }
+}

@@ -1,0 +1,318 @@
+/**
+ * The sidecar's server side: a fetch handler that loads compiled steps on onnxruntime-node with one execution
+ * provider and runs them (wire format: runners/sidecar-protocol.ts; the command: cli/sidecar.ts).
+ *
+ * What a request can and cannot do: it is refused unless it carries the bearer token (compared in constant time); it
+ * can send ONNX bytes and tensors, never a path (a step's files are written under names from a fixed list into a
+ * folder the server creates, and onnxruntime refuses external data outside the model's folder) and never code
+ * (session options, custom-op libraries and the provider are the server's). Bodies, sessions and idle time are
+ * bounded.
+ */
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeModel } from '../core/onnx/model.ts';
+import { ortNodeRunner } from './ort-node.ts';
+import { sidecar } from './sidecar.ts';
+import type { Runner, RunnerSession } from './types.ts';
+import {
+  BodyTooLargeError, ChunkReader, LOAD_CONTENT_TYPE, ProtocolError, TENSOR_CONTENT_TYPE, encodeTensors, readLoadHeader, readTensors, streamOf,
+  type SidecarErrorBody,
+} from './sidecar-protocol.ts';
+
+export const SIDECAR_PROVIDERS = ['cuda', 'webgpu', 'cpu'] as const;
+export type SidecarProvider = (typeof SIDECAR_PROVIDERS)[number];
+
+export interface SidecarLimits {
+  /** Largest request body (a load frame: model + weights; a run frame: the feeds). Default 4 GiB. */
+  maxBodyBytes: number;
+  /** Sessions held at once (loads in progress count). Default 128: a checkpointed step holds one per stage. */
+  maxSessions: number;
+  /** A session not run for this long is released (a client that died without releasing). Default 1 hour. */
+  idleTimeoutMs: number;
+}
+
+/** Responses larger than this are streamed from the output arrays instead of gathered into one Blob. */
+const STREAM_ABOVE_BYTES = 16 * 2 ** 20;
+
+export const DEFAULT_LIMITS: SidecarLimits = { maxBodyBytes: 4 * 2 ** 30, maxSessions: 128, idleTimeoutMs: 3_600_000 };
+
+export interface SidecarServerOptions extends Partial<SidecarLimits> {
+  provider: SidecarProvider;
+  /** The bearer token every request must carry (at least 16 characters). */
+  token: string;
+  /** Origins (`https://app.example`) whose pages may call the sidecar from a browser (CORS). Default none. */
+  allowOrigins?: readonly string[];
+  log?: (line: string) => void;
+}
+
+export interface SidecarInfo {
+  provider: SidecarProvider;
+  sessions: number;
+  limits: SidecarLimits;
+}
+
+interface Held {
+  session: RunnerSession;
+  lastUsed: number;
+  /** Runs on one session go one at a time (onnxruntime sessions are not re-entrant here). */
+  queue: Promise<unknown>;
+}
+
+class HttpError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
+  new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
+
+const EXECUTION_PROVIDERS: Record<SidecarProvider, string[]> = { cuda: ['cuda'], webgpu: ['webgpu'], cpu: ['cpu'] };
+
+const PROVIDER_HELP: Record<SidecarProvider, string> = {
+  cuda: "onnxruntime-node's CUDA provider is not installed or CUDA 12 / cuDNN 9 libraries are missing: reinstall with `npm install onnxruntime-node --onnxruntime-node-install=cuda12` (or ONNXRUNTIME_NODE_INSTALL=cuda12), see docs/sidecar.md",
+  webgpu: 'no WebGPU adapter: onnxruntime-node uses Dawn on Vulkan (Linux) / Metal / D3D12; check the GPU driver',
+  cpu: 'the CPU provider should always load: is onnxruntime-node installed?',
+};
+
+/** Loads and runs a two-element Add on the provider, so a missing provider fails at start, not on the first step. */
+export async function probeProvider(provider: SidecarProvider): Promise<void> {
+  const bytes = encodeModel({
+    opset: 17, nodes: [{ op: 'Add', inputs: ['x', 'x'], outputs: ['y'], name: 'probe' }], initializers: [],
+    inputs: [{ name: 'x', dtype: 'float32', dims: [2] }], outputs: [{ name: 'y', dtype: 'float32', dims: [2] }],
+  });
+  try {
+    const s = await ortNodeRunner({ executionProviders: EXECUTION_PROVIDERS[provider] }).load({ model: { bytes }, inputs: [], outputs: [], origins: new Map() });
+    const y = (await s.run({ x: { dtype: 'float32', shape: [2], data: new Float32Array([1, 2]) } })).y!.data;
+    await s.release();
+    if (y[0] !== 2 || y[1] !== 4) throw new Error(`1 + 1 gave ${y[0]}`);
+  } catch (e) {
+    throw new Error(`the ${provider} execution provider does not work here: ${PROVIDER_HELP[provider]}\n  (${(e as Error).message.split('\n')[0]})`, { cause: e });
+  }
+}
+
+/** The message of the runtime's own error under ortNodeRunner's wrapping (the client adds its own context). */
+const rootMessage = (e: unknown): string => {
+  const cause = (e as { cause?: unknown }).cause;
+  return cause instanceof Error ? cause.message : (e as Error).message ?? String(e);
+};
+
+export class SidecarHandler {
+  readonly limits: SidecarLimits;
+  private readonly sessions = new Map<string, Held>();
+  private loading = 0;
+  private readonly tokenDigest: Buffer;
+  private readonly runner: Runner;
+  private readonly sweeper: ReturnType<typeof setInterval>;
+  private readonly log: (line: string) => void;
+
+  constructor(private readonly o: SidecarServerOptions) {
+    if (o.token.length < 16) throw new Error('the sidecar token must be at least 16 characters');
+    this.limits = {
+      maxBodyBytes: o.maxBodyBytes ?? DEFAULT_LIMITS.maxBodyBytes, maxSessions: o.maxSessions ?? DEFAULT_LIMITS.maxSessions,
+      idleTimeoutMs: o.idleTimeoutMs ?? DEFAULT_LIMITS.idleTimeoutMs,
+    };
+    this.tokenDigest = digest(o.token);
+    this.runner = ortNodeRunner({ executionProviders: EXECUTION_PROVIDERS[o.provider] });
+    this.log = o.log ?? (() => {});
+    this.sweeper = setInterval(() => void this.sweep(), Math.max(50, Math.min(this.limits.idleTimeoutMs / 4, 60_000)));
+    (this.sweeper as { unref?: () => void }).unref?.();
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  readonly fetch = async (req: Request): Promise<Response> => {
+    const cors = this.corsHeaders(req);
+    try {
+      if (req.method === 'OPTIONS') {
+        if (!cors) throw new HttpError(403, 'origin_not_allowed', 'this origin may not call the sidecar (see --allow-origin)');
+        return new Response(null, { status: 204, headers: { ...cors, 'access-control-allow-methods': 'GET, POST, DELETE', 'access-control-allow-headers': 'authorization, content-type', 'access-control-max-age': '600' } });
+      }
+      this.authenticate(req);
+      const response = await this.route(req);
+      if (cors) for (const [k, v] of Object.entries(cors)) response.headers.set(k, v);
+      return response;
+    } catch (e) {
+      if (req.body && !req.bodyUsed) void req.body.cancel().catch(() => {});
+      const err = e instanceof HttpError ? e
+        : e instanceof BodyTooLargeError ? new HttpError(413, 'body_too_large', `the request body exceeds the sidecar's limit of ${this.limits.maxBodyBytes} bytes (--max-body)`)
+          : e instanceof ProtocolError ? new HttpError(400, 'malformed_frame', e.message)
+            : new HttpError(500, 'internal', (e as Error).message ?? String(e));
+      if (err.status >= 500) this.log(`sidecar: ${req.method} ${new URL(req.url).pathname}: ${err.message}`);
+      return json(err.status, { error: { code: err.code, message: err.message } } satisfies SidecarErrorBody, cors ?? {});
+    }
+  };
+
+  private corsHeaders(req: Request): Record<string, string> | undefined {
+    const origin = req.headers.get('origin');
+    if (!origin || !this.o.allowOrigins?.includes(origin)) return undefined;
+    return { 'access-control-allow-origin': origin, vary: 'origin' };
+  }
+
+  private authenticate(req: Request): void {
+    const m = /^Bearer\s+(\S+)$/i.exec(req.headers.get('authorization') ?? '');
+    if (!m) throw new HttpError(401, 'missing_token', 'missing token: send "Authorization: Bearer <token>" (the token given to tuneforge sidecar)');
+    // Both sides hashed to 32 bytes first: timingSafeEqual needs equal lengths, and the length is not revealed either.
+    if (!timingSafeEqual(digest(m[1]!), this.tokenDigest)) throw new HttpError(401, 'invalid_token', 'incorrect token');
+  }
+
+  private async route(req: Request): Promise<Response> {
+    const path = new URL(req.url).pathname;
+    if (path === '/v1/info' && req.method === 'GET') {
+      return json(200, { provider: this.o.provider, sessions: this.sessions.size, limits: this.limits } satisfies SidecarInfo);
+    }
+    if (path === '/v1/sessions' && req.method === 'POST') return this.load(req);
+    const m = /^\/v1\/sessions\/([^/]+)(\/run)?$/.exec(path);
+    if (m && m[2] && req.method === 'POST') return this.run(m[1]!, req);
+    if (m && !m[2] && req.method === 'DELETE') return this.release(m[1]!);
+    throw new HttpError(404, 'not_found', `no route ${req.method} ${path}`);
+  }
+
+  private body(req: Request, contentType: string): ChunkReader {
+    const declared = Number(req.headers.get('content-length') ?? NaN);
+    if (declared > this.limits.maxBodyBytes) throw new BodyTooLargeError(this.limits.maxBodyBytes);
+    const type = req.headers.get('content-type') ?? '';
+    if (!type.startsWith(contentType)) throw new HttpError(415, 'wrong_content_type', `expected content-type ${contentType}, got '${type}'`);
+    if (!req.body) throw new ProtocolError('the request has no body');
+    return new ChunkReader(req.body, this.limits.maxBodyBytes);
+  }
+
+  private async load(req: Request): Promise<Response> {
+    if (this.sessions.size + this.loading >= this.limits.maxSessions) {
+      throw new HttpError(429, 'too_many_sessions', `the sidecar holds ${this.sessions.size} sessions${this.loading ? ` (+${this.loading} loading)` : ''}, its limit (--max-sessions ${this.limits.maxSessions}): release some, or raise the limit`);
+    }
+    this.loading++;
+    // The step's files go to a folder of the server's own choosing; it is removed once the session holds the weights.
+    const dir = await mkdtemp(join(tmpdir(), 'tuneforge-sidecar-'));
+    try {
+      const reader = this.body(req, LOAD_CONTENT_TYPE);
+      const header = await readLoadHeader(reader);
+      for (const part of header.parts) {
+        const file = await open(join(dir, part.name), 'w');
+        try {
+          await reader.pipe(part.bytes, async (piece) => { await file.write(piece); }, `part '${part.name}'`);
+        } finally {
+          await file.close();
+        }
+      }
+      await reader.end();
+      let session: RunnerSession;
+      try {
+        session = await this.runner.load({ model: { path: join(dir, 'model.onnx') }, inputs: header.inputs, outputs: header.outputs, origins: new Map() });
+      } catch (e) {
+        throw new HttpError(422, 'load_failed', rootMessage(e));
+      }
+      const id = randomUUID();
+      this.sessions.set(id, { session, lastUsed: Date.now(), queue: Promise.resolve() });
+      const bytes = header.parts.reduce((s, p) => s + p.bytes, 0);
+      this.log(`sidecar: session ${id} loaded (${(bytes / 2 ** 20).toFixed(1)} MiB, ${this.sessions.size} held)`);
+      return json(201, { session: id });
+    } finally {
+      this.loading--;
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  private held(id: string): Held {
+    const h = this.sessions.get(id);
+    if (!h) throw new HttpError(404, 'unknown_session', `no session '${id}' here: it was released, idled out (--idle-timeout ${this.limits.idleTimeoutMs / 1000} s), or the sidecar restarted since it was loaded`);
+    return h;
+  }
+
+  private async run(id: string, req: Request): Promise<Response> {
+    const h = this.held(id);
+    h.lastUsed = Date.now();
+    const feeds = await readTensors(this.body(req, TENSOR_CONTENT_TYPE));
+    const result = h.queue.then(() => h.session.run(feeds));
+    h.queue = result.catch(() => {});
+    let outputs;
+    try {
+      outputs = await result;
+    } catch (e) {
+      throw new HttpError(422, 'run_failed', rootMessage(e));
+    } finally {
+      h.lastUsed = Date.now();
+    }
+    const frame = encodeTensors(outputs);
+    // A Blob copies its parts into one buffer: fine for small outputs, a second copy of every gradient for large ones.
+    const body = frame.bytes > STREAM_ABOVE_BYTES ? streamOf(frame.parts) : new Blob(frame.parts);
+    return new Response(body, { status: 200, headers: { 'content-type': TENSOR_CONTENT_TYPE } });
+  }
+
+  private async release(id: string): Promise<Response> {
+    const h = this.held(id);
+    this.sessions.delete(id);
+    await h.queue; // a run in flight finishes first
+    await h.session.release();
+    return new Response(null, { status: 204 });
+  }
+
+  private async sweep(): Promise<void> {
+    const now = Date.now();
+    for (const [id, h] of this.sessions) {
+      if (now - h.lastUsed < this.limits.idleTimeoutMs) continue;
+      this.sessions.delete(id);
+      this.log(`sidecar: session ${id} released after ${((now - h.lastUsed) / 1000).toFixed(0)} s idle`);
+      await h.queue;
+      await h.session.release();
+    }
+  }
+
+  /** Releases every session and stops the idle sweep. */
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const h of all) {
+      await h.queue;
+      await h.session.release();
+    }
+  }
+}
+
+export interface RunningSidecar {
+  readonly url: string;
+  readonly handler: SidecarHandler;
+  stop(): Promise<void>;
+}
+
+/** Starts the sidecar on Bun.serve (port 0: any free port; the chosen one is in `url`). */
+export async function startSidecar(o: SidecarServerOptions & { hostname: string; port: number }): Promise<RunningSidecar> {
+  await probeProvider(o.provider);
+  const handler = new SidecarHandler(o);
+  // idleTimeout 0: a GPU step or a large upload may be silent for longer than Bun's default 10 s.
+  const server = Bun.serve({ hostname: o.hostname, port: o.port, fetch: handler.fetch, idleTimeout: 0, maxRequestBodySize: handler.limits.maxBodyBytes + 2 ** 16 });
+  const host = o.hostname.includes(':') ? `[${o.hostname}]` : o.hostname;
+  return {
+    url: `http://${host}:${server.port}`,
+    handler,
+    async stop() {
+      await server.stop(true);
+      await handler.close();
+    },
+  };
+}
+
+/**
+ * A sidecar in this process on a free loopback port, started on first use and stopped by `close()`: the runner
+ * conformance suite's entry (runners/conformance.ts), so the sidecar is held to the same cases as every runner.
+ */
+export function loopbackSidecar(provider: SidecarProvider = 'cpu') {
+  const token = `${randomUUID()}${randomUUID()}`;
+  let started: Promise<RunningSidecar> | undefined;
+  const start = () => (started ??= startSidecar({ hostname: '127.0.0.1', port: 0, provider, token }));
+  return {
+    available: async (): Promise<string | true> => start().then(() => true as const, (e: unknown) => (e as Error).message.split('\n')[0]!),
+    make: async (): Promise<Runner> => sidecar((await start()).url, { token }),
+    close: async (): Promise<void> => {
+      const s = started;
+      started = undefined;
+      if (s) await (await s).stop();
+    },
+  };
+}

@@ -1,0 +1,376 @@
+/**
+ * The sidecar runner against a real sidecar on loopback (CPU provider): the same bits as onnxruntime-node in this
+ * process, each refusal, timeouts and lost connections, and a training run whose sidecar is killed mid-run and
+ * restarted resuming to the weights of an uninterrupted run.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { compile, trace, valueAndGrad, type HostTensor } from '../../core/index.ts';
+import * as op from '../../core/ops/api.ts';
+import { encodeModel } from '../../core/onnx/model.ts';
+import { buildCausalLM, causalLMLoss } from '../../core/models/llama.ts';
+import { loadModel } from '../../core/models/load.ts';
+import { train } from '../../core/train/trainer.ts';
+import { lora } from '../../plugins/index.ts';
+import { ortNodeRunner } from '../../runners/ort-node.ts';
+import { sidecar, SidecarError } from '../../runners/sidecar.ts';
+import { startSidecar, type RunningSidecar, type SidecarServerOptions } from '../../runners/sidecar-server.ts';
+import { LOAD_CONTENT_TYPE, TENSOR_CONTENT_TYPE, encodeLoadPrefix, encodeTensors } from '../../runners/sidecar-protocol.ts';
+import { isLoopback, parseListen, resolveSidecarToken, startSidecarFromOptions } from '../../cli/sidecar.ts';
+import { FIXTURES, fixtureBatch } from '../models/fixtures.ts';
+import { bitDifferences, quiet, removeTempDirs, REPO, silentProgress, STORIES, storiesMissing, tempDir, tinyConfig, writeTinyData } from '../train/helpers.ts';
+
+const TOKEN = 'test-token-0123456789abcdef';
+const servers: RunningSidecar[] = [];
+afterAll(async () => {
+  for (const s of servers.splice(0)) await s.stop().catch(() => {});
+  removeTempDirs();
+});
+
+async function serve(extra: Partial<SidecarServerOptions> = {}): Promise<RunningSidecar> {
+  const s = await startSidecar({ hostname: '127.0.0.1', port: 0, provider: 'cpu', token: TOKEN, ...extra });
+  servers.push(s);
+  return s;
+}
+
+const f32 = (shape: number[], f: (i: number) => number): HostTensor => ({ dtype: 'float32', shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => f(i)) });
+const bytes = (t: HostTensor) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+
+/** Outputs of the same step in this process and on the sidecar, compared byte for byte. */
+function expectSameBits(local: Record<string, HostTensor>, remote: Record<string, HostTensor>): void {
+  expect(Object.keys(remote).sort()).toEqual(Object.keys(local).sort());
+  for (const [name, t] of Object.entries(local)) {
+    const r = remote[name]!;
+    expect({ name, dtype: r.dtype, shape: r.shape }).toEqual({ name, dtype: t.dtype, shape: t.shape });
+    expect(Buffer.compare(bytes(r), bytes(t))).toBe(0);
+  }
+}
+
+/** Embedding lookup (int64 ids, resident table), a matmul with a fed weight, softmax; float32, bool and int64 outputs. */
+function smallGraph() {
+  return trace((g) => {
+    const ids = g.input('ids', 'int64', ['B', 'T']);
+    const table = g.input('table', 'float32', [16, 16]);
+    const w = g.input('w', 'float32', [16, 5]);
+    const h = op.matmul(op.gather(table, ids), w); // [B, T, 5]
+    return { probs: op.softmax(op.tanh(h)), big: op.greaterEqual(ids, op.scalar(ids, 8)), total: op.sum(ids, -1) };
+  });
+}
+const table = f32([16, 16], (i) => Math.sin(i * 0.37));
+const smallFeeds = (): Record<string, HostTensor> => ({
+  ids: { dtype: 'int64', shape: [3, 4], data: BigInt64Array.from({ length: 12 }, (_, i) => BigInt((i * 7) % 16)) },
+  w: f32([16, 5], (i) => Math.cos(i * 0.11) / 4),
+});
+
+describe('results equal onnxruntime-node in this process, bit for bit', () => {
+  test('a small graph, with resident weights in the model bytes and as an external data file', async () => {
+    const s = await serve();
+    const runner = sidecar(s.url, { token: TOKEN });
+    const local = await compile(smallGraph(), { dims: { B: 3, T: 4 }, resident: { table } });
+    const expected = await local.run(smallFeeds());
+    await local.release();
+    for (const externalDataThreshold of [undefined, 0]) {
+      const beforeLoad = runner.stats.bytesSent;
+      const remote = await compile(smallGraph(), { dims: { B: 3, T: 4 }, resident: { table }, runner, externalDataThreshold });
+      const beforeRun = runner.stats.bytesSent;
+      expectSameBits(expected, await remote.run(smallFeeds()));
+      // The resident table (1 KiB) travels once, at load; a run sends only ids and w (12*8 + 80*4 bytes) and a header.
+      expect(beforeRun - beforeLoad).toBeGreaterThan(1024);
+      expect(runner.stats.bytesSent - beforeRun - (12 * 8 + 80 * 4)).toBeLessThan(200);
+      await remote.release();
+    }
+    expect(s.handler.sessionCount).toBe(0);
+    expect(runner.stats.loads).toBe(2);
+  }, 30_000);
+
+  test('outputs over 16 MiB (streamed back rather than gathered into one Blob)', async () => {
+    const s = await serve();
+    const g = () => trace((b) => ({ y: op.exp(b.input('x', 'float32', [4_300_000])) })); // 17.2 MB out
+    const x = f32([4_300_000], (i) => (i % 1000) / 1000);
+    const local = await compile(g());
+    const remote = await compile(g(), { runner: sidecar(s.url, { token: TOKEN }) });
+    expectSameBits(await local.run({ x }), await remote.run({ x }));
+    await Promise.all([local.release(), remote.release()]);
+  }, 30_000);
+
+  const noStories = storiesMissing('the stories260k sidecar tests') || !existsSync(join(FIXTURES, 'batch.safetensors'));
+  test.skipIf(noStories)('a stories260k loss + gradient step (layer 0 trained, the rest resident)', async () => {
+    const s = await serve();
+    const { config, weights } = await loadModel(STORIES);
+    const batch = await fixtureBatch();
+    const [B, T] = batch.input_ids.shape as [number, number];
+    const graph = trace((g) => ({ loss: causalLMLoss(g, buildCausalLM(g, config, { batch: B, seq: T })) }));
+    const trainable = [...weights.keys()].filter((n) => n.includes('layers.0.'));
+    const resident = new Map([...weights].filter(([n]) => !trainable.includes(n)));
+    const grad = valueAndGrad(graph, { of: 'loss', wrt: trainable });
+    const feeds: Record<string, HostTensor> = { ...batch, ...Object.fromEntries(trainable.map((n) => [n, weights.get(n)!])) };
+    const local = await compile(grad, { resident, runner: ortNodeRunner() });
+    const remote = await compile(grad, { resident, runner: sidecar(s.url, { token: TOKEN }) });
+    const expected = await local.run(feeds);
+    expect(Object.keys(expected).length).toBe(1 + trainable.length);
+    expectSameBits(expected, await remote.run(feeds));
+    await Promise.all([local.release(), remote.release()]);
+  }, 60_000);
+});
+
+/** Raw requests, for what the runner itself never sends. */
+const raw = (url: string, path: string, init: RequestInit & { token?: string | null } = {}) => {
+  const { token = TOKEN, ...rest } = init;
+  const headers = new Headers(rest.headers);
+  if (token !== null) headers.set('authorization', `Bearer ${token}`);
+  return fetch(`${url}${path}`, { ...rest, headers });
+};
+const errorOf = async (res: Response) => ({ status: res.status, ...((await res.json()) as { error: { code: string; message: string } }).error });
+const addModel = encodeModel({
+  opset: 17, nodes: [{ op: 'Add', inputs: ['x', 'x'], outputs: ['y'], name: 'add' }], initializers: [],
+  inputs: [{ name: 'x', dtype: 'float32', dims: [4] }], outputs: [{ name: 'y', dtype: 'float32', dims: [4] }],
+});
+const loadBody = (parts: { name: string; bytes: number }[] = [{ name: 'model.onnx', bytes: addModel.length }]) =>
+  new Blob([encodeLoadPrefix({ inputs: [], outputs: [], parts: parts as never }) as Uint8Array<ArrayBuffer>, addModel as Uint8Array<ArrayBuffer>]);
+
+async function rawSession(url: string): Promise<string> {
+  const res = await raw(url, '/v1/sessions', { method: 'POST', body: loadBody(), headers: { 'content-type': LOAD_CONTENT_TYPE } });
+  expect(res.status).toBe(201);
+  return ((await res.json()) as { session: string }).session;
+}
+
+/** A frame: 4-byte magic, u32 header length, header, payload. */
+function frame(magic: string, header: string, payload: Uint8Array = new Uint8Array(0), declaredLength?: number): Uint8Array<ArrayBuffer> {
+  const h = new TextEncoder().encode(header);
+  const out = new Uint8Array(8 + h.length + payload.length);
+  out.set(new TextEncoder().encode(magic));
+  new DataView(out.buffer).setUint32(4, declaredLength ?? h.length, true);
+  out.set(h, 8);
+  out.set(payload, 8 + h.length);
+  return out;
+}
+
+describe('refusals', () => {
+  let s: RunningSidecar;
+  beforeAll(async () => { s = await serve(); });
+
+  test('no token, a malformed header or a wrong token: 401, nothing loaded', async () => {
+    for (const token of [null, 'Basic abc']) {
+      const headers: Record<string, string> = token ? { authorization: token, 'content-type': LOAD_CONTENT_TYPE } : { 'content-type': LOAD_CONTENT_TYPE };
+      const res = await raw(s.url, '/v1/sessions', { token: null, method: 'POST', body: loadBody(), headers });
+      expect(await errorOf(res)).toMatchObject({ status: 401, code: 'missing_token' });
+    }
+    for (const wrong of ['x', `${TOKEN}x`, TOKEN.replace(/.$/, 'g')]) {
+      const res = await raw(s.url, '/v1/info', { token: wrong });
+      expect(await errorOf(res)).toMatchObject({ status: 401, code: 'invalid_token' });
+    }
+    const err = await sidecar(s.url, { token: 'wrong-token-0123456789' }).info().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SidecarError);
+    expect((err as SidecarError).message).toContain(`the sidecar at ${s.url} refused to report its status: incorrect token (HTTP 401, invalid_token)`);
+    expect(s.handler.sessionCount).toBe(0);
+    expect((await raw(s.url, '/v1/info')).status).toBe(200); // the right token passes
+  });
+
+  test('unknown session id, and a released one', async () => {
+    const { parts } = encodeTensors({ x: f32([4], (i) => i) });
+    const res = await raw(s.url, '/v1/sessions/no-such-session/run', { method: 'POST', body: new Blob(parts), headers: { 'content-type': TENSOR_CONTENT_TYPE } });
+    expect(await errorOf(res)).toMatchObject({ status: 404, code: 'unknown_session' });
+    const id = await rawSession(s.url);
+    expect((await raw(s.url, `/v1/sessions/${id}`, { method: 'DELETE' })).status).toBe(204);
+    expect(await errorOf(await raw(s.url, `/v1/sessions/${id}`, { method: 'DELETE' }))).toMatchObject({ status: 404, code: 'unknown_session' });
+  });
+
+  test('malformed frames: 400 each, with what was wrong; a good frame then still runs', async () => {
+    const id = await rawSession(s.url);
+    const x = new Uint8Array(new Float32Array([1, 2, 3, 4]).buffer);
+    const header = (t: object) => JSON.stringify({ tensors: [{ name: 'x', dtype: 'float32', shape: [4], ...t }] });
+    const cases: [Uint8Array<ArrayBuffer>, RegExp][] = [
+      [frame('NOPE', header({}), x), /not a TFT1 frame/],
+      [frame('TFT1', header({}), x, 5000), /ended inside the header/],
+      [frame('TFT1', '{"tensors": [', x), /not UTF-8 JSON/],
+      [frame('TFT1', '{}', x), /no "tensors" list/],
+      [frame('TFT1', header({ dtype: 'complex64' }), x), /unknown dtype "complex64"/],
+      [frame('TFT1', header({ shape: [2, -2] }), x), /non-negative integers/],
+      [frame('TFT1', header({}), x.subarray(0, 12)), /ended inside tensor 'x' \(12 of 16 bytes\)/],
+      [frame('TFT1', header({}), new Uint8Array([...x, 9])), /unexpected bytes after the end/],
+      [frame('TFT1', header({}), x, 2 ** 30), /header of 1073741824 bytes/],
+    ];
+    for (const [body, message] of cases) {
+      const e = await errorOf(await raw(s.url, `/v1/sessions/${id}/run`, { method: 'POST', body, headers: { 'content-type': TENSOR_CONTENT_TYPE } }));
+      expect(e).toMatchObject({ status: 400, code: 'malformed_frame' });
+      expect(e.message).toMatch(message);
+    }
+    const ok = await raw(s.url, `/v1/sessions/${id}/run`, { method: 'POST', body: frame('TFT1', header({}), x), headers: { 'content-type': TENSOR_CONTENT_TYPE } });
+    expect(ok.status).toBe(200);
+  });
+
+  test('a load naming files of its own choosing is refused (the server names them)', async () => {
+    for (const name of ['../../etc/passwd', '/tmp/model.onnx', 'weights.bin']) {
+      const res = await raw(s.url, '/v1/sessions', { method: 'POST', body: loadBody([{ name, bytes: addModel.length }]), headers: { 'content-type': LOAD_CONTENT_TYPE } });
+      const e = await errorOf(res);
+      expect(e).toMatchObject({ status: 400, code: 'malformed_frame' });
+      expect(e.message).toContain('a request never names files');
+    }
+  });
+
+  test('a body over --max-body: 413, for a load and for a run', async () => {
+    const small = await serve({ maxBodyBytes: 2048 });
+    const runner = sidecar(small.url, { token: TOKEN });
+    const bigTable = f32([32, 32], (i) => i); // 4 KiB of resident weights in the model bytes
+    const g = trace((b) => ({ y: op.matmul(b.input('x', 'float32', [2, 32]), b.input('t', 'float32', [32, 32])) }));
+    const err = await compile(g, { resident: { t: bigTable }, runner }).catch((e: unknown) => e);
+    expect((err as SidecarError).status).toBe(413);
+    expect((err as Error).message).toContain(`the sidecar at ${small.url} refused to load a compiled step: the request body exceeds the sidecar's limit of 2048 bytes (--max-body)`);
+    const fed = await compile(g, { runner }); // t fed each run instead: 4 KiB per run
+    const runErr = await fed.run({ x: f32([2, 32], (i) => i), t: bigTable }).catch((e: unknown) => e);
+    expect((runErr as SidecarError).status).toBe(413);
+    expect((runErr as Error).message).toContain('refused to run a step');
+    await fed.release();
+  });
+
+  test('too many sessions: 429 with the limit; a release makes room', async () => {
+    const small = await serve({ maxSessions: 2 });
+    const runner = sidecar(small.url, { token: TOKEN });
+    const g = () => trace((b) => ({ y: op.exp(b.input('x', 'float32', [4])) }));
+    const [a, b] = [await compile(g(), { runner }), await compile(g(), { runner })];
+    const err = await compile(g(), { runner }).catch((e: unknown) => e);
+    expect((err as SidecarError).status).toBe(429);
+    expect((err as Error).message).toContain('holds 2 sessions, its limit (--max-sessions 2)');
+    await a.release();
+    const c = await compile(g(), { runner });
+    expect(small.handler.sessionCount).toBe(2);
+    await Promise.all([b.release(), c.release()]);
+  });
+
+  test('an idle session is released after --idle-timeout', async () => {
+    const small = await serve({ idleTimeoutMs: 150 });
+    const exe = await compile(trace((b) => ({ y: op.exp(b.input('x', 'float32', [4])) })), { runner: sidecar(small.url, { token: TOKEN }) });
+    await Bun.sleep(600);
+    expect(small.handler.sessionCount).toBe(0);
+    const err = await exe.run({ x: f32([4], (i) => i) }).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/no session '.*' here: it was released, idled out \(--idle-timeout 0.15 s\)/);
+  });
+
+  test('CORS: a listed origin gets a preflight answer, others are refused', async () => {
+    const c = await serve({ allowOrigins: ['https://app.example'] });
+    const pre = await raw(c.url, '/v1/sessions', { token: null, method: 'OPTIONS', headers: { origin: 'https://app.example' } });
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get('access-control-allow-origin')).toBe('https://app.example');
+    expect(pre.headers.get('access-control-allow-headers')).toContain('authorization');
+    expect((await raw(c.url, '/v1/sessions', { token: null, method: 'OPTIONS', headers: { origin: 'https://evil.example' } })).status).toBe(403);
+    expect((await raw(c.url, '/v1/info', { headers: { origin: 'https://app.example' } })).headers.get('access-control-allow-origin')).toBe('https://app.example');
+  });
+});
+
+describe('transport failures name the sidecar and what to do', () => {
+  test('a sidecar that does not answer: timeout', async () => {
+    const silent = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Promise<Response>(() => {}) });
+    const url = `http://127.0.0.1:${silent.port}`;
+    try {
+      const err = await compile(trace((b) => ({ y: op.exp(b.input('x', 'float32', [4])) })), { runner: sidecar(url, { token: TOKEN, timeoutMs: 300, loadTimeoutMs: 300 }) }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SidecarError);
+      expect((err as SidecarError).code).toBe('timeout');
+      expect((err as Error).message).toContain(`the sidecar at ${url} did not load a compiled step within 300 ms`);
+      expect((err as Error).message).toContain('resumes from its latest checkpoint');
+    } finally {
+      await silent.stop(true);
+    }
+  });
+
+  test('a sidecar that went away mid-run: lost connection', async () => {
+    const s = await serve();
+    const exe = await compile(trace((b) => ({ y: op.exp(b.input('x', 'float32', [4])) })), { runner: sidecar(s.url, { token: TOKEN }) });
+    expect((await exe.run({ x: f32([4], (i) => i) })).y!.data[0]).toBe(1);
+    await s.stop();
+    const err = await exe.run({ x: f32([4], (i) => i) }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SidecarError);
+    expect((err as SidecarError).code).toBe('unreachable');
+    expect((err as Error).message).toContain(`lost the connection to the sidecar at ${s.url} while trying to run a step`);
+    expect((err as Error).message).toContain('restart it');
+  });
+});
+
+describe('tuneforge sidecar options', () => {
+  test('listen addresses, loopback and tokens', () => {
+    expect(parseListen('127.0.0.1:7070')).toEqual({ hostname: '127.0.0.1', port: 7070 });
+    expect(parseListen('[::1]:80')).toEqual({ hostname: '::1', port: 80 });
+    expect(() => parseListen('7070')).toThrow(/HOST:PORT/);
+    expect(['127.0.0.1', '127.9.0.1', '::1', 'localhost'].every(isLoopback)).toBe(true);
+    expect(['0.0.0.0', '::', '10.0.0.2', '127.0.0.1.evil.example'].some(isLoopback)).toBe(false);
+    expect(() => resolveSidecarToken({ loopback: false })).toThrow(/refusing to listen beyond loopback without a token/);
+    expect(resolveSidecarToken({ loopback: false, env: TOKEN })).toEqual({ token: TOKEN, generated: false });
+    expect(() => resolveSidecarToken({ loopback: true, env: 'short' })).toThrow(/at least 16/);
+    const generated = resolveSidecarToken({ loopback: true });
+    expect(generated.generated).toBe(true);
+    expect(generated.token.length).toBeGreaterThanOrEqual(32);
+  });
+
+  test('a loopback sidecar without a token prints a generated one, and only it is accepted', async () => {
+    const lines: string[] = [];
+    const s = await startSidecarFromOptions({ listen: '127.0.0.1:0' }, {}, (l) => lines.push(l));
+    servers.push(s);
+    const token = /^token: (\S+)/.exec(lines[1] ?? '')?.[1];
+    expect(lines[0]).toContain(`listening on ${s.url} (provider cpu`);
+    expect((await sidecar(s.url, { token: token! }).info()).provider).toBe('cpu');
+    expect((await raw(s.url, '/v1/info', { token: null })).status).toBe(401);
+  });
+
+  test('a non-loopback listen without a token does not start', async () => {
+    await expect(startSidecarFromOptions({ listen: '0.0.0.0:0' }, {}, () => {})).rejects.toThrow(/refusing to listen beyond loopback/);
+  });
+});
+
+describe.skipIf(storiesMissing('the sidecar resume test'))('a training run through a sidecar that is killed and restarted', () => {
+  /** `tuneforge sidecar` in a child process; resolves once it prints where it listens. */
+  async function spawnSidecar(listen: string, tokenFile: string) {
+    const proc = Bun.spawn([process.execPath, join(REPO, 'cli/main.ts'), 'sidecar', '--listen', listen, '--provider', 'cpu', '--token-file', tokenFile], { stdout: 'pipe', stderr: 'pipe' });
+    const reader = proc.stdout.getReader();
+    let out = '';
+    const deadline = Date.now() + 30_000;
+    while (!/listening on (\S+)/.test(out)) {
+      const { done, value } = await reader.read();
+      if (done || Date.now() > deadline) throw new Error(`the sidecar did not start: ${out}${await new Response(proc.stderr).text()}`);
+      out += new TextDecoder().decode(value);
+    }
+    reader.releaseLock();
+    return { proc, url: /listening on (\S+)/.exec(out)![1]! };
+  }
+
+  test('LoRA on stories260k: killed after step 5, resumed from step 4, ends bit-identical to an uninterrupted in-process run', async () => {
+    const dir = tempDir('sidecar-resume');
+    const data = writeTinyData(dir);
+    const tokenFile = join(dir, 'token');
+    writeFileSync(tokenFile, `${TOKEN}\n`);
+    const overrides = { train: { steps: 8, schedule: 'cosine' as const }, checkpoint: { every: 2, keep: 2 } };
+    const plugins = () => [lora({ r: 4, alpha: 8, dropout: 0.1, targets: ['q_proj', 'v_proj'] })];
+    const lines: string[] = [];
+    const log = (l: string) => { lines.push(l); quiet(l); };
+
+    const straight = await train({ config: tinyConfig(data, join(dir, 'straight'), overrides), plugins: plugins(), progress: silentProgress, log });
+    expect(straight.finished).toBe(true);
+    // Not vacuous: LoRA's B starts at zero, so trained B matrices that are not all zero show the run moved them.
+    expect([...straight.trained].some(([n, t]) => n.includes('lora_B') && (t.data as Float32Array).some((v) => v !== 0))).toBe(true);
+
+    const cfg = tinyConfig(data, join(dir, 'remote'), overrides);
+    let side = await spawnSidecar('127.0.0.1:0', tokenFile);
+    const url = side.url;
+    const runner = sidecar(url, { token: TOKEN, timeoutMs: 30_000 });
+    const killed = await train({
+      config: cfg, plugins: plugins(), progress: silentProgress, log, runner,
+      onRecord: (r) => { if (r.step === 5) side.proc.kill('SIGKILL'); },
+    }).catch((e: unknown) => e);
+    expect(killed).toBeInstanceOf(SidecarError);
+    expect((killed as SidecarError).code).toBe('unreachable');
+    expect((killed as Error).message).toContain(`lost the connection to the sidecar at ${url}`);
+    expect(runner.stats.runs).toBe(5);
+
+    side = await spawnSidecar(`127.0.0.1:${new URL(url).port}`, tokenFile);
+    try {
+      const resumed = await train({ config: cfg, plugins: plugins(), progress: silentProgress, log, runner });
+      expect(lines.some((l) => /resumed from .*step-000004 at step 4/.test(l))).toBe(true);
+      expect(resumed.finished).toBe(true);
+      expect(runner.stats.runs).toBe(5 + 4);
+      expect(resumed.trained.size).toBe(5 * 2 * 2);
+      expect(bitDifferences(resumed.trained, straight.trained)).toEqual([]);
+    } finally {
+      side.proc.kill();
+      await side.proc.exited;
+    }
+  }, 120_000);
+});
