@@ -1,6 +1,7 @@
-import { mkdtempSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+/**
+ * Importable in a browser (given a `runner`): what needs Node (onnxruntime-node, the default runner; the file system,
+ * for external data) is imported only when it is used.
+ */
 import type { Graph } from './ir/graph.ts';
 import type { HostTensor } from './ir/host.ts';
 import { assertGraph } from './ir/check.ts';
@@ -8,9 +9,8 @@ import { formatShape } from './ir/shape.ts';
 import { specialize } from './ir/specialize.ts';
 import { eliminateDeadCode } from './ir/transform.ts';
 import { lowerGraph } from './onnx/lower.ts';
-import { encodeModel, type OnnxModel, type OnnxValueInfo } from './onnx/model.ts';
+import { encodeModel, type OnnxValueInfo } from './onnx/model.ts';
 import type { CompiledStep, Runner, RunnerSession } from '../runners/types.ts';
-import { ortNodeRunner } from '../runners/ort-node.ts';
 import { graphCost, type GraphCost } from './cost.ts';
 import { collectGarbage, settleFreedMemory, trimMalloc } from './memory/allocator.ts';
 
@@ -41,25 +41,6 @@ export interface Executable {
 
 const DEFAULT_EXTERNAL_THRESHOLD = 1.5 * 2 ** 30;
 
-/** Writes initializers to `weights.bin` beside `model.onnx`, so the protobuf stays small. */
-function withExternalData(model: OnnxModel): { path: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'tuneforge-onnx-'));
-  const fd = openSync(join(dir, 'weights.bin'), 'w');
-  let offset = 0;
-  const initializers = model.initializers.map((init) => {
-    if (!init.raw || init.raw.length < 1024) return init;
-    // writeSync writes at most ~2 GiB per call (Linux): loop, or a large embedding is silently cut short.
-    for (let done = 0; done < init.raw.length; ) done += writeSync(fd, init.raw, done);
-    const ext = { ...init, raw: undefined, external: { location: 'weights.bin', offset, length: init.raw.length } };
-    offset += init.raw.length;
-    return ext;
-  });
-  closeSync(fd);
-  const path = join(dir, 'model.onnx');
-  writeFileSync(path, encodeModel({ ...model, initializers }));
-  return { path };
-}
-
 /**
  * Specialises, checks, lowers and loads a graph.
  *
@@ -76,7 +57,7 @@ export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<
   const initBytes = model.initializers.reduce((s, i) => s + (i.raw?.length ?? 0), 0);
   const threshold = opts.externalDataThreshold ?? DEFAULT_EXTERNAL_THRESHOLD;
   const step: CompiledStep = {
-    model: initBytes > threshold ? withExternalData(model) : { bytes: encodeModel(model) },
+    model: initBytes > threshold ? (await import('./onnx/external-data.ts')).withExternalData(model) : { bytes: encodeModel(model) },
     inputs: model.inputs,
     outputs: model.outputs,
     origins,
@@ -87,7 +68,8 @@ export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<
   // next session (bench:memory's smollm2-135m qlora plain 1x16, whose peak is the first compile: 442 -> 420-433 MiB).
   if (opts.settle) await settleFreedMemory();
   else collectGarbage();
-  const session: RunnerSession = await (opts.runner ?? ortNodeRunner()).load(step);
+  const runner = opts.runner ?? (await import('../runners/ort-node.ts')).ortNodeRunner();
+  const session: RunnerSession = await runner.load(step);
   await trimMalloc();
   return {
     graph: concrete,

@@ -9,6 +9,7 @@ import type { HostTensor } from '../ir/host.ts';
 import type { ModelConfig } from '../models/config.ts';
 import { buildCausalLM, type ModelHooks } from '../models/llama.ts';
 import { decodingSchema, pickToken, seededRandom, type DecodingOptions } from './sampling.ts';
+import type { Runner } from '../../runners/types.ts';
 
 export interface GeneratorOptions {
   config: ModelConfig;
@@ -20,6 +21,8 @@ export interface GeneratorOptions {
   maxLen?: number;
   /** Reference mode: no cache, full forward pass per token. */
   cache?: boolean;
+  /** Where the session runs (compile's default, onnxruntime-node, when absent; a browser page passes ortWebRunner). */
+  runner?: Runner;
 }
 
 export interface Generator {
@@ -43,7 +46,7 @@ export async function createGenerator(opts: GeneratorOptions): Promise<Generator
     lead = m.lead;
     return { logits: m.logits, ...m.cacheOut };
   });
-  const exe: Executable = await compile(graph, { resident: opts.weights });
+  const exe: Executable = await compile(graph, { resident: opts.weights, runner: opts.runner });
   const V = c.vocabSize;
 
   async function generate(prompt: readonly number[], options: DecodingOptions = {}, onToken?: (id: number) => void): Promise<number[]> {

@@ -34,7 +34,8 @@ let glibc: Glibc | null | undefined;
 async function loadGlibc(): Promise<Glibc | null> {
   if (glibc !== undefined) return glibc;
   glibc = null;
-  if (process.platform !== 'linux' || typeof Bun === 'undefined') return glibc;
+  // Bun first: in a browser (core/compile.ts is bundled into pages) there is no `process` to read.
+  if (typeof Bun === 'undefined' || process.platform !== 'linux') return glibc;
   try {
     const { dlopen, FFIType } = await import('bun:ffi');
     const lib = dlopen('libc.so.6', {
