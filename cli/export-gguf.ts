@@ -2,8 +2,7 @@
  * `export --format gguf | gguf-lora`: a run's merged model, a model folder as it is, or a run's LoRA adapter alone,
  * as GGUF files llama.cpp loads. Run-level checks live here because they need the plugins (LoRA's API).
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { folderArchitecture } from '../core/export/architecture.ts';
 import { checkGgufArchitecture, GGUF_QUANTS, writeGgufLora, writeGgufModel, type GgufQuant, type GgufWriteResult, type LoraPair } from '../core/export/gguf/index.ts';
 import { exportModelOnnx, exportRunOnnx, type OnnxExportResult } from '../core/export/onnx/index.ts';
 import { openModel } from '../core/models/load.ts';
@@ -99,13 +98,8 @@ export async function exportRunGgufLora(cfg: TrainConfig, plugins: readonly Plug
  * loading instead, by the writer.
  */
 async function precheck(source: string): Promise<void> {
-  let arch: string | undefined;
-  try {
-    arch = (JSON.parse(await readFile(join(source, 'config.json'), 'utf8')) as { architectures?: string[] }).architectures?.[0];
-  } catch {
-    return;
-  }
-  checkGgufArchitecture(arch, join(source, 'config.json'));
+  const found = await folderArchitecture(source);
+  if (found) checkGgufArchitecture(found.arch, found.where);
 }
 
 export interface GgufCommandOptions {

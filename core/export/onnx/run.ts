@@ -2,8 +2,7 @@
  * `export --format onnx` for a run (its latest checkpoint, adapters merged exactly as the merged safetensors and GGUF
  * exports merge them) or for a model folder as it is.
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { folderArchitecture } from '../architecture.ts';
 import { loadModel } from '../../models/load.ts';
 import type { Plugin } from '../../plugin/hooks.ts';
 import type { TrainConfig } from '../../train/config.ts';
@@ -41,11 +40,6 @@ export async function exportModelOnnx(source: string, out: string, opts: OnnxFol
  * unknown one for training reasons). A Hub id is checked after loading instead, by the writer.
  */
 async function precheck(source: string): Promise<void> {
-  let arch: string | undefined;
-  try {
-    arch = (JSON.parse(await readFile(join(source, 'config.json'), 'utf8')) as { architectures?: string[] }).architectures?.[0];
-  } catch {
-    return;
-  }
-  checkTransformersJsArchitecture(arch, join(source, 'config.json'));
+  const found = await folderArchitecture(source);
+  if (found) checkTransformersJsArchitecture(found.arch, found.where);
 }
