@@ -19,14 +19,15 @@
  *   of a loaded machine moves by a few MiB for reasons of its own, which only ever add). plugins/nf4/memory-probe.ts
  *   measures NF4 the same way.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { fillNormal, procStatusBytes, settledRss } from './probe.ts';
 import { join } from 'node:path';
 import { castHostTensor, f32ToBf16, f32ToF16, writeSafetensors } from '../io/safetensors.ts';
 import type { HostTensor } from '../ir/host.ts';
 import { SMOLLM2_135M, parseConfig } from '../models/config.ts';
 import { openModel } from '../models/load.ts';
 import { paramSpecs, randomWeights } from '../models/params.ts';
-import { DEFAULT_MMAP_THRESHOLD, fixMmapThreshold, trimMalloc } from './allocator.ts';
+import { DEFAULT_MMAP_THRESHOLD, fixMmapThreshold } from './allocator.ts';
 
 export type ProbeStorage = 'float32' | 'float16' | 'bfloat16';
 
@@ -51,19 +52,7 @@ export interface HalfProbeResult {
   largestFloat32Bytes?: number;
 }
 
-function status(field: 'VmRSS' | 'VmHWM'): number {
-  const m = new RegExp(`${field}:\\s+(\\d+)\\s+kB`).exec(readFileSync('/proc/self/status', 'utf8'));
-  if (!m) throw new Error(`${field} not found in /proc/self/status (Linux only)`);
-  return Number(m[1]) * 1024;
-}
 
-/** RSS after a full garbage collection with free malloc memory handed back (what the live arrays hold). */
-async function settle(): Promise<number> {
-  Bun.gc(true);
-  Bun.gc(true);
-  await trimMalloc();
-  return status('VmRSS');
-}
 
 const specs = () => paramSpecs(parseConfig(SMOLLM2_135M));
 const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
@@ -90,13 +79,13 @@ export async function probeRead(dir: string, storage: ProbeStorage): Promise<Hal
     for (const s of all) held.push(await model.read(s.name, storage));
     return held;
   };
-  const start = await settle();
+  const start = await settledRss();
   writeFileSync('/proc/self/clear_refs', '5'); // VmHWM := VmRSS
   const first = await readAll();
-  const peak = status('VmHWM');
-  const afterFirst = await settle();
+  const peak = procStatusBytes('VmHWM');
+  const afterFirst = await settledRss();
   const second = await readAll();
-  const afterSecond = await settle();
+  const afterSecond = await settledRss();
   await model.close();
   if (first.length !== all.length || second.length !== all.length || warm.length !== 2) throw new Error('unreachable'); // keeps them alive until here
   const [rssBeforeBytes, rssAfterBytes] = afterSecond - afterFirst < afterFirst - start ? [afterFirst, afterSecond] : [start, afterFirst];
@@ -109,20 +98,6 @@ export async function probeRead(dir: string, storage: ProbeStorage): Promise<Hal
   };
 }
 
-let rngState = 0x2545f491;
-/** Fills `w` with N(0, 0.02) draws (xorshift32 + Box-Muller); returns it. */
-function fillNormal(w: Float32Array): Float32Array {
-  const uniform = () => {
-    rngState ^= rngState << 13; rngState >>>= 0; rngState ^= rngState >>> 17; rngState ^= rngState << 5; rngState >>>= 0;
-    return (rngState + 0.5) / 4294967296;
-  };
-  for (let i = 0; i < w.length; i += 2) {
-    const r = 0.02 * Math.sqrt(-2 * Math.log(uniform())), t = 2 * Math.PI * uniform();
-    w[i] = r * Math.cos(t);
-    if (i + 1 < w.length) w[i + 1] = r * Math.sin(t);
-  }
-  return w;
-}
 
 /** The storage alone: each weight drawn into a reused float32 buffer and rounded to `format`. */
 export async function probeChunked(format: 'float16' | 'bfloat16'): Promise<HalfProbeResult> {
@@ -133,9 +108,9 @@ export async function probeChunked(format: 'float16' | 'bfloat16'): Promise<Half
   const warm = Array.from({ length: 4 }, () => round(fillNormal(new Float32Array(1 << 20))));
   const drawAll = async () => {
     const held = all.map((s) => round(fillNormal(scratch.subarray(0, numel(s.shape)))));
-    return { held, rss: await settle() };
+    return { held, rss: await settledRss() };
   };
-  let rssBeforeBytes = await settle();
+  let rssBeforeBytes = await settledRss();
   const first = await drawAll();
   const second = await drawAll();
   let rssAfterBytes = first.rss, held = first.held;

@@ -7,3 +7,4 @@ export { foldedConstantBytes } from './folded-constants.ts';
 export { peakRssBytes, rssBytes } from './measure.ts';
 export { RUNTIME_BASE, SESSION_BYTES_PER_EQN } from './constants.ts';
 export { collectGarbage, fixMmapThreshold, trimMalloc, DEFAULT_MMAP_THRESHOLD } from './allocator.ts';
+export { fillNormal, procStatusBytes, settledRss } from './probe.ts';

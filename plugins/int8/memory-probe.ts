@@ -17,9 +17,9 @@
  *   the backward pass); `keep` dequantises once with `int8_dequantize` and uses the ordinary linear layer, so
  *   autodiff keeps every dequantised weight alive from the forward to the backward pass.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { fillNormal, procStatusBytes, settledRss } from '../../core/memory/index.ts';
 import { compile, hostTensor, nn, op, paramSpecs, parseConfig, randomWeights, SMOLLM2_135M, trace, valueAndGrad, type HostTensor, type Tensor } from '../../core/index.ts';
-import { trimMalloc } from '../../core/memory/index.ts';
 import { int8Dequantize, int8InputTypes, int8Matmul, type Int8Params } from './dequantize.ts';
 import { int8Bytes, quantizeInt8, type Int8Tensor } from './quantize.ts';
 
@@ -39,35 +39,8 @@ export interface ProbeResult {
   rssWithFloatsBytes?: number;
 }
 
-function status(field: 'VmRSS' | 'VmHWM'): number {
-  const m = new RegExp(`${field}:\\s+(\\d+)\\s+kB`).exec(readFileSync('/proc/self/status', 'utf8'));
-  if (!m) throw new Error(`${field} not found in /proc/self/status (Linux only)`);
-  return Number(m[1]) * 1024;
-}
-const vmRss = () => status('VmRSS');
 
-/** RSS after a full garbage collection and with free malloc memory handed back (what the live arrays hold). */
-async function settle(): Promise<number> {
-  Bun.gc(true);
-  Bun.gc(true);
-  await trimMalloc();
-  return vmRss();
-}
 
-/** Fills `w` with N(0, 0.02) draws (xorshift32 + Box-Muller, both outputs used); returns it. */
-let rngState = 0x2545f491;
-function fillNormal(w: Float32Array): Float32Array {
-  const uniform = () => {
-    rngState ^= rngState << 13; rngState >>>= 0; rngState ^= rngState >>> 17; rngState ^= rngState << 5; rngState >>>= 0;
-    return (rngState + 0.5) / 4294967296;
-  };
-  for (let i = 0; i < w.length; i += 2) {
-    const r = 0.02 * Math.sqrt(-2 * Math.log(uniform())), t = 2 * Math.PI * uniform();
-    w[i] = r * Math.cos(t);
-    if (i + 1 < w.length) w[i + 1] = r * Math.sin(t);
-  }
-  return w;
-}
 
 export async function probe(mode: 'chunked' | 'drop', blockSize = 0): Promise<ProbeResult> {
   const config = parseConfig(SMOLLM2_135M);
@@ -81,14 +54,14 @@ export async function probe(mode: 'chunked' | 'drop', blockSize = 0): Promise<Pr
   const warmed = Array.from({ length: 4 }, () => quantizeInt8(fillNormal(warm), [1024, 1024], opts)); // kept: their memory is not reused below
   let kept: Int8Tensor[] = [];
   let rssWithFloatsBytes: number | undefined;
-  let rssBeforeBytes = await settle(), rssAfterBytes: number;
+  let rssBeforeBytes = await settledRss(), rssAfterBytes: number;
   if (scratch) {
     // Two rounds, the second on top of the first (which stays alive, so no freed memory is reused): the RSS of a
     // process under load moves by a few MiB for reasons of its own (threads, allocator caches), which only ever adds
     // to a growth, so the smaller of the two is the better measure of what the arrays hold.
     const round = async () => {
       const q = linear.map((s) => quantizeInt8(fillNormal(scratch.subarray(0, s.shape[0]! * s.shape[1]!)), s.shape, opts));
-      return { q, rss: await settle() };
+      return { q, rss: await settledRss() };
     };
     const first = await round();
     const second = await round();
@@ -98,13 +71,13 @@ export async function probe(mode: 'chunked' | 'drop', blockSize = 0): Promise<Pr
     if (first.q.length !== second.q.length) throw new Error('unreachable'); // keeps both rounds alive until here
   } else {
     const weights: Map<string, HostTensor> = randomWeights(config, 1);
-    rssWithFloatsBytes = await settle();
+    rssWithFloatsBytes = await settledRss();
     for (const s of linear) {
       kept.push(quantizeInt8(weights.get(s.name)!.data as Float32Array, s.shape, opts));
       weights.delete(s.name);
     }
     weights.clear(); // the embeddings and norms are not part of this measure
-    rssAfterBytes = await settle();
+    rssAfterBytes = await settledRss();
   }
   if (kept.length !== linear.length || warmed.length !== 4) throw new Error('unreachable'); // keeps both alive until here
   const params = kept.reduce((n, q) => n + q.layout.numel, 0);
@@ -146,10 +119,10 @@ export async function stepProbe(variant: 'recompute' | 'keep'): Promise<StepProb
   }
   await exe.run(feeds); // warm-up: first-run allocations are not the step's
   Bun.gc(true);
-  const before = vmRss();
+  const before = procStatusBytes('VmRSS');
   writeFileSync('/proc/self/clear_refs', '5'); // resets VmHWM to the current RSS
   await exe.run(feeds);
-  const stepPeakBytes = status('VmHWM') - before;
+  const stepPeakBytes = procStatusBytes('VmHWM') - before;
   await exe.release();
   return { variant, layers: STEP_LAYERS, weightBytes: 4 * STEP_WIDTH * STEP_WIDTH, stepPeakBytes };
 }
