@@ -2,3 +2,4 @@ export { baseWeightsOf, HOOK_STYLES, type AttentionFn, type BaseWeights, type Em
 export type { MemoryItem, PluginContext, StepContext, StepResult } from './context.ts';
 export type { EstimatorMemory, EstimatorStep, GradientEstimator } from './estimator.ts';
 export { PluginDriver, PluginError, orderPlugins, structuralProblems } from './driver.ts';
+export { linearWeightMatcher, type WeightTargets } from './weight-targets.ts';

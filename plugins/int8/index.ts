@@ -15,7 +15,7 @@
  * The plugin is `enforce: 'post'`: its `model:linear` must be the innermost wrapper (LoRA and other adapters wrap
  * it), because for a quantised weight it computes the product itself instead of calling `next`.
  */
-import { hostTensor, op, type GraphBuilder, type HostTensor, type MemoryItem, type ParamSpec, type Plugin, type Tensor } from '../../core/index.ts';
+import { hostTensor, linearWeightMatcher, op, type GraphBuilder, type HostTensor, type MemoryItem, type ParamSpec, type Plugin, type Tensor } from '../../core/index.ts';
 import { NF4 } from '../nf4/index.ts';
 import { int8Schema, parseInt8Options, type Int8Config, type Int8Options } from './config.ts';
 import { int8Dequantize, int8InputTypes, int8Matmul, type Int8Params } from './dequantize.ts';
@@ -37,21 +37,6 @@ export interface Int8Api {
   isQuantized(spec: Pick<ParamSpec, 'name' | 'kind'>): boolean;
 }
 
-/** Which linear weights are quantised: "all-linear", module names (matching the end of the path), or a regex. */
-function weightMatcher(targets: readonly string[] | string): (spec: Pick<ParamSpec, 'name' | 'kind'>) => boolean {
-  const moduleOf = (name: string) => name.replace(/\.weight$/, '');
-  if (targets === 'all-linear') return (s) => s.kind === 'linear';
-  if (typeof targets === 'string') {
-    let re: RegExp;
-    try {
-      re = new RegExp(`^(?:${targets})$`);
-    } catch (e) {
-      throw new Error(`int8: invalid options\n  targets: not a valid regular expression ${JSON.stringify(targets)}: ${(e as Error).message}`);
-    }
-    return (s) => (s.kind === 'linear' || s.kind === 'head') && re.test(moduleOf(s.name));
-  }
-  return (s) => (s.kind === 'linear' || s.kind === 'head') && targets.some((t) => moduleOf(s.name) === t || moduleOf(s.name).endsWith(`.${t}`));
-}
 
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 
@@ -68,7 +53,7 @@ const SESSION_BYTES_PER_EXTRA_NODE = 4 * 1024;
 
 export function int8(options: Int8Options = {}): Plugin<Int8Api> {
   const config = parseInt8Options(options);
-  const isQuantized = weightMatcher(config.targets);
+  const isQuantized = linearWeightMatcher(config.targets, (d) => `int8: invalid options\n  targets: not a valid regular expression ${d}`);
   const paramsFor = (shape: readonly number[]): Int8Params => ({ shape: [...shape], blockSize: config.blockSize ?? rowBlockSize(shape) });
   /** Dequantised weight tensors of the graphs being traced -> their quantised inputs (read by `model:linear`). */
   const traced = new WeakMap<Tensor, { qs: Tensor[]; p: Int8Params }>();

@@ -15,7 +15,7 @@
  * The plugin is `enforce: 'post'`: its `model:linear` must be the innermost wrapper (LoRA and other adapters wrap
  * it), because for a quantised weight it computes the product itself instead of calling `next`.
  */
-import { hostTensor, op, type GraphBuilder, type HostTensor, type MemoryItem, type ParamSpec, type Plugin, type Tensor } from '../../core/index.ts';
+import { hostTensor, linearWeightMatcher, op, type GraphBuilder, type HostTensor, type MemoryItem, type ParamSpec, type Plugin, type Tensor } from '../../core/index.ts';
 import { nf4Schema, type Nf4Config, type Nf4Options } from './config.ts';
 import { nf4Dequantize, nf4Matmul, quantInputTypes, type Nf4Params } from './dequantize.ts';
 import { dequantizeNf4, nf4Bytes, nf4Layout, quantizeNf4, type Nf4Tensor } from './quantize.ts';
@@ -46,21 +46,6 @@ export interface Nf4Api {
   isQuantized(spec: Pick<ParamSpec, 'name' | 'kind'>): boolean;
 }
 
-/** Which linear weights are quantised: "all-linear", module names (matching the end of the path), or a regex. */
-function weightMatcher(targets: readonly string[] | string): (spec: Pick<ParamSpec, 'name' | 'kind'>) => boolean {
-  const moduleOf = (name: string) => name.replace(/\.weight$/, '');
-  if (targets === 'all-linear') return (s) => s.kind === 'linear';
-  if (typeof targets === 'string') {
-    let re: RegExp;
-    try {
-      re = new RegExp(`^(?:${targets})$`);
-    } catch (e) {
-      throw new Error(`nf4: targets is not a valid regular expression ${JSON.stringify(targets)}: ${(e as Error).message}`);
-    }
-    return (s) => (s.kind === 'linear' || s.kind === 'head') && re.test(moduleOf(s.name));
-  }
-  return (s) => (s.kind === 'linear' || s.kind === 'head') && targets.some((t) => moduleOf(s.name) === t || moduleOf(s.name).endsWith(`.${t}`));
-}
 
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 
@@ -80,7 +65,7 @@ const SESSION_BYTES_PER_EXTRA_NODE = 4 * 1024;
 export function nf4(options: Nf4Options = {}): Plugin<Nf4Api> {
   const config = nf4Schema.parse(options);
   const dq = config.doubleQuant ? config.doubleQuantBlockSize : 0;
-  const isQuantized = weightMatcher(config.targets);
+  const isQuantized = linearWeightMatcher(config.targets, (d) => `nf4: targets is not a valid regular expression ${d}`);
   const paramsFor = (shape: readonly number[]): Nf4Params => ({ shape: [...shape], blockSize: config.blockSize, dq });
   /** Dequantised weight tensors of the graphs being traced -> their quantised inputs (read by `model:linear`). */
   const traced = new WeakMap<Tensor, { qs: Tensor[]; p: Nf4Params }>();
