@@ -10,7 +10,7 @@
  * with random weights (written once to a temp folder, with the stories260k tokenizer).
  * Methods (memory-run.ts, MEMORY_METHODS): full (fullFinetune), lora (r 8, alpha 16, q_proj + v_proj), qlora (that
  * LoRA on an NF4 base), int8+lora (that LoRA on an int8 base, one scale per row), lisa (2 layers active, a switch
- * after every step), zo (full-parameter ZO-SGD, MeZO) and
+ * every 2 steps, 4 steps), zo (full-parameter ZO-SGD, MeZO) and
  * forward-grad (Forward-Grad on the LoRA adapters, AdamW); then the PEFT techniques (NEWER_METHODS): adalora (PEFT's
  * defaults on q_proj + v_proj, masking from the first step), adapters-series and adapters-parallel (bottleneck
  * adapters, LLM-Adapters' defaults), prefix (prefix tuning, 20 virtual tokens), prompt (prompt tuning, 20), p-tuning-mlp
@@ -36,7 +36,7 @@
  *   bun run bench:memory --only stories  # cases whose name contains a string ("lora" also picks the qlora and adalora
  *                                        # rows; "135m lora" only LoRA's, "qwen3-30b" the MoE rows, "qlora", "lisa", "zo", "forward-grad",
  *                                        # "adalora", "prefix", "prompt" one method; "adapters" and "p-tuning" two)
- *   bun run bench:memory --steps 2       # optimizer steps per run (default 3)
+ *   bun run bench:memory --steps 2       # optimizer steps per run (default 3; LISA's rows 4)
  *   bun run bench:memory --verbose       # also each plan's items and the RSS and peak after every step
  *   bun run bench:memory --mmap-threshold 131072   # glibc's mmap threshold for the runs (MALLOC_MMAP_THRESHOLD_, which
  *                                                  # overrides the trainer's memory.mmapThreshold, default 1 MiB)
@@ -48,7 +48,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseConfig, randomWeights, realConfig, SMOLLM2_135M, writeSafetensors, type RawConfig } from '../core/index.ts';
-import { NEWER_METHODS, RESULT_TAG, supportsCheckpointing, type MemoryCase, type MemoryMethod, type MemoryResult } from './lib/memory-run.ts';
+import { LISA_ROW_STEPS, NEWER_METHODS, RESULT_TAG, supportsCheckpointing, type MemoryCase, type MemoryMethod, type MemoryResult } from './lib/memory-run.ts';
 import { runChild } from './lib/child.ts';
 
 const ROOT = resolve(import.meta.dir, '..');
@@ -93,7 +93,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'tuneforge-bench-memory-'));
 const started = performance.now();
 try {
   const push = (model: string, label: string, method: MemoryMethod, checkpointing: boolean, B: number, T: number) => {
-    cases.push({ name: `${label} ${method} ${checkpointing ? 'ckpt' : 'plain'} ${B}x${T}`, model, method, checkpointing, B, T, steps: stepsFor(model) });
+    cases.push({ name: `${label} ${method} ${checkpointing ? 'ckpt' : 'plain'} ${B}x${T}`, model, method, checkpointing, B, T, steps: method === 'lisa' && !stepsOption ? LISA_ROW_STEPS : stepsFor(model) });
   };
   const add = (model: string, label: string, shapes: [number, number][]) => {
     for (const method of ['full', 'lora'] as const) {
@@ -159,7 +159,7 @@ try {
   const table = rows.map((r) => [r.name, r.predicted_mb.toFixed(0), r.measured_mb.toFixed(0), `${(100 * r.error).toFixed(1)}%`]);
   const w = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
-  console.log(`\nbench:memory — predicted peak (planMemory) vs measured peak RSS (VmHWM) of ${stepsFor('')}-step runs, AdamW, MB = 2^20 bytes${mmapThreshold ? `, MALLOC_MMAP_THRESHOLD_=${mmapThreshold}` : ''}`);
+  console.log(`\nbench:memory — predicted peak (planMemory) vs measured peak RSS (VmHWM) of ${stepsFor('')}-step runs (LISA ${stepsOption ?? LISA_ROW_STEPS}), AdamW, MB = 2^20 bytes${mmapThreshold ? `, MALLOC_MMAP_THRESHOLD_=${mmapThreshold}` : ''}`);
   console.log(line(header));
   console.log(w.map((n) => '-'.repeat(n)).join('  '));
   for (const t of table) console.log(line(t));

@@ -262,7 +262,7 @@ export function lisa(options: LisaOptions = {}): Plugin<LisaApi> {
       return [{
         component: 'LISA sampler',
         bytes: 8 * 4 * ctx.model.config.layers,
-        note: `${config.activeLayers} of ${l.candidates.length} layers trained at a time; optimizer state of layers frozen again is released at each switch`,
+        note: `${config.activeLayers} of ${l.candidates.length} layers trained at a time; optimizer state of layers frozen again is released at each switch${config.interval === 1 ? '; with a switch after every step the peak stays below this plan (each step builds its sessions as it reaches them, and the new layers\' state exists only from the update on)' : ''}`,
       }];
     },
   };
