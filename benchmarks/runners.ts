@@ -1,12 +1,17 @@
 /**
- * bench:runners — a stories260k training step in this process (onnxruntime-node) vs through a sidecar on loopback
+ * bench:runners — first, each runner this machine has (onnxruntime-node's CPU `cpu`, onnxruntime-web's wasm in this
+ * process `wasm`, the loopback sidecar `sidecar-cpu`, onnxruntime-node's WebGPU `webgpu`): tokens/s of a LoRA
+ * gradient step (r 8 on q, v; frozen weights resident) on stories260k 16x64 and on the SmolLM2-135M shape 1x128
+ * (random weights), and its gradients' largest relative difference from `cpu` (benchmarks/lib/runner-table.ts).
+ * The browser runners (headless Chromium) are measured by the conformance suite (tests/runners/), not here.
+ * Then a stories260k training step in this process (onnxruntime-node) vs through a sidecar on loopback
  * (`tuneforge sidecar --provider cpu` in a child process, runners/sidecar.ts), LoRA (r 8 on q, v) and full
  * fine-tuning, batch 16 x 64 packed TinyStories tokens. Per case: the median step time (the first two steps, which
  * compile and upload, excluded), the sidecar / in-process ratio, and the bytes a step sends and receives. Rounds
  * alternate in-process and sidecar runs (and which goes first), so a machine shared with other work slows both alike;
  * the figures are the median over rounds and, less sensitive to that sharing, the best round of each.
  *
- *   bun run bench:runners [--quick] [--steps N] [--rounds N]
+ *   bun run bench:runners [--quick] [--steps N] [--rounds N] [--no-smollm]
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,9 +23,14 @@ import { lora } from '../plugins/lora/index.ts';
 import { sidecar, type SidecarRunner } from '../runners/sidecar.ts';
 import type { Runner } from '../runners/types.ts';
 import { benchOptions } from './lib/options.ts';
-import { SHARED, STORIES } from './lib/model-folder.ts';
+import { randomModelFolder, SHARED, STORIES } from './lib/model-folder.ts';
+import { loraStep } from './lib/lora-step.ts';
+import { measureRunners, runnerRows, type ModelCase, type RunnerEntry } from './lib/runner-table.ts';
+import { SMOLLM2_135M } from '../core/index.ts';
+import { ortNodeRunner } from '../runners/ort-node.ts';
+import { ortWebRunner } from '../runners/ort-web.ts';
 
-const opts = benchOptions(['quick', 'steps', 'rounds']);
+const opts = benchOptions(['quick', 'steps', 'rounds', 'no-smollm']);
 const quick = opts.string('quick') !== undefined;
 const steps = opts.number('steps') ?? (quick ? 8 : 20);
 const rounds = opts.number('rounds') ?? (quick ? 1 : 5);
@@ -81,7 +91,20 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const child = await startChild();
 const results: Record<string, Record<string, number>> = {};
 const rows: string[][] = [];
+let perRunner: Awaited<ReturnType<typeof measureRunners>> = {};
+const entries: RunnerEntry[] = [
+  { key: 'cpu', label: 'onnxruntime-node, CPU provider', make: () => ortNodeRunner() },
+  { key: 'wasm', label: 'onnxruntime-web, wasm (this process)', make: () => ortWebRunner() },
+  { key: 'sidecar-cpu', label: 'sidecar on loopback, CPU provider', make: () => sidecar(child.url, { token: TOKEN }) },
+  { key: 'webgpu', label: "onnxruntime-node's WebGPU provider", make: () => ortNodeRunner({ provider: 'webgpu' }) },
+];
 try {
+  const modelCases: ModelCase[] = [{ key: 'stories', step: await loraStep(STORIES, B, T), runs: quick ? 3 : 10 }];
+  if (opts.string('no-smollm') === undefined) {
+    const smol = await randomModelFolder(join(tmpdir(), 'tuneforge-smollm2-135m-random'), SMOLLM2_135M);
+    modelCases.push({ key: 'smollm', step: await loraStep(smol, 1, 128), runs: quick ? 1 : 3 });
+  }
+  perRunner = await measureRunners(entries, modelCases, (l) => console.error(l));
   for (const method of ['lora', 'full'] as const) {
     const local: Measured[] = [], remote: Measured[] = [];
     for (let r = 0; r < rounds; r++) {
@@ -109,8 +132,13 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 
+const runnerHead = ['runner', '', `stories260k ${B}x${T} LoRA tok/s`, 'SmolLM2-135M 1x128 LoRA tok/s', 'max rel grad diff vs cpu'];
+const rw = runnerHead.map((h, i) => Math.max(h.length, ...runnerRows(entries, perRunner).map((r) => r[i]!.length)));
+console.log('bench:runners — one LoRA gradient step per runner (frozen weights resident; median of the timed runs)');
+for (const r of [runnerHead, ...runnerRows(entries, perRunner)]) console.log(`  ${r.map((c, i) => (i < 2 || i === 4 ? c.padEnd(rw[i]!) : c.padStart(rw[i]!))).join('  ')}`);
+console.log('');
 const head = ['case', 'in-process ms', 'sidecar ms', 'ratio', 'best rounds (ms)', 'sent KiB/step', 'received KiB/step', 'upload KiB'];
 const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
 console.log(`bench:runners (median step time over ${rounds} round(s) of ${steps} steps, first 2 excluded; sidecar: loopback, CPU provider, child process)`);
 for (const r of [head, ...rows]) console.log(`  ${r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ')}`);
-console.log(JSON.stringify(results));
+console.log(JSON.stringify({ runners: perRunner, sidecar_overhead: results }));

@@ -8,7 +8,9 @@
  * ```
  *
  * `load` uploads the compiled step once (the ONNX model, whose initializers are the resident weights, and its
- * external data file when it has one) and gets a session id; `run` sends only the feeds and receives the outputs;
+ * external data file when it has one) and gets a session id; `run` sends only the feeds and receives the outputs.
+ * The runner sets `residentWeights`, so a trainer compiles the frozen weights into each step and a run's feeds are
+ * the batch and the trainable tensors only;
  * `release` frees the session there. Bodies are binary frames (runners/sidecar-protocol.ts), never JSON-encoded
  * tensors. A lost connection or a timeout fails the step with a `SidecarError` that names the sidecar and what to do;
  * a trainer then resumes from its latest checkpoint once the sidecar is back.
@@ -139,6 +141,8 @@ export function sidecar(url: string, options: SidecarOptions): SidecarRunner {
   return {
     name: `sidecar ${base}`,
     url: base,
+    // Frozen weights travel once, inside the model of each session, instead of with every run's feeds.
+    residentWeights: true,
     stats,
     async info() {
       const { res } = await call('GET', '/v1/info', 'report its status', timeoutMs);

@@ -23,6 +23,13 @@ export interface RunnerSession {
 /** Where compiled steps run. Implementations: onnxruntime-node (CPU), later onnxruntime-web, WebGPU, a sidecar. */
 export interface Runner {
   readonly name: string;
+  /**
+   * Set where sessions live away from this process (a sidecar, a GPU's memory): the trainer then compiles the
+   * tensors that stay the same between runs (frozen weights) into each step as resident initializers, sent once at
+   * load, instead of feeding them to every run. Runners in this process leave it unset: for them a resident copy
+   * would hold every frozen weight twice.
+   */
+  readonly residentWeights?: boolean;
   load(step: CompiledStep): Promise<RunnerSession>;
 }
 

@@ -50,8 +50,16 @@ export class CompileCache {
   private readonly cache = new Map<string, Promise<Executable>>();
   /** Set by `clear()`: the next session replaces released ones, so its build waits for their memory (compile's `settle`). */
   private replacing = false;
-  /** `runner`: where the sessions run (compile's default, onnxruntime-node in this process, when absent). */
-  constructor(private readonly limit = 96, private readonly runner?: Runner) {}
+  /**
+   * `runner`: where the sessions run (compile's default, onnxruntime-node in this process, when absent).
+   * `resident`: for a runner with `residentWeights`, the inputs of a graph to compile into its session (the frozen
+   * weights as they are now). Whoever changes one of them must `clear()` the cache, as a change of trainable set does.
+   */
+  constructor(
+    private readonly limit = 96,
+    private readonly runner?: Runner,
+    private readonly resident?: (graph: Graph) => ReadonlyMap<string, HostTensor>,
+  ) {}
 
   get(key: string, graph: () => Graph, dims: Record<string, number>): Promise<Executable> {
     let hit = this.cache.get(key);
@@ -63,7 +71,9 @@ export class CompileCache {
       // it is not still there when the new session's first run reaches the step's peak.
       const settle = this.replacing;
       this.replacing = false;
-      hit = compile(graph(), { dims, settle, runner: this.runner }).then((exe) => {
+      const g = graph();
+      const resident = this.runner?.residentWeights && this.resident ? this.resident(g) : undefined;
+      hit = compile(g, { dims, settle, runner: this.runner, ...(resident?.size ? { resident } : {}) }).then((exe) => {
         collectGarbage();
         return exe;
       });

@@ -6,13 +6,16 @@ import type { Optimizer } from '../optim/optimizer.ts';
 import { SGD } from '../optim/sgd.ts';
 import type { OptimizerStateDict } from '../optim/state.ts';
 import type { TrainConfig } from './config.ts';
+import type { Runner } from '../../runners/types.ts';
 
-export function makeOptimizer(t: TrainConfig['train'], shapes: ReadonlyMap<string, readonly number[]>): Optimizer {
-  // The clipped gradients are written back so step:after hooks (AdaLoRA) read what the update used, as on the host.
+/** `runner`: where a device optimizer's graphs run (the trainer's runner; onnxruntime-node here when absent). */
+export function makeOptimizer(t: TrainConfig['train'], shapes: ReadonlyMap<string, readonly number[]>, runner?: Runner): Optimizer {
   if (t.optimizerOn === 'device') {
+    // The clipped gradients are written back so step:after hooks (AdaLoRA) read what the update used, as on the host.
+    const device = { clippedGrads: true, ...(runner ? { runner } : {}) };
     return t.optimizer === 'sgd'
-      ? DeviceOptimizer.sgd({ lr: t.lr, momentum: t.momentum, nesterov: t.nesterov, weightDecay: t.weightDecay }, { shapes }, { clippedGrads: true })
-      : DeviceOptimizer.adamw({ lr: t.lr, beta1: t.beta1, beta2: t.beta2, eps: t.eps, weightDecay: t.weightDecay }, { shapes }, { clippedGrads: true });
+      ? DeviceOptimizer.sgd({ lr: t.lr, momentum: t.momentum, nesterov: t.nesterov, weightDecay: t.weightDecay }, { shapes }, device)
+      : DeviceOptimizer.adamw({ lr: t.lr, beta1: t.beta1, beta2: t.beta2, eps: t.eps, weightDecay: t.weightDecay }, { shapes }, device);
   }
   if (t.optimizer === 'sgd') {
     return new SGD({ lr: t.lr, momentum: t.momentum, nesterov: t.nesterov, weightDecay: t.weightDecay }, { shapes });

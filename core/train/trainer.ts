@@ -12,7 +12,9 @@ import { join } from 'node:path';
 import { loadLatestCheckpoint, saveCheckpoint } from '../checkpoint/index.ts';
 import { BatchStream } from '../data/stream.ts';
 import { resolveModel } from '../hub/index.ts';
+import type { Graph } from '../ir/graph.ts';
 import type { HostTensor } from '../ir/host.ts';
+import { DeviceOptimizer } from '../optim/device.ts';
 import { lrAt } from '../optim/schedule.ts';
 import type { StepContext } from '../plugin/context.ts';
 import type { GradientEstimator } from '../plugin/estimator.ts';
@@ -123,13 +125,26 @@ class TrainingRun {
     private readonly estimator: GradientEstimator,
   ) {
     this.everTrained = new Set(trainable);
-    this.cache = new CompileCache(undefined, opts.runner);
+    this.cache = new CompileCache(undefined, opts.runner, (g) => this.frozenInputs(g));
     this.selection = new Selection(cfg);
     const t = cfg.train;
     this.schedule = { kind: t.schedule, lr: t.lr, warmupSteps: t.warmupSteps, warmupRatio: t.warmupRatio, ...(t.schedule === 'cosine' ? { minLrRatio: t.minLrRatio } : {}) } as Parameters<typeof lrAt>[2];
     this.hasEvalData = evaluationMetrics(data).length > 0;
     const moe = m.ctx.model.config.family.moe;
     this.padRowsTo = moe?.auxLossCoef != null ? undefined : t.batchSize;
+  }
+
+  /**
+   * The inputs of a graph that are weights frozen at this step: compiled into the sessions of a runner that keeps
+   * them (`residentWeights`). The trainable set only changes with a retrace, which clears the compiled sessions.
+   */
+  private frozenInputs(g: Graph): Map<string, HostTensor> {
+    const frozen = new Map<string, HostTensor>();
+    for (const { name } of g.inputs) {
+      const t = this.m.params.get(name);
+      if (t && !this.trainable.includes(name)) frozen.set(name, t);
+    }
+    return frozen;
   }
 
   /** Log lines; on a terminal they go above the progress bar (redrawn in place) instead of through it. */
@@ -166,7 +181,7 @@ class TrainingRun {
     const streamOptions = { batchSize: t.batchSize, padId: m.tok.padId ?? 0, seed: cfg.seed, shuffle: true, bucketByLength: t.bucketByLength, drawRandom: t.sampling === 'random' };
     const stream = new BatchStream(data.train, streamOptions);
     totalSteps = t.steps ?? Math.ceil((t.epochs ?? 1) * stream.batchesPerEpoch);
-    const optimizer = makeOptimizer(t, new Map([...m.params].map(([n, p]) => [n, p.shape])));
+    const optimizer = makeOptimizer(t, new Map([...m.params].map(([n, p]) => [n, p.shape])), opts.runner);
     const estimator = (await m.driver.first('step:estimator', m.ctx))?.value ?? (cfg.memory.checkpointing ? checkpointedBackprop() : backprop());
     mkdirSync(cfg.output, { recursive: true });
     writeRunDescription(cfg, opts.plugins, planned.plan);
@@ -359,12 +374,18 @@ class TrainingRun {
 
   // ------------------------------------------------------------------------------------------------ leaving
 
+  /** Every compiled session of the run (the step's, evaluation's, a device optimizer's), on whichever runner holds it. */
+  private async releaseSessions(): Promise<void> {
+    await this.cache.clear();
+    if (this.optimizer instanceof DeviceOptimizer) await this.optimizer.release();
+  }
+
   /** Leaves before the end of the run (asked to stop, or stopAfterSteps); `save` writes a checkpoint first. */
   async leave(save: boolean): Promise<TrainResult> {
     if (save && this.checkpointedStep !== this.step) await this.checkpoint();
     this.progress?.finish();
     this.metricsFile?.close();
-    await this.cache.clear();
+    await this.releaseSessions();
     return { runDir: this.cfg.output, step: this.step, finished: false, trained: this.trainedNow(), metrics: this.lastRecord, exported: [] };
   }
 
@@ -391,7 +412,7 @@ class TrainingRun {
     const which = cfg.checkpoint.best && bestStep !== undefined ? ` (best checkpoint: step ${bestStep} by ${cfg.checkpoint.best.metric})` : '';
     for (const line of resultLines(readMetrics(join(cfg.output, 'metrics.jsonl')), chosen, which)) this.log(line);
     this.metricsFile!.close();
-    await this.cache.clear();
+    await this.releaseSessions();
     writeLossChart(join(cfg.output, 'metrics.jsonl'), join(cfg.output, 'loss.svg'));
     const trained = this.trainedNow();
     const exported = await finishRun(cfg, m, trained, this.log);

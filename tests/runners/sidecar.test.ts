@@ -112,6 +112,54 @@ describe('results equal onnxruntime-node in this process, bit for bit', () => {
     expectSameBits(expected, await remote.run(feeds));
     await Promise.all([local.release(), remote.release()]);
   }, 60_000);
+
+  test.skipIf(noStories)('training through a sidecar sends the frozen weights once, at load; a step sends its batch and adapters only', async () => {
+    const s = await serve();
+    const dir = tempDir('sidecar-resident');
+    const data = writeTinyData(dir);
+    const overrides = { train: { steps: 5 } };
+    const plugins = () => [lora({ r: 4, alpha: 8, targets: ['q_proj', 'v_proj'] })];
+    const local = await train({ config: tinyConfig(data, join(dir, 'local'), overrides), plugins: plugins(), progress: silentProgress, log: quiet });
+    const runner = sidecar(s.url, { token: TOKEN });
+    const sent: number[] = [], loads: number[] = [];
+    const remote = await train({
+      config: tinyConfig(data, join(dir, 'remote'), overrides), plugins: plugins(), progress: silentProgress, log: quiet, runner,
+      onRecord: (r) => { if (!r.final) { sent.push(runner.stats.bytesSent); loads.push(runner.stats.loads); } },
+    });
+    expect(bitDifferences(remote.trained, local.trained)).toEqual([]);
+    const { weights } = await loadModel(STORIES);
+    const frozenBytes = [...weights.values()].reduce((n, t) => n + t.data.byteLength, 0);
+    const adapterBytes = [...remote.trained.values()].reduce((n, t) => n + t.data.byteLength, 0);
+    // A step that loads a session (the first, and one per new batch shape) sends the weights in it; the others reuse
+    // a session and send their feeds: input_ids and labels (4 x 32 int64 each), the LoRA tensors, frame headers.
+    const perStep = sent.map((b, i) => ({ bytes: b - (sent[i - 1] ?? 0), loaded: loads[i]! > (loads[i - 1] ?? 0) }));
+    expect(perStep[0]!.loaded).toBe(true);
+    for (const { bytes, loaded } of perStep) {
+      if (loaded) expect(bytes).toBeGreaterThan(frozenBytes);
+      else expect(bytes).toBeLessThan(adapterBytes + 2 * 4 * 32 * 8 + 16_384);
+    }
+    expect(perStep.filter((p) => !p.loaded).length).toBeGreaterThanOrEqual(2);
+    expect((await runner.info()).sessions).toBe(0); // the run released what it loaded
+    console.log(`sidecar training, KiB sent per step (* = loaded a session; the weights are ${(frozenBytes / 1024).toFixed(0)} KiB): ${perStep.map((p) => `${(p.bytes / 1024).toFixed(1)}${p.loaded ? '*' : ''}`).join(', ')}`);
+  }, 120_000);
+
+  test.skipIf(noStories)("train.optimizerOn 'device' runs the update's graphs on the trainer's runner, and the run releases them", async () => {
+    const s = await serve();
+    const dir = tempDir('sidecar-device-optimizer');
+    const data = writeTinyData(dir);
+    const overrides = { train: { steps: 3, optimizerOn: 'device' as const } };
+    const plugins = () => [lora({ r: 4, alpha: 8, targets: ['q_proj', 'v_proj'] })];
+    const local = await train({ config: tinyConfig(data, join(dir, 'local'), overrides), plugins: plugins(), progress: silentProgress, log: quiet });
+    const runner = sidecar(s.url, { token: TOKEN });
+    const remote = await train({ config: tinyConfig(data, join(dir, 'remote'), overrides), plugins: plugins(), progress: silentProgress, log: quiet, runner });
+    expect(bitDifferences(remote.trained, local.trained)).toEqual([]);
+    // The same run with the update on the host: the device run's extra sessions and runs are the optimizer's.
+    const hostRunner = sidecar(s.url, { token: TOKEN });
+    await train({ config: tinyConfig(data, join(dir, 'host'), { train: { steps: 3 } }), plugins: plugins(), progress: silentProgress, log: quiet, runner: hostRunner });
+    expect(runner.stats.loads).toBeGreaterThan(hostRunner.stats.loads);
+    expect(runner.stats.runs).toBeGreaterThanOrEqual(hostRunner.stats.runs + 3); // at least one update graph a step
+    expect((await runner.info()).sessions).toBe(0);
+  }, 120_000);
 });
 
 /** Raw requests, for what the runner itself never sends. */
