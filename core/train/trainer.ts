@@ -9,7 +9,6 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadLatestCheckpoint, saveCheckpoint } from '../checkpoint/index.ts';
 import { BatchStream } from '../data/stream.ts';
 import { resolveModel } from '../hub/index.ts';
 import type { Graph } from '../ir/graph.ts';
@@ -33,11 +32,11 @@ import { CompileCache, backprop } from './graphs.ts';
 import { checkpointedBackprop } from './checkpointed.ts';
 import { evaluateRun, evaluationMetrics } from './evaluate.ts';
 import { finishRun, generateSamples, type Sample } from './finish.ts';
-import { makeOptimizer, optimizerFromCheckpoint, optimizerToCheckpoint } from './optimizer.ts';
+import { makeOptimizer } from './optimizer.ts';
 import { loadRunDataInChild } from './data-process.ts';
 import { planRun, writeRunDescription } from './plan-run.ts';
-import { PLUGIN_TENSOR_PREFIX, joinPluginState, splitPluginState } from './plugin-state.ts';
-import { Selection, type SelectionState } from './selection.ts';
+import { Selection } from './selection.ts';
+import { RunCheckpoints } from './run-checkpoints.ts';
 import { setupModel, trainableSet, type RunData, type RunModel } from './setup.ts';
 
 export interface TrainOptions {
@@ -78,16 +77,7 @@ export interface TrainResult {
   bestStep?: number;
 }
 
-/** Where the best checkpoint lives (a checkpoint folder of its own, so rotation of the regular ones never drops it). */
-export const bestCheckpointDir = (runDir: string) => join(runDir, 'best');
-
-interface CheckpointState {
-  stream: Parameters<typeof BatchStream.restore>[2];
-  optimizer: Record<string, number>;
-  plugins: Record<string, Record<string, unknown>>;
-  everTrained: string[];
-  selection?: SelectionState;
-}
+export { bestCheckpointDir } from './run-checkpoints.ts';
 
 const mb = (bytes: number) => bytes / 2 ** 20;
 
@@ -103,6 +93,7 @@ class TrainingRun {
   private samplesBefore: Sample[] = [];
   readonly selection: Selection;
   private readonly cache: CompileCache;
+  private readonly checkpoints: RunCheckpoints;
   private readonly schedule: Parameters<typeof lrAt>[2];
   private readonly hasEvalData: boolean;
   /**
@@ -127,6 +118,7 @@ class TrainingRun {
     this.everTrained = new Set(trainable);
     this.cache = new CompileCache(undefined, opts.runner, (g) => this.frozenInputs(g));
     this.selection = new Selection(cfg);
+    this.checkpoints = new RunCheckpoints(cfg, m, optimizer, this.log);
     const t = cfg.train;
     this.schedule = { kind: t.schedule, lr: t.lr, warmupSteps: t.warmupSteps, warmupRatio: t.warmupRatio, ...(t.schedule === 'cosine' ? { minLrRatio: t.minLrRatio } : {}) } as Parameters<typeof lrAt>[2];
     this.hasEvalData = evaluationMetrics(data).length > 0;
@@ -194,18 +186,13 @@ class TrainingRun {
   async resume(): Promise<void> {
     const { cfg, m } = this;
     if (this.opts.resume ?? true) {
-      const ckpt = await loadLatestCheckpoint(cfg.output, { onWarning: (w) => this.log(`checkpoint: ${w}`) });
-      if (ckpt) {
-        for (const [name, v] of ckpt.tensors) m.params.set(name, v);
-        const state = ckpt.state as unknown as CheckpointState;
-        optimizerFromCheckpoint(this.optimizer, new Map([...ckpt.optimizer].filter(([k]) => !k.startsWith(PLUGIN_TENSOR_PREFIX))), state.optimizer);
-        this.stream = BatchStream.restore(this.data.train, this.streamOptions, state.stream);
-        this.loadPluginState(state.plugins, ckpt.optimizer);
-        for (const n of state.everTrained) this.everTrained.add(n);
-        this.selection.restore(state.selection);
+      const resumed = await this.checkpoints.resume(this.data.train, this.streamOptions, this.selection);
+      if (resumed) {
+        this.stream = resumed.stream;
+        for (const n of resumed.everTrained) this.everTrained.add(n);
         this.trainable = trainableSet(m);
-        this.step = this.checkpointedStep = ckpt.step;
-        this.log(`resumed from ${ckpt.path} at step ${this.step}`);
+        this.step = this.checkpointedStep = resumed.step;
+        this.log(`resumed from ${resumed.path} at step ${this.step}`);
       }
     }
     const metricsPath = join(cfg.output, 'metrics.jsonl');
@@ -213,10 +200,6 @@ class TrainingRun {
     else if (existsSync(metricsPath)) writeFileSync(metricsPath, ''); // a fresh start: no records of an earlier run
     this.metricsFile = openMetrics(metricsPath);
     this.progress = createProgress({ total: this.totalSteps, label: 'train', stream: this.opts.progress, start: this.step });
-  }
-
-  private loadPluginState(plugins: Record<string, Record<string, unknown>>, tensors: ReadonlyMap<string, HostTensor>): void {
-    for (const p of this.m.driver.plugins) if (plugins[p.name]) p['state:load']?.(this.m.ctx, joinPluginState(p.name, plugins[p.name]!, tensors));
   }
 
   // ------------------------------------------------------------------------------------------------ begin
@@ -329,47 +312,21 @@ class TrainingRun {
   // ------------------------------------------------------------------------------------------------ checkpoints
 
   private trainedNow(): Map<string, HostTensor> {
-    return new Map([...this.everTrained].map((n) => [n, this.m.params.get(n)!]));
-  }
-
-  private async pluginState(tensors: Map<string, HostTensor>): Promise<Record<string, Record<string, unknown>>> {
-    const plugins: Record<string, Record<string, unknown>> = {};
-    for (const { plugin, value } of await this.m.driver.collect('state:save', this.m.ctx)) plugins[plugin] = splitPluginState(plugin, value, tensors);
-    return plugins;
+    return this.checkpoints.trained(this.everTrained);
   }
 
   async checkpoint(): Promise<void> {
-    const opt = optimizerToCheckpoint(this.optimizer);
-    const tensors = new Map(opt.tensors);
-    const plugins = await this.pluginState(tensors);
-    const state: CheckpointState = { stream: this.stream.state(), optimizer: opt.scalars, plugins, everTrained: [...this.everTrained], selection: this.selection.state };
-    const dir = await saveCheckpoint(this.cfg.output, {
-      step: this.step, tensors: this.trainedNow(), optimizer: tensors, state: { ...state, trainable: this.trainable } as unknown as Record<string, unknown>,
-    }, { keep: this.cfg.checkpoint.keep });
+    const dir = await this.checkpoints.save({ step: this.step, trainable: this.trainable, everTrained: this.everTrained, stream: this.stream, selection: this.selection });
     this.checkpointedStep = this.step;
     this.opts.onCheckpoint?.(this.step, dir);
   }
 
-  /** The weights (and plugin state) of the best evaluation so far: no optimizer state, they are only ever exported. */
-  private async saveBest(): Promise<void> {
-    if (this.cfg.checkpoint.best === undefined) return;
-    const tensors = new Map<string, HostTensor>();
-    const plugins = await this.pluginState(tensors);
-    await saveCheckpoint(bestCheckpointDir(this.cfg.output), { step: this.step, tensors: this.trainedNow(), optimizer: tensors, state: { plugins } }, { keep: 1 });
+  private saveBest(): Promise<void> {
+    return this.checkpoints.saveBest(this.step, this.everTrained);
   }
 
-  /** Puts the best checkpoint's weights and plugin state in place of the last step's. */
-  private async restoreBest(): Promise<number | undefined> {
-    const best = this.selection.best;
-    if (this.cfg.checkpoint.best === undefined || best === null || best.step === this.step) return best?.step;
-    const ckpt = await loadLatestCheckpoint(bestCheckpointDir(this.cfg.output));
-    if (!ckpt || ckpt.step !== best.step) {
-      this.log(`checkpoint.best: the best checkpoint on disk is ${ckpt ? `of step ${ckpt.step}` : 'missing'}, not of step ${best.step}: exporting the last step instead`);
-      return undefined;
-    }
-    for (const [name, v] of ckpt.tensors) this.m.params.set(name, v);
-    this.loadPluginState((ckpt.state as { plugins: Record<string, Record<string, unknown>> }).plugins, ckpt.optimizer);
-    return best.step;
+  private restoreBest(): Promise<number | undefined> {
+    return this.checkpoints.restoreBest(this.selection, this.step);
   }
 
   // ------------------------------------------------------------------------------------------------ leaving
