@@ -3,3 +3,4 @@ export type { MemoryItem, PluginContext, StepContext, StepResult } from './conte
 export type { EstimatorMemory, EstimatorStep, GradientEstimator } from './estimator.ts';
 export { PluginDriver, PluginError, orderPlugins, structuralProblems } from './driver.ts';
 export { linearWeightMatcher, type WeightTargets } from './weight-targets.ts';
+export { dequantizedMatmul, type DequantFormat, type DequantMatmulParams, type DequantParams } from './dequantized-matmul.ts';

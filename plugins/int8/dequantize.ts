@@ -2,24 +2,18 @@
  * int8 dequantisation inside the compiled graph, as two plugin-local primitives:
  *
  * - `int8_dequantize(codes, scales)` -> W [out, in]: the float weight the codes stand for.
- * - `int8_matmul(x, codes, scales; transpose)` -> x W^T (transpose) or x W: the weight is dequantised inside the
- *   primitive's lowering, right before the product, and the backward rule for x is `int8_matmul` again (the other
- *   orientation), which dequantises a second time. So the float32 W is a short-lived temporary of each product and
- *   is never kept from the forward pass to the backward pass; only the int8 codes (1 byte per weight) stay resident.
+ * - `int8_matmul(x, codes, scales; transpose)` -> x W^T (transpose) or x W, made by core's `dequantizedMatmul`: the
+ *   weight is dequantised right before the product and again in the backward pass, so only the int8 codes (1 byte
+ *   per weight) stay resident.
  *
  * Inputs: codes int8 [blocks * blockSize] (flat, zero-padded), scales float [blocks].
  *
  * Lowering (ONNX, standard domain): Cast(int8 -> float) -> Reshape [blocks, blockSize] -> Mul by the scales
  * [blocks, 1] -> (Slice off the padding) -> Reshape [out, in] -> Gemm with x flattened to 2-D. Cast of an int8 is
- * exact and Mul rounds once, so W is bit-identical to `dequantizeInt8`. As in plugins/nf4/dequantize.ts, two details
- * keep the memory promise under onnxruntime:
- * - the dequantisation nodes are emitted before the node that reshapes x: onnxruntime orders nodes by a reverse
- *   depth-first walk that visits a node's highest-index input first, so x's history is scheduled first and W is made
- *   just before the Gemm that consumes it, not at the start of the step;
- * - the backward product casts the codes through int32 first, so onnxruntime's common-subexpression elimination
- *   cannot merge the two dequantisations into one W kept alive across the step.
+ * exact and Mul rounds once, so W is bit-identical to `dequantizeInt8`. The backward pass's copy casts the codes
+ * through int32 first, so onnxruntime cannot merge it with the forward one (core/plugin/dequantized-matmul.ts).
  */
-import { DTYPES, definePrimitive, isFloat, op, type Cost, type DType, type Eqn, type LowerCtx, type Shape, type Tensor, type TensorType } from '../../core/index.ts';
+import { DTYPES, definePrimitive, dequantizedMatmul, isFloat, op, type Cost, type DType, type Eqn, type LowerCtx, type Shape, type Tensor, type TensorType } from '../../core/index.ts';
 import { int8Layout, type Int8Layout } from './quantize.ts';
 
 export interface Int8Params {
@@ -27,11 +21,6 @@ export interface Int8Params {
   readonly shape: readonly number[];
   /** Elements per scale (the row length for per-row quantisation). */
   readonly blockSize: number;
-}
-
-export interface Int8MatmulParams extends Int8Params {
-  /** true: y = x W^T (x [..., in] -> [..., out], the linear layer); false: y = x W (x [..., out] -> [..., in]). */
-  readonly transpose: boolean;
 }
 
 const layoutOf = (p: Int8Params): Int8Layout => int8Layout(p.shape.reduce((a, b) => a * b, 1), p.blockSize);
@@ -99,62 +88,18 @@ export const int8DequantizePrim = definePrimitive<Int8Params>({
   cost: (eqn: Eqn<Int8Params>): Cost => weightCost(eqn.params),
 });
 
-export const int8MatmulPrim = definePrimitive<Int8MatmulParams>({
-  name: 'int8_matmul',
-  infer: (types, p) => {
-    const [x, ...qs] = types;
-    if (!x || !isFloat(x.dtype)) throw new Error(`x must be a float tensor, got ${x ? fmtType(x) : 'nothing'}`);
-    if (p.shape.length !== 2) throw new Error(`the weight must be 2-D, got shape [${p.shape.join(',')}]`);
-    const dtype = checkQs(qs, p);
-    if (dtype !== x.dtype) throw new Error(`x is ${x.dtype} but the scales are ${dtype}`);
-    const [out, inp] = p.shape as [number, number];
-    const k = p.transpose ? inp : out, n = p.transpose ? out : inp;
-    if (x.shape.length < 1 || x.shape.at(-1) !== k) throw new Error(`x ${fmtType(x)} must end with ${k} (weight [${out},${inp}]${p.transpose ? ' transposed' : ''})`);
-    return { dtype: x.dtype, shape: [...x.shape.slice(0, -1), n] };
-  },
-  lower: (ctx, eqn) => {
-    const p = eqn.params;
-    const lead = eqn.inputs[0]!.shape.slice(0, -1).map(Number);
-    const m = lead.reduce((a, b) => a * b, 1);
-    const [out, inp] = p.shape as [number, number];
-    const k = p.transpose ? inp : out, n = p.transpose ? out : inp;
-    // The weight first, then x's reshape: see the module comment (onnxruntime's scheduling order).
-    const w = lowerDequant(ctx, ctx.inputs.slice(1), p, eqn.out.dtype, p.transpose ? 'fwd' : 'bwd');
-    const x2 = ctx.temp('x2d');
-    ctx.node('Reshape', [ctx.inputs[0]!, ctx.int64s([m, k])], [x2]);
-    const y2 = ctx.temp('y2d');
-    ctx.node('Gemm', [x2, w], [y2], { transB: p.transpose ? 1 : 0 });
-    ctx.node('Reshape', [y2, ctx.int64s([...lead, n])], [ctx.out]);
-  },
-  jvp: ({ primals, tangents, params }) => {
-    const [x, codes, scales] = primals as [Tensor, Tensor, Tensor];
-    const viaX = tangents[0] ? int8Matmul(tangents[0], [codes, scales], params, params.transpose) : null;
-    const viaW = tangents[2] ? int8Matmul(x, [codes, tangents[2]], params, params.transpose) : null;
-    return viaX && viaW ? op.add(viaX, viaW) : (viaX ?? viaW);
-  },
-  vjp: ({ primals, ct, params, needs }) => {
-    const [x, codes, scales] = primals as [Tensor, Tensor, Tensor];
-    // dx: the product with the other orientation, which dequantises W again (nothing kept from the forward pass).
-    const dx = needs[0] ? int8Matmul(ct, [codes, scales], params, !params.transpose) : null;
-    let dScales: Tensor | null = null;
-    if (needs[2]) {
-      // Never needed for a frozen base; here for completeness: dL/dW = a^T b [out, in], then through W(scales).
-      const flat = (t: Tensor) => op.reshape(t, [t.shape.slice(0, -1).reduce(op.mulDims, 1), t.shape.at(-1)!]);
-      const [a, b] = params.transpose ? [ct, x] : [x, ct];
-      dScales = scaleCotangent(op.matmul(op.transpose(flat(a), [1, 0]), flat(b)), codes, params);
-    }
-    return [dx, null, dScales];
-  },
-  cost: (eqn): Cost => {
-    const x = eqn.inputs[0]!;
-    const m = x.shape.slice(0, -1).reduce<number>((a, d) => a * Number(d), 1);
-    const [out, inp] = eqn.params.shape as [number, number];
-    const w = weightCost(eqn.params);
-    const xBytes = m * (eqn.params.transpose ? inp : out) * DTYPES[x.dtype].bytes;
-    const yBytes = m * (eqn.params.transpose ? out : inp) * DTYPES[x.dtype].bytes;
-    return { flops: 2 * m * out * inp + w.flops, bytes: w.bytes + xBytes + yBytes };
-  },
+const int8Product = dequantizedMatmul<Int8Params>({
+  name: 'int8',
+  params: (p) => ({ shape: [...p.shape], blockSize: p.blockSize }),
+  check: checkQs,
+  lower: lowerDequant,
+  weightCost,
+  // W is linear in the scales: its tangent is W with the scales' tangents in their place.
+  atTangents: ([codes, scales], [, tScales]) => [codes!, tScales ?? op.zerosLike(scales!)],
+  cotangents: (gw, [codes], p, needs) => [null, needs[1] ? scaleCotangent(gw, codes!, p) : null],
 });
+
+export const int8MatmulPrim = int8Product.prim;
 
 /** dL/dscales [blocks] from dL/dW `gw` [out, in]: W = code * scale[block], so the sum over each block of gw * code. */
 function scaleCotangent(gw: Tensor, codes: Tensor, p: Int8Params): Tensor {
@@ -171,7 +116,7 @@ export function int8Dequantize(qs: readonly Tensor[], p: Int8Params): Tensor {
 
 /** x W^T (`transpose`, a linear layer without bias) or x W, with W dequantised inside the primitive. */
 export function int8Matmul(x: Tensor, qs: readonly Tensor[], p: Int8Params, transpose = true): Tensor {
-  return x.builder.bind(int8MatmulPrim, [x, ...qs], { shape: [...p.shape], blockSize: p.blockSize, transpose });
+  return int8Product.matmul(x, qs, p, transpose);
 }
 
 /** Shapes and dtypes of the graph inputs holding one quantised weight, in primitive order. */

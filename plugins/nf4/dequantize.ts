@@ -2,11 +2,9 @@
  * NF4 dequantisation inside the compiled graph, as two plugin-local primitives:
  *
  * - `nf4_dequantize(codes, absmax...)` -> W [out, in]: the float weight the codes stand for.
- * - `nf4_matmul(x, codes, absmax...; transpose)` -> x W^T (transpose) or x W: the weight is dequantised inside the
- *   primitive's lowering, right before the product, and the backward rule for x is `nf4_matmul` again (with the
- *   other orientation), which dequantises a second time. So the float32 W is a short-lived temporary of each
- *   product and is never kept from the forward pass to the backward pass; only the packed codes (0.5 byte per
- *   weight) stay resident.
+ * - `nf4_matmul(x, codes, absmax...; transpose)` -> x W^T (transpose) or x W, made by core's `dequantizedMatmul`:
+ *   the weight is dequantised right before the product and again in the backward pass, so only the packed codes
+ *   (0.5 byte per weight) stay resident.
  *
  * The quantised inputs ("qs") are, with double quantisation (`dq > 0`):
  *   codes uint8 [blocks*blockSize/2], absmax codes int8 [dqBlocks*dq], scales float [dqBlocks], offset float [1];
@@ -16,15 +14,11 @@
  * cast to int32 -> GatherElements from the [1, 16] table of code values -> Reshape [blocks, blockSize] -> Mul by the
  * block scales [blocks, 1] (themselves Cast(int8) * scale + offset) -> Reshape [out, in] -> Gemm with x flattened to
  * 2-D. (A Gather of (high, low) pairs from a 256-row table was ~7% slower: onnxruntime copies each tiny row
- * separately.) Two details keep the memory promise under onnxruntime:
- * - onnxruntime orders nodes by a reverse depth-first walk that visits a node's highest-index input first. The
- *   dequantisation nodes are emitted before the node that reshapes x, so x's (long) history is scheduled first and
- *   the weight is made just before the Gemm that consumes it, not at the start of the step.
- * - The backward product extracts the nibbles with other operations than the forward one (and casts the scales
- *   through int32), so onnxruntime's common-subexpression elimination cannot merge the two dequantisations back
- *   into one weight, or its index arrays, kept alive across the step.
+ * separately.) The backward pass's copy extracts the nibbles with other operations than the forward one (and casts
+ * the scales through int32), so onnxruntime's common-subexpression elimination cannot merge the two dequantisations
+ * back into one weight, or its index arrays, kept alive across the step (core/plugin/dequantized-matmul.ts).
  */
-import { DTYPES, definePrimitive, isFloat, op, type Cost, type DType, type Eqn, type LowerCtx, type Shape, type Tensor, type TensorType, type TypedArray } from '../../core/index.ts';
+import { DTYPES, definePrimitive, dequantizedMatmul, isFloat, op, type Cost, type DType, type Eqn, type LowerCtx, type Shape, type Tensor, type TensorType, type TypedArray } from '../../core/index.ts';
 import { NF4_CODE, nf4Layout, type Nf4Layout } from './quantize.ts';
 
 export interface Nf4Params {
@@ -33,11 +27,6 @@ export interface Nf4Params {
   readonly blockSize: number;
   /** Double-quantisation block size; 0 when the absmax values are stored as float. */
   readonly dq: number;
-}
-
-export interface Nf4MatmulParams extends Nf4Params {
-  /** true: y = x W^T (x [..., in] -> [..., out], the linear layer); false: y = x W (x [..., out] -> [..., in]). */
-  readonly transpose: boolean;
 }
 
 const layoutOf = (p: Nf4Params): Nf4Layout => nf4Layout(p.shape.reduce((a, b) => a * b, 1), p.blockSize, p.dq);
@@ -173,66 +162,18 @@ export const nf4DequantizePrim = definePrimitive<Nf4Params>({
   cost: (eqn: Eqn<Nf4Params>): Cost => weightCost(eqn.params),
 });
 
-export const nf4MatmulPrim = definePrimitive<Nf4MatmulParams>({
-  name: 'nf4_matmul',
-  infer: (types, p) => {
-    const [x, ...qs] = types;
-    if (!x || !isFloat(x.dtype)) throw new Error(`x must be a float tensor, got ${x ? fmtType(x) : 'nothing'}`);
-    if (p.shape.length !== 2) throw new Error(`the weight must be 2-D, got shape [${p.shape.join(',')}]`);
-    const dtype = checkQs(qs, p);
-    if (dtype !== x.dtype) throw new Error(`x is ${x.dtype} but the scales are ${dtype}`);
-    const [out, inp] = p.shape as [number, number];
-    const k = p.transpose ? inp : out, n = p.transpose ? out : inp;
-    if (x.shape.length < 1 || x.shape.at(-1) !== k) throw new Error(`x ${fmtType(x)} must end with ${k} (weight [${out},${inp}]${p.transpose ? ' transposed' : ''})`);
-    return { dtype: x.dtype, shape: [...x.shape.slice(0, -1), n] };
-  },
-  lower: (ctx, eqn) => {
-    const p = eqn.params;
-    const x = eqn.inputs[0]!;
-    const lead = x.shape.slice(0, -1).map(Number);
-    const m = lead.reduce((a, b) => a * b, 1);
-    const [out, inp] = p.shape as [number, number];
-    const k = p.transpose ? inp : out, n = p.transpose ? out : inp;
-    // The weight first, then x's reshape: see the module comment (onnxruntime's scheduling order).
-    const w = lowerDequant(ctx, ctx.inputs.slice(1), p, eqn.out.dtype, p.transpose ? 'fwd' : 'bwd');
-    const x2 = ctx.temp('x2d');
-    ctx.node('Reshape', [ctx.inputs[0]!, ctx.int64s([m, k])], [x2]);
-    const y2 = ctx.temp('y2d');
-    ctx.node('Gemm', [x2, w], [y2], { transB: p.transpose ? 1 : 0 });
-    ctx.node('Reshape', [y2, ctx.int64s([...lead, n])], [ctx.out]);
-  },
-  jvp: ({ primals, tangents, params }) => {
-    const [x, ...qs] = primals;
-    const [tx, ...tqs] = tangents;
-    const viaX = tx ? nf4Matmul(tx, qs, params, params.transpose) : null;
-    const tw = tqs.some((t) => t) ? dequantAtTangents(qs, tqs, params) : null;
-    const viaW = tw ? nf4Matmul(x!, tw, params, params.transpose) : null;
-    return viaX && viaW ? op.add(viaX, viaW) : (viaX ?? viaW);
-  },
-  vjp: ({ primals, ct, params, needs }) => {
-    const [x, ...qs] = primals;
-    // dx: the product with the other orientation, which dequantises W again (nothing kept from the forward pass).
-    const dx = needs[0] ? nf4Matmul(ct, qs, params, !params.transpose) : null;
-    let dqs: (Tensor | null)[] = qs.map(() => null);
-    if (needs.slice(2).some(Boolean)) {
-      // Gradient of the scales (never needed for a frozen base; here for completeness): dL/dW, then through W(scales).
-      const flat = (t: Tensor) => op.reshape(t, [t.shape.slice(0, -1).reduce(op.mulDims, 1), t.shape.at(-1)!]);
-      const [a, b] = params.transpose ? [ct, x!] : [x!, ct]; // dW [out, in] = a^T b
-      const gw = op.matmul(op.transpose(flat(a), [1, 0]), flat(b));
-      dqs = [null, ...scaleCotangents(gw, qs, params, needs.slice(2))];
-    }
-    return [dx, ...dqs];
-  },
-  cost: (eqn): Cost => {
-    const x = eqn.inputs[0]!;
-    const m = x.shape.slice(0, -1).reduce<number>((a, d) => a * Number(d), 1);
-    const [out, inp] = eqn.params.shape as [number, number];
-    const w = weightCost(eqn.params);
-    const xBytes = m * (eqn.params.transpose ? inp : out) * DTYPES[x.dtype].bytes;
-    const yBytes = m * (eqn.params.transpose ? out : inp) * DTYPES[x.dtype].bytes;
-    return { flops: 2 * m * out * inp + w.flops, bytes: w.bytes + xBytes + yBytes };
-  },
+const nf4Product = dequantizedMatmul<Nf4Params>({
+  name: 'nf4',
+  params: (p) => ({ shape: [...p.shape], blockSize: p.blockSize, dq: p.dq }),
+  check: checkQs,
+  lower: lowerDequant,
+  weightCost,
+  atTangents: dequantAtTangents,
+  // One entry per quantised input: none for the codes, then the float inputs after them.
+  cotangents: (gw, qs, p, needs) => [null, ...scaleCotangents(gw, qs, p, needs.slice(1))],
 });
+
+export const nf4MatmulPrim = nf4Product.prim;
 
 /** Quantised inputs with some float inputs replaced by their tangents (zeros where a tangent is null). */
 function dequantAtTangents(qs: readonly Tensor[], tqs: readonly (Tensor | null)[], p: Nf4Params): Tensor[] {
@@ -269,7 +210,7 @@ export function nf4Dequantize(qs: readonly Tensor[], p: Nf4Params): Tensor {
 
 /** x W^T (`transpose`, a linear layer without bias) or x W, with W dequantised inside the primitive. */
 export function nf4Matmul(x: Tensor, qs: readonly Tensor[], p: Nf4Params, transpose = true): Tensor {
-  return x.builder.bind(nf4MatmulPrim, [x, ...qs], { shape: [...p.shape], blockSize: p.blockSize, dq: p.dq, transpose });
+  return nf4Product.matmul(x, qs, p, transpose);
 }
 
 /** Shapes and dtypes of the graph inputs holding one quantised weight, in primitive order. */
