@@ -160,6 +160,9 @@ class TrainingRun {
     if (problems.length) throw new Error(`config: ${problems.join('; ')}`);
     const planned = await planRun(cfg, opts.plugins, data, log);
     cfg = planned.config;
+    if (opts.runner?.residentWeights) {
+      log(`plan: the sessions run on ${opts.runner.name}, which holds the compiled steps, their frozen weights and the activations; the plan above is for the whole run in one process`);
+    }
     // A mixture-of-experts model's per-expert tensors may sit below the configured threshold: the plan lowers it.
     const threshold = planned.plan.mmapThreshold;
     if (threshold !== false && threshold !== cfg.memory.mmapThreshold && (await fixMmapThreshold(threshold)) !== undefined) {
