@@ -42,6 +42,11 @@ const CASES: GradCase[] = [
     inputs: [{ shape: [2, 4, 7] }, { shape: [2, 4], kind: 'int', values: [1, 6, -100, 0, 3, -100, -100, 2] }],
     fn: (logits, labels) => nn.crossEntropy(logits!, labels!),
   },
+  {
+    name: 'cross-entropy with ignore index -1',
+    inputs: [{ shape: [2, 4, 7] }, { shape: [2, 4], kind: 'int', values: [1, -1, 6, 0, -1, 3, 2, 5] }],
+    fn: (logits, labels) => nn.crossEntropy(logits!, labels!, { ignoreIndex: -1 }),
+  },
 ];
 
 gradTable('composite derivatives vs finite differences', CASES);

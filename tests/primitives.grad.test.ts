@@ -57,7 +57,11 @@ const PRIMITIVE_CASES: GradCase[] = [
   { name: 'concat', inputs: [{ shape: [2, 3] }, { shape: [2, 1] }, { shape: [2, 2] }], fn: (...xs) => op.concat(xs, 1) },
   { name: 'gather rows', inputs: [{ shape: [5, 3] }, { shape: [2, 4], kind: 'int', values: [0, 4, 4, 1, 2, 2, 3, 0] }], fn: op.gather },
   { name: 'scatter_add_rows', inputs: [{ shape: [5, 3] }, { shape: [4], kind: 'int', values: [1, 3, 1, 0] }, { shape: [4, 3] }], fn: (b, i, u) => op.scatterAddRows(b!, i!, u!) },
+  { name: 'scatter_add_rows, 6 rows, repeated and negative ids', inputs: [{ shape: [6, 2] }, { shape: [2, 3], kind: 'int', values: [5, 0, -1, 2, 5, 3] }, { shape: [2, 3, 2] }], fn: (b, i, u) => op.scatterAddRows(b!, i!, u!) },
   { name: 'take_along_axis', inputs: [{ shape: [3, 6] }, { shape: [3, 2], kind: 'int', range: 6 }], fn: (x, i) => op.takeAlongAxis(x!, i!, 1) },
+  // One index per row: the transpose is a one-hot select (core/ops/indexing.ts); negative indices count from the end.
+  { name: 'take_along_axis, one index per column of axis 0, negative ones', inputs: [{ shape: [4, 3] }, { shape: [1, 3], kind: 'int', values: [0, 3, -2] }], fn: (x, i) => op.takeAlongAxis(x!, i!, 0) },
+  { name: 'take_along_axis, one index per row of the last axis', inputs: [{ shape: [2, 3, 5] }, { shape: [2, 3, 1], kind: 'int', values: [4, 0, -1, 2, 2, 1] }], fn: (x, i) => op.takeAlongAxis(x!, i!, 2) },
   { name: 'scatter_add_along_axis', inputs: [{ shape: [3, 6] }, { shape: [3, 2], kind: 'int', range: 6 }, { shape: [3, 2] }], fn: (b, i, u) => op.scatterAddAlongAxis(b!, i!, u!, 1) },
   // op.matmul of a widened weight records widened_matmul (core/ops/widen.ts); float32, the dtype it widens to.
   { name: 'widened_matmul float16 weight, transposed (a linear layer)', inputs: [{ shape: [2, 3, 4] }], dtype: 'float32', fn: (x) => op.matmul(x!, halfWeight(x!, 'float16'), { tb: true }) },

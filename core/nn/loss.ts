@@ -16,23 +16,40 @@ export interface CrossEntropyOptions {
  */
 export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyOptions = {}): Tensor {
   const ignore = opts.ignoreIndex ?? IGNORE_INDEX;
-  // Labels compared in int32: onnxruntime-web's WebGPU provider runs int64 comparisons on the CPU, and two such
-  // results copied to the GPU in one run both came back as the first one's (the loss was 0; docs/runners.md).
-  if (labels.dtype === 'int64') labels = op.cast(labels, 'int32');
-  const valid = op.greaterEqual(labels, op.scalar(labels, 0)); // [...]
-  const isIgnored = op.equal(labels, op.scalar(labels, ignore));
-  const safeLabels = op.where(valid, labels, op.scalar(labels, 0)); // ignored -> class 0, masked out below
+  const { safe, weight } = labelTables(logits, ignore);
+  // Looked up, not computed: labels are only ever used as indices, which every onnxruntime provider takes in int64.
+  // (onnxruntime-web's WebGPU provider has no int64 Cast or comparison kernel; int64 comparisons it ran on the CPU
+  // returned a 0 loss when two were copied to the GPU in one run: docs/runners.md.)
+  const safeLabels = op.gather(safe, labels); // [...] int32: ignored -> class 0, masked out below
+  const w = op.gather(weight, labels); // [...]: 1 where the position counts
   // The label's logit and the max are read first, so the shift below is the logits' last use and they can be
   // freed as soon as the shifted copy exists: two [..., V] buffers at most, not three.
   const picked = op.reshape(op.takeAlongAxis(logits, op.reshape(safeLabels, [...labels.shape, 1]), -1), labels.shape);
   const m = op.stopGradient(op.max(logits, -1, true)); // [..., 1]
   const sumExp = op.sum(op.exp(op.sub(logits, m)), -1); // [...]
   const lse = op.add(op.log(sumExp), op.reshape(m, labels.shape)); // [...]
-  // 1 where the position counts: a class id (>= 0) that is not the ignore index.
-  const weight = op.mul(op.cast(valid, logits.dtype), op.sub(1, op.cast(isIgnored, logits.dtype)));
-  const nll = op.mul(op.sub(lse, picked), weight); // [...]
+  const nll = op.mul(op.sub(lse, picked), w); // [...]
   if (opts.reduction === 'none') return nll;
   const total = op.sum(nll);
   if (opts.reduction === 'sum') return total;
-  return op.div(total, op.maximum(op.sum(weight), 1));
+  return op.div(total, op.maximum(op.sum(w), 1));
+}
+
+/**
+ * Per label value, the class it picks (itself, or 0 for a negative or ignored label, whose term is masked out) and
+ * its weight (1 for a class id that is not the ignore index), over every label from min(0, ignore) up to
+ * max(V, ignore + 1): entry j holds label j below that top and label j - size above it, where Gather reads a
+ * negative label. A label outside that range is an error (Gather's bounds check), as in PyTorch. Built from iota,
+ * so onnxruntime folds the tables into constants when the session is created.
+ */
+function labelTables(logits: Tensor, ignore: number): { safe: Tensor; weight: Tensor } {
+  const V = logits.shape[logits.rank - 1];
+  if (typeof V !== 'number') throw new Error(`crossEntropy: the class dim of logits must be concrete, got '${V}'`);
+  const top = Math.max(V, ignore + 1), size = top - Math.min(0, ignore);
+  const j = op.iota(logits, [size], 0, 'int32'); // [size]
+  const label = op.where(op.less(j, top), j, op.sub(j, size)); // [size]: the label value entry j stands for
+  const isClass = op.greaterEqual(label, 0);
+  const safe = op.where(isClass, label, 0);
+  const weight = op.mul(op.cast(isClass, logits.dtype), op.sub(1, op.cast(op.equal(label, ignore), logits.dtype)));
+  return { safe, weight };
 }

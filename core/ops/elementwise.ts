@@ -28,6 +28,8 @@ interface BinaryRules {
   flops: number;
   /** Integer operands are allowed too (index arithmetic); derivatives only ever flow through float ones. */
   ints?: boolean;
+  /** A lowering other than the single `onnx` node. */
+  lower?: (ctx: LowerCtx) => void;
   /** Tangent of the output given the input tangents (null = zero), already broadcast-safe. */
   jvp(a: Tensor, b: Tensor, ta: Tensor | null, tb: Tensor | null, out: Tensor): Tensor | null;
   /** Unreduced cotangents for a and b (reduced to the input shapes afterwards). */
@@ -42,7 +44,7 @@ function binary(r: BinaryRules): Primitive<NoParams> {
       if (!(r.ints && (t.dtype === 'int64' || t.dtype === 'int32'))) requireFloat(t, 'operands');
       return t;
     },
-    lower: simpleLower(r.onnx),
+    lower: r.lower ?? simpleLower(r.onnx),
     jvp: ({ primals: [a, b], tangents: [ta, tb], out }) => r.jvp(a!, b!, ta ?? null, tb ?? null, out),
     vjp: ({ primals: [a, b], ct, out, needs }) => {
       const [ga, gb] = r.vjp(a!, b!, ct, out, needs);
@@ -103,6 +105,16 @@ export const pow = binary({
 
 export const maximum = binary({
   name: 'maximum', onnx: 'Max', flops: 1, ints: true,
+  // where(a < b, b, a): onnxruntime-web's WebGPU provider has no Max kernel (a Max ran on the CPU, with copies both
+  // ways), while Less and Where have float32 and int32 kernels on every provider. Ties pick a, as the derivatives
+  // below assume. Unlike onnxruntime's Max, a NaN propagates from a only (callers' b is a constant or a multiple of
+  // a) and max(-0, +0) is -0.
+  lower: (ctx) => {
+    const [a, b] = ctx.inputs as [string, string];
+    const aLess = ctx.temp('a_less');
+    ctx.node('Less', [a, b], [aLess]);
+    ctx.node('Where', [aLess, b, a], [ctx.out]);
+  },
   // Ties send the whole gradient to `a`.
   jvp: (a, b, ta, tb, out) => {
     const aWins = op.greaterEqual(a, b);

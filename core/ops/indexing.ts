@@ -2,6 +2,7 @@
  * Indexing primitives. `gather` picks rows (embedding lookup), `take_along_axis` picks one element per position
  * (the label's logit); each has a scatter-add partner that is its transpose.
  */
+import type { Tensor } from '../ir/graph.ts';
 import { definePrimitive } from '../ir/primitive.ts';
 import { dimEq, formatShape, shapeEq } from '../ir/shape.ts';
 import * as op from './api.ts';
@@ -72,9 +73,25 @@ export const takeAlongAxis = definePrimitive<{ axis: number }>({
   },
   lower: (ctx, eqn) => ctx.node('GatherElements', ctx.inputs, [ctx.out], { axis: eqn.params.axis }),
   jvp: ({ primals: [, idx], tangents: [t], params }) => op.takeAlongAxis(t!, idx!, params.axis),
-  vjp: ({ primals: [x, idx], ct, params }) => [op.scatterAddAlongAxis(op.zerosLike(x!), idx!, ct, params.axis), null],
+  vjp: ({ primals: [x, idx], ct, params }) => [takeAlongAxisTranspose(x!, idx!, ct, params.axis), null],
   cost: (eqn) => streamingCost(eqn, 0),
 });
+
+/**
+ * ct [idx's shape] added into zeros [x's shape] at idx along axis: take_along_axis's transpose. With one index per
+ * row (a cross-entropy's label) it is a one-hot select, where(iota == idx, ct, 0): exact (each element receives at
+ * most one term), no zeros buffer, and on the GPU under onnxruntime-web's WebGPU provider, which has no
+ * ScatterElements kernel. The indices become int32 positions in [0, n) by a lookup in a ramp: Gather wraps negative
+ * indices as GatherElements does and takes int64 indices everywhere, while that provider has no int64 Cast or
+ * comparison.
+ */
+function takeAlongAxisTranspose(x: Tensor, idx: Tensor, ct: Tensor, axis: number): Tensor {
+  const n = x.shape[axis]!;
+  if (idx.shape[axis] !== 1 || typeof n !== 'number') return op.scatterAddAlongAxis(op.zerosLike(x), idx, ct, axis);
+  const wrapped = op.gather(op.iota(x, [n], 0, 'int32'), idx); // idx's shape, int32
+  const positions = op.iota(x, x.shape.map((d, i) => (i === axis ? d : 1)), axis, 'int32'); // n along axis, 1 elsewhere
+  return op.where(op.equal(positions, wrapped), ct, 0); // x's shape
+}
 
 /** scatter_add_along_axis(base, idx, upd, axis): the transpose of take_along_axis (ONNX ScatterElements, add). */
 export const scatterAddAlongAxis = definePrimitive<{ axis: number }>({
