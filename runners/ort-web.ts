@@ -42,6 +42,12 @@ export interface OrtWebOptions {
    * feeds them when the input is omitted, disposes each one when it is replaced, and `readHeld` reads them back.
    */
   feedback?: Readonly<Record<string, string>>;
+  /**
+   * WebGPU: run nodes that have no WebGPU kernel on the CPU (onnxruntime's default, true), or refuse the step
+   * (false: `session.disable_cpu_ep_fallback`); the refusal then names each such node and its IR equation when
+   * onnxruntime's log can be read (see `fallbackReport`).
+   */
+  cpuFallback?: boolean;
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
 }
 
@@ -141,12 +147,15 @@ export function ortWebRunner(options: OrtWebOptions = {}): OrtWebRunner {
         const o = { ...base, ...extra };
         return 'bytes' in step.model ? ort.InferenceSession.create(step.model.bytes, o) : ort.InferenceSession.create(step.model.path, o);
       };
+      const strict = backend === 'webgpu' && options.cpuFallback === false;
       let session: OrtWeb.InferenceSession;
       try {
-        session = await create(backend === 'webgpu' && feedback.length
-          ? { preferredOutputLocation: Object.fromEntries(feedback.map(([o]) => [o, 'gpu-buffer' as const])) }
-          : {});
+        session = await create({
+          ...(backend === 'webgpu' && feedback.length ? { preferredOutputLocation: Object.fromEntries(feedback.map(([o]) => [o, 'gpu-buffer' as const])) } : {}),
+          ...(strict ? NO_CPU_FALLBACK : {}),
+        });
       } catch (e) {
+        if (strict && isFallbackRefusal(e)) throw new Error(`onnxruntime-web (webgpu), CPU fallback disabled: ${await refusalDetail(backend, step, create)}`, { cause: e });
         throw explainRuntimeError(e, step, `load the compiled graph on onnxruntime-web (${backend})`);
       }
 
@@ -196,6 +205,19 @@ export function ortWebRunner(options: OrtWebOptions = {}): OrtWebRunner {
   };
 }
 
+const NO_CPU_FALLBACK: OrtWeb.InferenceSession.SessionOptions = { extra: { session: { disable_cpu_ep_fallback: '1' } } };
+const isFallbackRefusal = (e: unknown) => /fallback/i.test(e instanceof Error ? e.message : String(e));
+
+/** Why a session with CPU fallback disabled was refused: the report's summary and each CPU node's origin. */
+async function refusalDetail(
+  backend: OrtWebBackend,
+  step: CompiledStep,
+  create: (extra?: OrtWeb.InferenceSession.SessionOptions) => Promise<OrtWeb.InferenceSession>,
+): Promise<string> {
+  const report = await fallbackReport(backend, step, create);
+  return [report.summary, ...report.cpuNodes.map((n) => `  ${n.opType} ${n.node}${n.origin ? ` <- ${n.origin}` : ''}`)].join('\n');
+}
+
 async function fallbackReport(
   backend: OrtWebBackend,
   step: CompiledStep,
@@ -206,11 +228,11 @@ async function fallbackReport(
     return { backend, allOnDevice: true, placements: 'not-needed', ...none, summary: 'wasm: every node runs on the CPU (the wasm provider); there is no device to fall back from' };
   }
   try {
-    await (await create({ extra: { session: { disable_cpu_ep_fallback: '1' } } })).release();
+    await (await create(NO_CPU_FALLBACK)).release();
     return { backend, allOnDevice: true, placements: 'not-needed', ...none, summary: 'every node runs on WebGPU (accepted with session.disable_cpu_ep_fallback = 1)' };
   } catch (e) {
     const refusal = e instanceof Error ? e.message : String(e);
-    if (!/fallback/i.test(refusal)) throw explainRuntimeError(e, step, 'load the compiled graph on onnxruntime-web (webgpu)');
+    if (!isFallbackRefusal(e)) throw explainRuntimeError(e, step, 'load the compiled graph on onnxruntime-web (webgpu)');
     if (!logCapturable()) {
       return {
         backend, allOnDevice: false, refusal, placements: 'not-captured', ...none,

@@ -42,6 +42,8 @@ const ROWS: TableRow[] = [
   { name: 'softmax', inputs: [{ shape: [3, 7] }], fn: (x) => op.softmax(x!, 1) },
   { name: 'gather rows (ScatterND backward)', inputs: [{ shape: [5, 3] }, { shape: [2, 4], kind: 'int', values: [0, 4, 4, 1, 2, 2, 3, 0] }], fn: (t, i) => op.gather(t!, i!) },
   { name: 'take_along_axis (ScatterElements backward)', inputs: [{ shape: [3, 6] }, { shape: [3, 2], kind: 'int', range: 6 }], fn: (x, i) => op.takeAlongAxis(x!, i!, 1) },
+  // One index per row, as the cross-entropy picks the label's logit: the backward is a one-hot Where (core/ops/indexing.ts).
+  { name: 'take_along_axis, one index per row (one-hot backward)', inputs: [{ shape: [2, 3, 6] }, { shape: [2, 3, 1], kind: 'int', values: [5, 0, -1, 2, 2, -6] }], fn: (x, i) => op.takeAlongAxis(x!, i!, 2) },
   { name: 'layerNorm', inputs: [{ shape: [3, 8] }, { shape: [8] }, { shape: [8] }], fn: (x, w, b) => nn.layerNorm(x!, w, b, 1e-5) },
   { name: 'rmsNorm', inputs: [{ shape: [2, 3, 8] }, { shape: [8] }], fn: (x, w) => op.rmsNorm(x!, w!, 1e-5) },
   { name: 'rotary embedding', inputs: [{ shape: [2, 2, 5, 8] }], fn: (x) => rope(x!) },

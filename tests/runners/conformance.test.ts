@@ -7,6 +7,7 @@ import { afterAll, describe, expect, test } from 'bun:test';
 import { AdamW } from '../../core/optim/adamw.ts';
 import { gradName } from '../../core/autodiff/vjp.ts';
 import type { HostTensor } from '../../core/ir/host.ts';
+import type { FallbackReport } from '../../runners/ort-web.ts';
 import { compareResults, CONFORMANCE_RUNNERS, maxRelError, runCase, type CaseResult, type ConformanceCase, type ConformanceRunner } from '../../runners/conformance.ts';
 import { ADAMW, adamwCase, loraCase, storiesMissing, tableCases, tinyAdamwCase } from './cases.ts';
 import { BROWSER_RUNNERS, browserRunner, pageInfo } from './browser/driver.ts';
@@ -81,25 +82,60 @@ test.skipIf(nodeWebgpu < 0 || AVAILABLE[nodeWebgpu] === true)('onnxruntime-node 
 
 const webgpuIndex = OTHERS.indexOf(BROWSER_RUNNERS[1]!);
 describe.skipIf(webgpuIndex < 0 || AVAILABLE[webgpuIndex] !== true)('browser WebGPU specifics', () => {
-  test('fallbackReport names the nodes onnxruntime puts on the CPU', async () => {
-    const c = CASES.find((x) => x.name.startsWith('gather rows'))!;
-    const session = await browserRunner('webgpu').load(c.step);
+  const describeNodes = (r: FallbackReport) => r.cpuNodes.map((n) => `${n.opType} ${n.node}${n.origin ? ` <- ${n.origin}` : ''}`).join('\n  ');
+
+  const report = async (c: ConformanceCase) => {
+    const session = await browserRunner('webgpu', { cpuFallback: true }).load(c.step);
+    const r = await session.fallbackReport();
+    await session.release();
+    console.log(`fallbackReport (${c.name}): ${r.summary}${r.cpuNodes.length ? `\n  ${describeNodes(r)}` : ''}`);
+    return r;
+  };
+
+  // A training step's every node has a WebGPU kernel: onnxruntime accepts it with CPU fallback disabled.
+  for (const name of ['cross-entropy with ignore index', 'stories260k LoRA gradient']) {
+    test.skipIf(!CASES.some((x) => x.name.startsWith(name)))(`fallbackReport: every node of '${name}' runs on WebGPU`, async () => {
+      const r = await report(CASES.find((x) => x.name.startsWith(name))!);
+      expect(describeNodes(r)).toBe('');
+      expect(r.allOnDevice).toBe(true);
+    }, 120_000);
+  }
+
+  // What is left of full fine-tuning (docs/runners.md): the embedding gradient's int64 index reshape. Fails, to be
+  // updated, when that changes.
+  test.skipIf(!adamw)('fallbackReport: full fine-tuning leaves one node on the CPU, the embedding gradient\'s int64 Unsqueeze', async () => {
+    const r = await report(adamw!);
+    expect(r.allOnDevice).toBe(false);
+    expect(r.cpuNodes.map((n) => `${n.opType} ${n.origin?.replace(/^equation \d+: /, '')}`)).toEqual([
+      'Unsqueeze scatter_add_rows(float32[512,64], int64[2,32], float32[2,32,64]) -> float32[512,64]',
+    ]);
+  }, 120_000);
+
+  test('fallbackReport names the nodes onnxruntime puts on the CPU, with their IR equations', async () => {
+    const c = CASES.find((x) => x.name === 'two int64 comparisons')!;
+    const session = await browserRunner('webgpu', { cpuFallback: true }).load(c.step);
     const report = await session.fallbackReport();
     await session.release();
-    console.log(`fallbackReport (${c.name}): ${report.summary}\n  ${report.cpuNodes.map((n) => `${n.opType} ${n.node}${n.origin ? ` <- ${n.origin}` : ''}`).join('\n  ')}`);
-    // Either onnxruntime accepted the session with fallback disabled, or it refused and the log names the nodes.
-    if (report.allOnDevice) expect(report.cpuNodes).toEqual([]);
-    else {
-      expect(report.refusal).toContain('fallback');
-      expect(report.placements).toBe('captured');
-      expect(report.cpuNodes.length).toBeGreaterThan(0);
-      expect(report.counts.CPUExecutionProvider).toBe(report.cpuNodes.length);
-    }
+    console.log(`fallbackReport (${c.name}): ${report.summary}\n  ${describeNodes(report)}`);
+    expect(report.allOnDevice).toBe(false);
+    expect(report.refusal).toContain('fallback');
+    expect(report.placements).toBe('captured');
+    expect(report.counts.CPUExecutionProvider).toBe(report.cpuNodes.length);
+    // The two comparisons of int64 labels (no int64 kernel on WebGPU), each traced to its equation.
+    expect(report.cpuNodes.map((n) => n.opType)).toEqual(expect.arrayContaining(['LessOrEqual', 'Equal']));
+    for (const n of report.cpuNodes.filter((x) => x.opType !== 'Cast')) expect(n.origin).toMatch(/^equation \d+: (less_equal|equal)\(int64/);
+  }, 60_000);
+
+  test('with CPU fallback disabled, a step with a node off the GPU is refused, naming the node', async () => {
+    const c = CASES.find((x) => x.name === 'two int64 comparisons')!;
+    const error = await browserRunner('webgpu').load(c.step).then(() => undefined, (e: Error) => e.message);
+    expect(error).toContain('CPU fallback disabled');
+    expect(error).toMatch(/LessOrEqual less_equal_\d+ <- equation \d+: less_equal\(int64/);
   }, 60_000);
 
   test('fed-back outputs stay on the GPU: omitted inputs are served from the held buffers', async () => {
     const c = CASES.find((x) => x.name.startsWith('linear regression'))!;
-    const session = await browserRunner('webgpu', { ...c.feedback }).load(c.step);
+    const session = await browserRunner('webgpu', { feedback: { ...c.feedback } }).load(c.step);
     try {
       const first = await session.run(c.rounds[0]!);
       expect(Object.keys(first)).not.toContain('new:w'); // held, not returned
@@ -118,7 +154,7 @@ describe.skipIf(webgpuIndex < 0 || AVAILABLE[webgpuIndex] !== true)('browser Web
 
 afterAll(async () => {
   const info = BROWSER_RUNNERS.length && AVAILABLE[OTHERS.indexOf(BROWSER_RUNNERS[0]!)] === true ? await pageInfo() : undefined;
-  const lines = [...figures].map(([runner, cases]) => {
+  const lines = [...figures].filter(([, cases]) => cases.size > 0).map(([runner, cases]) => {
     const all = [...cases.values()];
     const worst = all.reduce((a, b) => (b.worst > a.worst ? b : a), { worst: 0, where: '-', ms: 0 });
     const kind = (filter: (name: string) => boolean) => {

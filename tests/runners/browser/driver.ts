@@ -7,10 +7,10 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import type { FallbackReport, OrtWebBackend } from '../../../runners/ort-web.ts';
-import type { ConformanceRunner } from '../../../runners/conformance.ts';
+import type { ConformanceCase, ConformanceRunner } from '../../../runners/conformance.ts';
 import type { CompiledStep, Runner, RunnerSession } from '../../../runners/types.ts';
 import type { HostTensor } from '../../../core/ir/host.ts';
-import type { PageApi } from './page.ts';
+import type { PageApi, PageRunnerOptions } from './page.ts';
 import { fromWire, mapValues, stepToWire, toWire } from './wire.ts';
 
 export const CHROMIUM = process.env.TUNEFORGE_CHROMIUM ?? '/usr/bin/chromium';
@@ -73,11 +73,13 @@ export interface BrowserRunner extends Runner {
   load(step: CompiledStep): Promise<BrowserSession>;
 }
 
-export function browserRunner(backend: OrtWebBackend, feedback: Record<string, string> = {}, numThreads?: number): BrowserRunner {
+/** A Runner on onnxruntime-web in the page; WebGPU refuses CPU fallback unless `cpuFallback: true`. */
+export function browserRunner(backend: OrtWebBackend, options: PageRunnerOptions = {}): BrowserRunner {
+  const o: PageRunnerOptions = { cpuFallback: false, ...options };
   return {
     name: `onnxruntime-web ${backend} (chromium)`,
     async load(step) {
-      const id = await call('load', backend, stepToWire(step), feedback, numThreads);
+      const id = await call('load', backend, stepToWire(step), o);
       return {
         run: async (feeds) => mapValues(await call('run', id, mapValues(feeds, toWire)), fromWire),
         readHeld: async (input) => fromWire(await call('readHeld', id, input)),
@@ -114,26 +116,53 @@ const close = async () => {
  */
 export const INT64_COMPARE_DEFECT = 'onnxruntime-web 1.30 WebGPU: two int64 comparisons (run on the CPU) copied to the GPU in one run both read the first one\'s result';
 
-/** Browser wasm (2 threads: the page is cross-origin isolated) and browser WebGPU (SwiftShader: model steps skipped). */
+const webgpuAvailable = async (): Promise<string | true> => {
+  const ok = await chromiumAvailable();
+  if (ok !== true) return ok;
+  const { webgpu } = await call('info');
+  return webgpu ? true : 'Chromium has no WebGPU adapter here (navigator.gpu.requestAdapter() returned null)';
+};
+
+/**
+ * Cases with a node that onnxruntime-web 1.30's WebGPU provider (JSEP) has no kernel for, so that a session with CPU
+ * fallback disabled refuses them. Its kernels take int64 only as Gather / GatherElements / ScatterND indices (no
+ * int64 Cast, Reshape, Unsqueeze, comparison or arithmetic), and it has no ScatterElements.
+ */
+const OFF_GPU: Record<string, string> = {
+  'two int64 comparisons': 'LessOrEqual and Equal on int64',
+  // ScatterND needs int64 indices [..., 1], and no int64 reshape runs on WebGPU: int64 ids [B, T] cannot become them.
+  'gather rows (ScatterND backward)': 'the Unsqueeze of int64 indices into ScatterND indices [..., 1]',
+  'take_along_axis (ScatterElements backward)': 'ScatterElements (two indices per row: the backward is a scatter)',
+  'stories260k full fine-tuning': 'the Unsqueeze of the int64 token ids [B, T] into ScatterND indices [B, T, 1] (embedding gradient)',
+};
+const offGpu = (c: ConformanceCase) => Object.entries(OFF_GPU).find(([prefix]) => c.name.startsWith(prefix))?.[1];
+
+/**
+ * Browser wasm (2 threads: the page is cross-origin isolated); browser WebGPU (SwiftShader) with CPU fallback
+ * disabled, so a node without a WebGPU kernel fails its case; and WebGPU with fallback for the cases that have one.
+ */
 export const BROWSER_RUNNERS: ConformanceRunner[] = [
   {
     name: 'onnxruntime-web wasm (chromium)',
     available: chromiumAvailable,
-    make: ({ feedback }) => browserRunner('wasm', { ...feedback }, 2),
+    make: ({ feedback }) => browserRunner('wasm', { feedback: { ...feedback }, numThreads: 2 }),
     close,
   },
   {
     name: 'onnxruntime-web webgpu (chromium, swiftshader)',
-    async available() {
-      const ok = await chromiumAvailable();
-      if (ok !== true) return ok;
-      const { webgpu } = await call('info');
-      return webgpu ? true : 'Chromium has no WebGPU adapter here (navigator.gpu.requestAdapter() returned null)';
+    available: webgpuAvailable,
+    make: ({ feedback }) => browserRunner('webgpu', { feedback: { ...feedback } }),
+    skip: (c) => {
+      const node = offGpu(c);
+      return node ? `refused with CPU fallback disabled: no WebGPU kernel for ${node}; run with fallback below` : undefined;
     },
-    make: ({ feedback }) => browserRunner('webgpu', { ...feedback }),
-    // SwiftShader is a CPU: a stories260k step takes ~4 s to load and ~8 s to run there (before the loss compared in
-    // int32, those steps also hit the defect below: LoRA loss 0 against 17.5).
-    skip: (c) => (c.heavy ? 'model-sized steps: ~12 s each on SwiftShader; the CPU-side runners cover them' : undefined),
+    close,
+  },
+  {
+    name: 'onnxruntime-web webgpu, CPU fallback (chromium, swiftshader)',
+    available: webgpuAvailable,
+    make: ({ feedback }) => browserRunner('webgpu', { feedback: { ...feedback }, cpuFallback: true }),
+    skip: (c) => (offGpu(c) ? undefined : 'every node has a WebGPU kernel: the entry without fallback runs it'),
     known: (c) => (c.name === 'two int64 comparisons' ? INT64_COMPARE_DEFECT : undefined),
     close,
   },

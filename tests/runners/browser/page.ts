@@ -3,11 +3,14 @@
  * takes and returns JSON-safe values (wire.ts).
  */
 import * as ort from 'onnxruntime-web';
-import { ortWebRunner, type FallbackReport, type OrtWebBackend, type OrtWebSession } from '../../../runners/ort-web.ts';
+import { ortWebRunner, type FallbackReport, type OrtWebBackend, type OrtWebOptions, type OrtWebSession } from '../../../runners/ort-web.ts';
 import { installLogTap } from '../../../runners/ort-web-placement.ts';
 import { fromWire, mapValues, stepFromWire, toWire, type WireStep, type WireTensor } from './wire.ts';
 
 installLogTap(); // before onnxruntime-web's wasm module starts (the first session), so its log can be read
+
+/** The runner options that cross into the page (JSON-safe). */
+export type PageRunnerOptions = Pick<OrtWebOptions, 'numThreads' | 'cpuFallback'> & { feedback?: Record<string, string> };
 
 const sessions = new Map<number, OrtWebSession>();
 let nextId = 0;
@@ -28,8 +31,8 @@ const api = {
       webgpu: adapter ? `${adapter.info?.vendor ?? '?'} ${adapter.info?.architecture ?? ''}`.trim() : null,
     };
   },
-  async load(backend: OrtWebBackend, step: WireStep, feedback: Record<string, string>, numThreads?: number): Promise<number> {
-    const s = await ortWebRunner({ ort, backend, feedback, ...(numThreads ? { numThreads } : {}) }).load(stepFromWire(step));
+  async load(backend: OrtWebBackend, step: WireStep, options: PageRunnerOptions): Promise<number> {
+    const s = await ortWebRunner({ ort, backend, ...options }).load(stepFromWire(step));
     sessions.set(nextId, s);
     return nextId++;
   },
