@@ -10,6 +10,7 @@ import { specialize } from './ir/specialize.ts';
 import { eliminateDeadCode } from './ir/transform.ts';
 import { lowerGraph } from './onnx/lower.ts';
 import { encodeModel, type OnnxValueInfo } from './onnx/model.ts';
+import { fedInputs, withInputViews } from './onnx/input-views.ts';
 import type { CompiledStep, Runner, RunnerSession } from '../runners/types.ts';
 import { graphCost, type GraphCost } from './cost.ts';
 import { collectGarbage, settleFreedMemory, trimMalloc } from './memory/allocator.ts';
@@ -32,6 +33,7 @@ export interface CompileOptions {
 /** A compiled graph ready to run: feed the non-resident inputs by name, get every output by name. */
 export interface Executable {
   readonly graph: Graph;
+  /** What the caller feeds (the step's input views are added by `run`). */
   readonly inputs: readonly OnnxValueInfo[];
   readonly outputs: readonly OnnxValueInfo[];
   readonly cost: GraphCost;
@@ -71,14 +73,15 @@ export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<
   const runner = opts.runner ?? (await import('../runners/ort-node.ts')).ortNodeRunner();
   const session: RunnerSession = await runner.load(step);
   await trimMalloc();
+  const inputs = fedInputs(model.inputs);
   return {
     graph: concrete,
-    inputs: model.inputs,
+    inputs,
     outputs: model.outputs,
     cost: graphCost(concrete),
     run: async (feeds) => {
-      checkFeeds(step.inputs, feeds);
-      return session.run(feeds);
+      checkFeeds(inputs, feeds);
+      return session.run(withInputViews(step.inputs, feeds));
     },
     release: () => session.release(),
   };

@@ -14,6 +14,7 @@ import * as op from '../core/ops/api.ts';
 import { ortNodeRunner } from './ort-node.ts';
 import { ortWebRunner } from './ort-web.ts';
 import { loopbackSidecar } from './sidecar-server.ts';
+import { withInputViews } from '../core/onnx/input-views.ts';
 import type { CompiledStep, Runner, RunnerSession } from './types.ts';
 
 export interface MakeOptions {
@@ -70,7 +71,7 @@ export async function runCase(runner: Runner, c: ConformanceCase): Promise<CaseR
   try {
     let carried: Record<string, HostTensor> = {};
     for (const feeds of c.rounds) {
-      const out = await session.run({ ...carried, ...feeds });
+      const out = await session.run(withInputViews(c.step.inputs, { ...carried, ...feeds }));
       if (!holds(session)) carried = Object.fromEntries(pairs.map(([o, i]) => [i, out[o]!]));
       result.rounds.push(Object.fromEntries(Object.entries(out).filter(([name]) => !(c.feedback && name in c.feedback))));
     }
@@ -135,7 +136,7 @@ export async function captureStep(graph: Graph, options: Omit<CompileOptions, 'r
 async function probe(runner: Runner, step: CompiledStep, feeds: Record<string, HostTensor>): Promise<string | true> {
   try {
     const s = await runner.load(step);
-    await s.run(feeds);
+    await s.run(withInputViews(step.inputs, feeds));
     await s.release();
     return true;
   } catch (e) {

@@ -21,6 +21,13 @@ export interface LowerCtx {
    * initializer (a lookup table used by many equations is stored once).
    */
   tensor(dtype: TensorType['dtype'], dims: readonly number[], data: TypedArray, key?: string): string;
+  /**
+   * When equation input `i` is a graph input fed at run time: the name of an extra graph input that the caller feeds
+   * with the same values in `dims` (same element count), so no reshape of it runs on the device. Otherwise
+   * undefined, and the lowering reshapes it itself. For int64 indices, which onnxruntime-web's WebGPU provider
+   * cannot reshape (core/onnx/input-views.ts).
+   */
+  inputView(i: number, dims: readonly number[]): string | undefined;
 }
 
 export interface JvpArgs<P> {

@@ -4,7 +4,8 @@ import type { Graph, Var } from '../ir/graph.ts';
 import type { HostTensor } from '../ir/host.ts';
 import type { AttrValue, LowerCtx } from '../ir/primitive.ts';
 import { formatShape, isConcrete } from '../ir/shape.ts';
-import type { OnnxInitializer, OnnxModel, OnnxNode } from './model.ts';
+import { sizeOf } from '../ir/host.ts';
+import type { OnnxInitializer, OnnxModel, OnnxNode, OnnxValueInfo } from './model.ts';
 
 export const OPSET = 18;
 
@@ -65,6 +66,17 @@ export function lowerGraph(graph: Graph, opts: LowerOptions = {}): LoweredModel 
       initializers.push({ name: input.name, dtype: r.dtype, dims: r.shape, raw: bytesView(r.data) });
     }
   }
+  // Graph inputs fed at run time, by value id, and the views of them the lowerings asked for (LowerCtx.inputView).
+  const fedInput = new Map(graph.inputs.filter((i) => !resident.has(i.name)).map((i) => [i.v.id, i]));
+  const views: OnnxValueInfo[] = [];
+  const viewOf = (v: Var, dims: readonly number[]): string | undefined => {
+    const input = fedInput.get(v.id);
+    if (!input) return undefined;
+    if (sizeOf(dims) !== sizeOf(input.v.shape as number[])) throw new Error(`lowering: a view [${dims}] of input '${input.name}' ${formatShape(input.v.shape)} must keep its element count`);
+    const name = `${input.name}:view[${dims.join(',')}]`;
+    if (!views.some((x) => x.name === name)) views.push({ name: claim(name), dtype: input.v.dtype, dims: [...dims], viewOf: input.name });
+    return name;
+  };
   for (const name of resident.keys()) {
     if (!graph.inputs.some((i) => i.name === name)) throw new Error(`resident value '${name}' is not an input of the graph`);
   }
@@ -104,6 +116,7 @@ export function lowerGraph(graph: Graph, opts: LowerOptions = {}): LoweredModel 
         return addInit(dtype, [], data, `s:${dtype}:${value}`);
       },
       tensor: (dtype, dims, data, key) => addInit(dtype, dims, data, key === undefined ? undefined : `t:${key}`),
+      inputView: (i, dims) => viewOf(eqn.inputs[i]!, dims),
     };
     eqn.prim.lower(ctx, eqn);
   });
@@ -122,7 +135,8 @@ export function lowerGraph(graph: Graph, opts: LowerOptions = {}): LoweredModel 
     initializers,
     inputs: graph.inputs
       .filter((i) => !resident.has(i.name))
-      .map((i) => ({ name: i.name, dtype: i.v.dtype, dims: i.v.shape as number[] })),
+      .map((i): OnnxValueInfo => ({ name: i.name, dtype: i.v.dtype, dims: i.v.shape as number[] }))
+      .concat(views),
     outputs: graph.outputs.map((o) => ({ name: o.name, dtype: o.v.dtype, dims: o.v.shape as number[] })),
   };
   return { model, origins };

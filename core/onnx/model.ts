@@ -26,6 +26,11 @@ export interface OnnxValueInfo {
   dims: readonly number[];
   /** ONNX dim_param per axis where a model keeps the axis free (an exported model's batch, sequence); `dims` is then ignored there. */
   dimParams?: readonly (string | null)[];
+  /**
+   * An input view: the caller feeds input `viewOf`'s values again, with these dims (a reshape, free on the host), for a
+   * lowering that needs them in another shape on a provider that cannot reshape them (core/onnx/input-views.ts).
+   */
+  viewOf?: string;
 }
 
 export interface OnnxModel {

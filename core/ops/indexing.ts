@@ -40,11 +40,18 @@ export const scatterAddRows = definePrimitive<NoParams>({
     return base;
   },
   lower: (ctx, eqn) => {
-    // ScatterND wants indices [...I, 1].
-    const idx64 = ctx.temp('idx64');
-    ctx.node('Cast', [ctx.inputs[1]!], [idx64], { to: 7 });
-    const idxNd = ctx.temp('idx_nd');
-    ctx.node('Unsqueeze', [idx64, ctx.int64s([eqn.inputs[1]!.shape.length])], [idxNd]);
+    // ScatterND wants int64 indices [...I, 1]. Token ids fed as int64 come as a view in that shape, fed by the host
+    // (core/onnx/input-views.ts): onnxruntime-web's WebGPU provider has no int64 Cast or Unsqueeze.
+    const idx = eqn.inputs[1]!;
+    const nd = [...idx.shape, 1];
+    const view = idx.dtype === 'int64' && nd.every((d) => typeof d === 'number') ? ctx.inputView(1, nd as number[]) : undefined;
+    let idxNd = view;
+    if (idxNd === undefined) {
+      const idx64 = ctx.temp('idx64');
+      ctx.node('Cast', [ctx.inputs[1]!], [idx64], { to: 7 });
+      idxNd = ctx.temp('idx_nd');
+      ctx.node('Unsqueeze', [idx64, ctx.int64s([idx.shape.length])], [idxNd]);
+    }
     ctx.node('ScatterND', [ctx.inputs[0]!, idxNd, ctx.inputs[2]!], [ctx.out], { reduction: 'add' });
   },
   jvp: ({ primals: [base, idx, upd], tangents: [tb, , tu] }) =>

@@ -93,23 +93,13 @@ describe.skipIf(webgpuIndex < 0 || AVAILABLE[webgpuIndex] !== true)('browser Web
   };
 
   // A training step's every node has a WebGPU kernel: onnxruntime accepts it with CPU fallback disabled.
-  for (const name of ['cross-entropy with ignore index', 'stories260k LoRA gradient']) {
+  for (const name of ['cross-entropy with ignore index', 'gather rows', 'stories260k LoRA gradient', 'stories260k full fine-tuning']) {
     test.skipIf(!CASES.some((x) => x.name.startsWith(name)))(`fallbackReport: every node of '${name}' runs on WebGPU`, async () => {
       const r = await report(CASES.find((x) => x.name.startsWith(name))!);
       expect(describeNodes(r)).toBe('');
       expect(r.allOnDevice).toBe(true);
     }, 120_000);
   }
-
-  // What is left of full fine-tuning (docs/runners.md): the embedding gradient's int64 index reshape. Fails, to be
-  // updated, when that changes.
-  test.skipIf(!adamw)('fallbackReport: full fine-tuning leaves one node on the CPU, the embedding gradient\'s int64 Unsqueeze', async () => {
-    const r = await report(adamw!);
-    expect(r.allOnDevice).toBe(false);
-    expect(r.cpuNodes.map((n) => `${n.opType} ${n.origin?.replace(/^equation \d+: /, '')}`)).toEqual([
-      'Unsqueeze scatter_add_rows(float32[512,64], int64[2,32], float32[2,32,64]) -> float32[512,64]',
-    ]);
-  }, 120_000);
 
   test('fallbackReport names the nodes onnxruntime puts on the CPU, with their IR equations', async () => {
     const c = CASES.find((x) => x.name === 'two int64 comparisons')!;
