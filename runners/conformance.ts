@@ -15,7 +15,8 @@ import { ortNodeRunner } from './ort-node.ts';
 import { ortWebRunner } from './ort-web.ts';
 import { loopbackSidecar } from './sidecar-server.ts';
 import { withInputViews } from '../core/onnx/input-views.ts';
-import type { CompiledStep, Runner, RunnerSession } from './types.ts';
+import { holds } from './holding.ts';
+import type { CompiledStep, Runner } from './types.ts';
 
 export interface MakeOptions {
   /** `{ output: input }` pairs of a multi-round case; a runner may hold them on its device (`readHeld`). */
@@ -57,8 +58,6 @@ export interface CaseResult {
   final: Record<string, HostTensor>;
 }
 
-type HoldingSession = RunnerSession & { readHeld(input: string): Promise<HostTensor> };
-const holds = (s: RunnerSession): s is HoldingSession => typeof (s as Partial<HoldingSession>).readHeld === 'function';
 
 /**
  * Runs a case. A session that holds fed-back outputs itself (`readHeld`) gets only the new inputs each round; any

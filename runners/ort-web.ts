@@ -13,6 +13,7 @@
  *
  * Importable in a browser: no `node:` import; the onnxruntime-web module is passed in (`ort`) or imported lazily.
  */
+import { badFeedback } from './holding.ts';
 import type * as OrtWeb from 'onnxruntime-web';
 import type { DType } from '../core/ir/dtype.ts';
 import type { HostTensor } from '../core/ir/host.ts';
@@ -133,10 +134,8 @@ export function ortWebRunner(options: OrtWebOptions = {}): OrtWebRunner {
       if (backend === 'webgpu' && !(typeof navigator !== 'undefined' && 'gpu' in navigator)) {
         throw new Error('onnxruntime-web: WebGPU is not available here (no navigator.gpu); use backend: "wasm", or a browser with WebGPU');
       }
-      const outputNames = new Set(step.outputs.map((o) => o.name));
-      const inputNames = new Set(step.inputs.map((i) => i.name));
-      const bad = feedback.filter(([o, i]) => !outputNames.has(o) || !inputNames.has(i)).map(([o, i]) => `${o} -> ${i}`);
-      if (bad.length) throw new Error(`onnxruntime-web: feedback pairs name no output / input of the step: ${bad.join(', ')}`);
+      const bad = badFeedback(step, options.feedback ?? {});
+      if (bad.length) throw new Error(`onnxruntime-web: feedback pairs that do not fit the step: ${bad.join(', ')}`);
 
       const base: OrtWeb.InferenceSession.SessionOptions = {
         executionProviders: [backend],

@@ -6,7 +6,8 @@
  *
  *   GET    /v1/info               -> JSON { provider, sessions, limits }
  *   POST   /v1/sessions           body: a load frame      -> JSON { session }
- *   POST   /v1/sessions/:id/run   body: a tensor frame    -> a tensor frame (the step's outputs)
+ *   POST   /v1/sessions/:id/run   body: a tensor frame    -> a tensor frame (the step's outputs, less the held ones)
+ *   GET    /v1/sessions/:id/held/:input                    -> a tensor frame: the output held for that input
  *   DELETE /v1/sessions/:id                               -> 204
  *   errors                                                -> JSON { error: { code, message } } with a 4xx/5xx status
  *
@@ -24,7 +25,9 @@
  *   "TFL1"                 4 bytes, magic
  *   header length H        u32, little-endian
  *   header                 H bytes of UTF-8 JSON: { "inputs": OnnxValueInfo[], "outputs": OnnxValueInfo[],
- *                          "parts": [{ "name": "model.onnx", "bytes": n }, { "name": "weights.bin", "bytes": m }?] }
+ *                          "parts": [{ "name": "model.onnx", "bytes": n }, { "name": "weights.bin", "bytes": m }?],
+ *                          "feedback": [[output, input], ...]? }: outputs the sidecar keeps and feeds to those
+ *                          inputs on the next run that leaves them out, instead of returning them
  *   payload                the parts' bytes in order: the ONNX model (resident weights are its initializers), then
  *                          its external data file when it has one
  *
@@ -68,6 +71,8 @@ export interface LoadHeader {
   inputs: OnnxValueInfo[];
   outputs: OnnxValueInfo[];
   parts: { name: PartName; bytes: number }[];
+  /** `[output, input]` pairs the sidecar holds between runs instead of returning them (runners/holding.ts). */
+  feedback?: [string, string][];
 }
 
 interface TensorHeader {
@@ -257,5 +262,8 @@ export async function readLoadHeader(r: ChunkReader): Promise<LoadHeader> {
     throw new ProtocolError(`"parts" must be ${PART_NAMES.map((n) => `"${n}"`).join(' then optionally ')} (got ${JSON.stringify(names)}): a request never names files`);
   }
   if (!h.parts.every((p) => Number.isSafeInteger(p.bytes) && p.bytes >= 0)) throw new ProtocolError('each part needs a byte count');
-  return { inputs: h.inputs, outputs: h.outputs, parts: h.parts };
+  if (h.feedback !== undefined && !(Array.isArray(h.feedback) && h.feedback.every((p) => Array.isArray(p) && p.length === 2 && p.every((s) => typeof s === 'string')))) {
+    throw new ProtocolError('"feedback" must be a list of [output, input] name pairs');
+  }
+  return { inputs: h.inputs, outputs: h.outputs, parts: h.parts, ...(h.feedback?.length ? { feedback: h.feedback } : {}) };
 }

@@ -12,9 +12,11 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { HostTensor } from '../core/ir/host.ts';
 import { encodeModel } from '../core/onnx/model.ts';
 import { ortNodeRunner } from './ort-node.ts';
 import { sidecar } from './sidecar.ts';
+import { badFeedback, holdOutputs, holds, type HoldingSession } from './holding.ts';
 import type { Runner, RunnerSession } from './types.ts';
 import {
   BodyTooLargeError, ChunkReader, LOAD_CONTENT_TYPE, ProtocolError, TENSOR_CONTENT_TYPE, encodeTensors, readLoadHeader, readTensors, streamOf,
@@ -54,7 +56,7 @@ export interface SidecarInfo {
 }
 
 interface Held {
-  session: RunnerSession;
+  session: RunnerSession | HoldingSession;
   lastUsed: number;
   /** Runs on one session go one at a time (onnxruntime sessions are not re-entrant here). */
   queue: Promise<unknown>;
@@ -99,6 +101,14 @@ const rootMessage = (e: unknown): string => {
   const cause = (e as { cause?: unknown }).cause;
   return cause instanceof Error ? cause.message : (e as Error).message ?? String(e);
 };
+
+/** Tensors as a tensor frame response. */
+function tensorResponse(tensors: Record<string, HostTensor>): Response {
+  const frame = encodeTensors(tensors);
+  // A Blob copies its parts into one buffer: fine for small outputs, a second copy of every gradient for large ones.
+  const body = frame.bytes > STREAM_ABOVE_BYTES ? streamOf(frame.parts) : new Blob(frame.parts);
+  return new Response(body, { status: 200, headers: { 'content-type': TENSOR_CONTENT_TYPE } });
+}
 
 export class SidecarHandler {
   readonly limits: SidecarLimits;
@@ -170,6 +180,8 @@ export class SidecarHandler {
     const m = /^\/v1\/sessions\/([^/]+)(\/run)?$/.exec(path);
     if (m && m[2] && req.method === 'POST') return this.run(m[1]!, req);
     if (m && !m[2] && req.method === 'DELETE') return this.release(m[1]!);
+    const h = /^\/v1\/sessions\/([^/]+)\/held\/([^/]+)$/.exec(path);
+    if (h && req.method === 'GET') return this.readHeld(h[1]!, h[2]!);
     throw new HttpError(404, 'not_found', `no route ${req.method} ${path}`);
   }
 
@@ -192,6 +204,9 @@ export class SidecarHandler {
     try {
       const reader = this.body(req, LOAD_CONTENT_TYPE);
       const header = await readLoadHeader(reader);
+      const feedback = Object.fromEntries(header.feedback ?? []);
+      const bad = badFeedback(header, feedback);
+      if (bad.length) throw new HttpError(400, 'bad_feedback', `feedback pairs that do not fit the step: ${bad.join(', ')}`);
       for (const part of header.parts) {
         const file = await open(join(dir, part.name), 'w');
         try {
@@ -207,6 +222,8 @@ export class SidecarHandler {
       } catch (e) {
         throw new HttpError(422, 'load_failed', rootMessage(e));
       }
+      // Fed-back outputs stay here between runs (in this process's memory, next to the session).
+      if (header.feedback?.length) session = holdOutputs(session, header, feedback, 'sidecar');
       const id = randomUUID();
       this.sessions.set(id, { session, lastUsed: Date.now(), queue: Promise.resolve() });
       const bytes = header.parts.reduce((s, p) => s + p.bytes, 0);
@@ -238,10 +255,30 @@ export class SidecarHandler {
     } finally {
       h.lastUsed = Date.now();
     }
-    const frame = encodeTensors(outputs);
-    // A Blob copies its parts into one buffer: fine for small outputs, a second copy of every gradient for large ones.
-    const body = frame.bytes > STREAM_ABOVE_BYTES ? streamOf(frame.parts) : new Blob(frame.parts);
-    return new Response(body, { status: 200, headers: { 'content-type': TENSOR_CONTENT_TYPE } });
+    return tensorResponse(outputs);
+  }
+
+  /** The tensor a session holds for a fed-back input; the name is only a key of that session's table. */
+  private async readHeld(id: string, encoded: string): Promise<Response> {
+    const h = this.held(id);
+    let input: string;
+    try {
+      input = decodeURIComponent(encoded);
+    } catch {
+      throw new HttpError(400, 'bad_name', 'the input name is not valid percent-encoding');
+    }
+    if (!holds(h.session)) throw new HttpError(404, 'nothing_held', `session '${id}' was loaded without feedback: it holds nothing`);
+    const session = h.session;
+    const result = h.queue.then(() => session.readHeld(input)); // after the run in flight, which replaces it
+    h.queue = result.catch(() => {});
+    let t;
+    try {
+      t = await result;
+    } catch (e) {
+      throw new HttpError(404, 'nothing_held', (e as Error).message);
+    }
+    h.lastUsed = Date.now();
+    return tensorResponse({ [input]: t });
   }
 
   private async release(id: string): Promise<Response> {
@@ -308,7 +345,8 @@ export function loopbackSidecar(provider: SidecarProvider = 'cpu') {
   const start = () => (started ??= startSidecar({ hostname: '127.0.0.1', port: 0, provider, token }));
   return {
     available: async (): Promise<string | true> => start().then(() => true as const, (e: unknown) => (e as Error).message.split('\n')[0]!),
-    make: async (): Promise<Runner> => sidecar((await start()).url, { token }),
+    make: async ({ feedback }: { feedback?: Readonly<Record<string, string>> } = {}): Promise<Runner> =>
+      sidecar((await start()).url, { token, ...(feedback ? { feedback } : {}) }),
     close: async (): Promise<void> => {
       const s = started;
       started = undefined;

@@ -15,7 +15,8 @@
  * tensors. A lost connection or a timeout fails the step with a `SidecarError` that names the sidecar and what to do;
  * a trainer then resumes from its latest checkpoint once the sidecar is back.
  */
-import { explainRuntimeError, type CompiledStep, type Runner, type RunnerSession } from './types.ts';
+import { badFeedback, type HoldingSession } from './holding.ts';
+import { explainRuntimeError, type CompiledStep, type Runner } from './types.ts';
 import type { HostTensor } from '../core/ir/host.ts';
 import type { SidecarInfo } from './sidecar-server.ts';
 import {
@@ -30,6 +31,12 @@ export interface SidecarOptions {
   timeoutMs?: number;
   /** A load (uploading the model and its weights, building the session) within this many (default 30 minutes). */
   loadTimeoutMs?: number;
+  /**
+   * `{ output: input }` pairs held on the sidecar between runs, as onnxruntime-web's `feedback`: not returned by
+   * `run`, fed to their inputs when a run leaves them out, read back with `readHeld`. A step's training state fed
+   * back this way (weights and moments of a fused update) crosses the network once, not every step.
+   */
+  feedback?: Readonly<Record<string, string>>;
 }
 
 /** What the runner has moved, for benchmarks and logs. */
@@ -52,6 +59,7 @@ export class SidecarError extends Error {
 
 export interface SidecarRunner extends Runner {
   readonly url: string;
+  load(step: CompiledStep): Promise<HoldingSession>;
   readonly stats: Readonly<SidecarStats>;
   /** The sidecar's provider, session count and limits. */
   info(): Promise<SidecarInfo>;
@@ -86,6 +94,7 @@ export function sidecar(url: string, options: SidecarOptions): SidecarRunner {
   const timeoutMs = options.timeoutMs ?? 300_000;
   const loadTimeoutMs = Math.max(options.loadTimeoutMs ?? 1_800_000, timeoutMs);
   const stats: SidecarStats = { loads: 0, runs: 0, bytesSent: 0, bytesReceived: 0 };
+  const feedback = options.feedback ?? {};
 
   /** One request; transport failures and refusals become SidecarErrors that say what was being done. */
   async function call(method: string, path: string, what: string, limitMs: number, body?: { data: Blob | ReadableStream<Uint8Array>; size: number }, contentType?: string): Promise<{ res: Response; signal: AbortSignal }> {
@@ -148,9 +157,12 @@ export function sidecar(url: string, options: SidecarOptions): SidecarRunner {
       const { res } = await call('GET', '/v1/info', 'report its status', timeoutMs);
       return (await res.json()) as SidecarInfo;
     },
-    async load(step: CompiledStep): Promise<RunnerSession> {
+    async load(step: CompiledStep): Promise<HoldingSession> {
+      const bad = badFeedback(step, feedback);
+      if (bad.length) throw new Error(`sidecar: feedback pairs that do not fit the step: ${bad.join(', ')}`);
       const { blobs, parts, files } = await stepParts(step);
-      const head = encodeLoadPrefix({ inputs: [...step.inputs], outputs: [...step.outputs], parts }) as Uint8Array<ArrayBuffer>;
+      const pairs = Object.entries(feedback);
+      const head = encodeLoadPrefix({ inputs: [...step.inputs], outputs: [...step.outputs], parts, ...(pairs.length ? { feedback: pairs } : {}) }) as Uint8Array<ArrayBuffer>;
       const all = [head, ...blobs];
       const body = { data: files ? streamOf(all) : new Blob(all), size: head.length + parts.reduce((n, p) => n + p.bytes, 0) };
       const { res } = await call('POST', '/v1/sessions', 'load a compiled step', loadTimeoutMs, body, LOAD_CONTENT_TYPE).catch((e: unknown) => {
@@ -175,6 +187,15 @@ export function sidecar(url: string, options: SidecarOptions): SidecarRunner {
           }
           stats.runs++;
           return readOutputs(reply.res, what, timeoutMs, reply.signal);
+        },
+        async readHeld(input) {
+          if (released) throw new Error(`sidecar session ${id} at ${base} was released; its held tensors with it`);
+          if (!pairs.some(([, i]) => i === input)) throw new Error(`sidecar: nothing is held for input '${input}' (held: ${pairs.map(([, i]) => i).join(', ') || 'none'})`);
+          const what = `read the held '${input}' (session ${id})`;
+          const reply = await call('GET', `/v1/sessions/${id}/held/${encodeURIComponent(input)}`, what, timeoutMs);
+          const t = (await readOutputs(reply.res, what, timeoutMs, reply.signal))[input];
+          if (!t) throw new SidecarError('protocol', base, `the sidecar at ${base} answered ${what} without it`);
+          return t;
         },
         async release() {
           if (released) return;

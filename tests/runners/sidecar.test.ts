@@ -17,6 +17,9 @@ import { ortNodeRunner } from '../../runners/ort-node.ts';
 import { sidecar, SidecarError } from '../../runners/sidecar.ts';
 import { startSidecar, type RunningSidecar, type SidecarServerOptions } from '../../runners/sidecar-server.ts';
 import { LOAD_CONTENT_TYPE, TENSOR_CONTENT_TYPE, encodeLoadPrefix, encodeTensors } from '../../runners/sidecar-protocol.ts';
+import { runCase } from '../../runners/conformance.ts';
+import { withInputViews } from '../../core/onnx/input-views.ts';
+import { tinyAdamwCase } from './cases.ts';
 import { isLoopback, parseListen, resolveSidecarToken, startSidecarFromOptions } from '../../cli/sidecar.ts';
 import { FIXTURES, fixtureBatch } from '../models/fixtures.ts';
 import { bitDifferences, quiet, removeTempDirs, REPO, silentProgress, STORIES, storiesMissing, tempDir, tinyConfig, writeTinyData } from '../train/helpers.ts';
@@ -421,4 +424,56 @@ describe.skipIf(storiesMissing('the sidecar resume test'))('a training run throu
       await side.proc.exited;
     }
   }, 120_000);
+});
+
+describe('feedback: state held on the sidecar between runs', () => {
+  // Linear regression with AdamW fused after its gradient: new weights and moments feed the next round's inputs.
+  test('a fused AdamW step fed back on the sidecar equals feeding back from the host, bit for bit, and sends no state after the first run', async () => {
+    const s = await serve();
+    const c = await tinyAdamwCase(4);
+    const expected = await runCase(ortNodeRunner(), c);
+    const runner = sidecar(s.url, { token: TOKEN, feedback: c.feedback });
+    const session = await runner.load(c.step);
+    const sent: number[] = [], received: number[] = [];
+    for (const feeds of c.rounds) {
+      const [s0, r0] = [runner.stats.bytesSent, runner.stats.bytesReceived];
+      const out = await session.run(withInputViews(c.step.inputs, feeds));
+      sent.push(runner.stats.bytesSent - s0);
+      received.push(runner.stats.bytesReceived - r0);
+      expect(Object.keys(out).filter((n) => n in c.feedback!)).toEqual([]); // held, not returned
+    }
+    const final = Object.fromEntries(await Promise.all(Object.values(c.feedback!).map(async (i) => [i, await session.readHeld(i)] as const)));
+    expectSameBits(expected.final, final);
+    // Round 0 seeds weights and moments (w, b and two moments each: 3 x 28 floats); later rounds send x and y only.
+    const stateBytes = 3 * (24 + 4) * 4, batchBytes = (48 + 32) * 4;
+    expect(sent[0]! - sent[1]!).toBeGreaterThanOrEqual(stateBytes);
+    for (const n of sent.slice(1)) expect(n - batchBytes).toBeLessThan(300);
+    for (const n of received) expect(n).toBeLessThan(300); // the loss and gradient norm, not the state
+    await session.release();
+    await expect(session.readHeld('w')).rejects.toThrow('was released');
+    expect((await runner.info()).sessions).toBe(0);
+  });
+
+  test('refusals: pairs that do not fit the step, reading what a session does not hold, a held input never fed', async () => {
+    const s = await serve();
+    const c = await tinyAdamwCase(1);
+    await expect(sidecar(s.url, { token: TOKEN, feedback: { 'new:w': 'b' } }).load(c.step)).rejects.toThrow('new:w -> b (float32[4,6] into float32[4])');
+    // The server checks too, for clients other than this one.
+    const badPairs = async (feedback: unknown) => errorOf(await raw(s.url, '/v1/sessions', {
+      method: 'POST', headers: { 'content-type': LOAD_CONTENT_TYPE },
+      body: new Blob([encodeLoadPrefix({ inputs: [{ name: 'x', dtype: 'float32', dims: [4] }], outputs: [{ name: 'y', dtype: 'float32', dims: [4] }], parts: [{ name: 'model.onnx', bytes: addModel.length }], feedback } as never) as Uint8Array<ArrayBuffer>, addModel as Uint8Array<ArrayBuffer>]),
+    }));
+    expect(await badPairs([['y', 'nope']])).toMatchObject({ status: 400, code: 'bad_feedback', message: expect.stringContaining('y -> nope (no such input)') });
+    expect(await badPairs([['y', 'x', 'z']])).toMatchObject({ status: 400, code: 'malformed_frame', message: expect.stringContaining('[output, input] name pairs') });
+    const plain = await rawSession(s.url);
+    expect(await errorOf(await raw(s.url, `/v1/sessions/${plain}/held/x`))).toMatchObject({ status: 404, code: 'nothing_held' });
+    const held = await sidecar(s.url, { token: TOKEN, feedback: c.feedback }).load(c.step);
+    await expect(held.readHeld('x')).rejects.toThrow("nothing is held for input 'x'");
+    const refused = await held.run({}).then(() => '', (e: Error) => e.message);
+    expect(refused).toContain('inputs neither fed nor held from a previous run: w, m:w, v:w, b, m:b, v:b (HTTP 422, run_failed)');
+    const id = /session ([0-9a-f-]+)/.exec(refused)![1]!;
+    expect(await errorOf(await raw(s.url, `/v1/sessions/${id}/held/w`))).toMatchObject({ status: 404, code: 'nothing_held', message: expect.stringContaining("nothing held for input 'w'") });
+    expect(await errorOf(await raw(s.url, `/v1/sessions/${id}/held/%E0%A4%A`))).toMatchObject({ status: 400, code: 'bad_name' });
+    await held.release();
+  });
 });

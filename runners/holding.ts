@@ -1,0 +1,71 @@
+/**
+ * Outputs held for the next run ("feedback"): a step's updated state (new weights, moments) feeds its own next run
+ * without leaving the runner. onnxruntime-web holds them in GPU buffers itself (runners/ort-web.ts); `holdOutputs`
+ * gives any session the same contract in the memory of the process that runs it, which is what the sidecar does, so
+ * a training state fed back stays on the sidecar between steps.
+ */
+import type { HostTensor } from '../core/ir/host.ts';
+import type { CompiledStep, RunnerSession } from './types.ts';
+
+/** A session that holds fed-back outputs: `run` does not return them and serves them to inputs left out. */
+export interface HoldingSession extends RunnerSession {
+  /** The tensor held for a fed-back input (the last run's output that feeds it). */
+  readHeld(input: string): Promise<HostTensor>;
+}
+
+export const holds = (s: RunnerSession): s is HoldingSession => typeof (s as Partial<HoldingSession>).readHeld === 'function';
+
+/** Pairs that name no output or input of the step, or join an output to an input of another type: `out -> in (why)`. */
+export function badFeedback(step: Pick<CompiledStep, 'inputs' | 'outputs'>, feedback: Readonly<Record<string, string>>): string[] {
+  const bad: string[] = [];
+  for (const [o, i] of Object.entries(feedback)) {
+    const out = step.outputs.find((x) => x.name === o), inp = step.inputs.find((x) => x.name === i);
+    if (!out || !inp) bad.push(`${o} -> ${i} (${!out ? 'no such output' : 'no such input'})`);
+    else if (out.dtype !== inp.dtype || out.dims.join() !== inp.dims.join()) bad.push(`${o} -> ${i} (${out.dtype}[${out.dims}] into ${inp.dtype}[${inp.dims}])`);
+  }
+  const inputs = Object.values(feedback);
+  for (const i of new Set(inputs)) if (inputs.indexOf(i) !== inputs.lastIndexOf(i)) bad.push(`two outputs feed '${i}'`);
+  return bad;
+}
+
+/**
+ * `session` with `feedback` (`{ output: input }`) held in this process: each run's fed-back outputs are kept, not
+ * returned, and fed to their inputs on the next run unless that run feeds them itself (a fed value wins: that is how
+ * state is seeded or replaced). `who` names the holder in errors.
+ */
+export function holdOutputs(session: RunnerSession, step: Pick<CompiledStep, 'inputs' | 'outputs'>, feedback: Readonly<Record<string, string>>, who: string): HoldingSession {
+  const bad = badFeedback(step, feedback);
+  if (bad.length) throw new Error(`${who}: feedback pairs that do not fit the step: ${bad.join(', ')}`);
+  const pairs = Object.entries(feedback);
+  const held = new Map<string, HostTensor>(); // input name -> the output of the previous run that feeds it
+  return {
+    async run(feeds) {
+      const all: Record<string, HostTensor> = { ...feeds };
+      const missing: string[] = [];
+      for (const [, input] of pairs) {
+        if (all[input]) continue;
+        const h = held.get(input);
+        if (h) all[input] = h;
+        else missing.push(input);
+      }
+      if (missing.length) throw new Error(`${who}: inputs neither fed nor held from a previous run: ${missing.join(', ')}`);
+      const out = await session.run(all);
+      for (const [output, input] of pairs) {
+        const next = out[output];
+        if (!next) throw new Error(`${who}: the run returned no '${output}' to feed back as '${input}'`);
+        held.set(input, next);
+        delete out[output];
+      }
+      return out;
+    },
+    async readHeld(input) {
+      const t = held.get(input);
+      if (!t) throw new Error(`${who}: nothing held for input '${input}' (held: ${[...held.keys()].join(', ') || 'none'})`);
+      return t;
+    },
+    async release() {
+      held.clear();
+      await session.release();
+    },
+  };
+}
