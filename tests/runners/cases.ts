@@ -10,12 +10,10 @@ import { hostTensor, type HostTensor } from '../../core/ir/host.ts';
 import { replay } from '../../core/ir/transform.ts';
 import { buildCausalLM, causalLMLoss } from '../../core/models/llama.ts';
 import { loadModel } from '../../core/models/load.ts';
-import { paramSpecs } from '../../core/models/params.ts';
 import * as nn from '../../core/nn/index.ts';
 import * as op from '../../core/ops/api.ts';
-import { baseWeightsOf, PluginDriver, type PluginContext } from '../../core/plugin/index.ts';
-import { lora } from '../../plugins/lora/index.ts';
 import { captureStep, type ConformanceCase } from '../../runners/conformance.ts';
+import { loraGradientStep } from '../../runners/lora-step.ts';
 import { normal, rng, type InputSpec } from '../gradcheck.ts';
 
 /**
@@ -105,24 +103,13 @@ export const storiesMissing = (): string | undefined => (existsSync(join(STORIES
 
 /** LoRA (r 4, all linear layers) value and gradient on stories260k, base weights resident; B made non-zero. */
 export async function loraCase(B = 2, T = 32): Promise<ConformanceCase> {
-  const { config, weights } = await loadModel(STORIES);
-  const driver = new PluginDriver([lora({ r: 4, alpha: 8, targets: 'all-linear' })]);
-  const ctx: PluginContext = {
-    model: { config, specs: paramSpecs(config) }, run: { dir: '', seed: 3, totalSteps: 1 }, phase: 'train',
-    log: () => {}, plugin: (name) => driver.api(name),
-  };
-  await driver.validate(ctx);
-  const graph = trace((g) => ({ loss: causalLMLoss(g, buildCausalLM(g, config, { batch: B, seq: T, hooks: driver.modelHooks(ctx) })) }));
-  const pending = graph.inputs.filter((i) => !weights.has(i.name) && i.name !== 'input_ids' && i.name !== 'labels');
-  const adapter = new Map<string, HostTensor>();
-  for (const { value } of await driver.collect('params:init', ctx, pending.map((i) => ({ name: i.name, shape: i.v.shape as number[] })), baseWeightsOf(weights))) {
-    for (const [n, t] of value) adapter.set(n, t);
-  }
   // B starts at zero, which would make every gradient of A zero: give it small values so both are compared.
   const rand = rng(5);
-  for (const [n, t] of adapter) if (/lora_B/.test(n)) adapter.set(n, hostTensor('float32', t.shape, Array.from({ length: t.data.length }, () => 0.05 * normal(rand))));
-  const step = await captureStep(valueAndGrad(graph, { of: 'loss', wrt: [...adapter.keys()] }), { resident: weights });
-  return { name: `stories260k LoRA gradient (${adapter.size} tensors, ${B}x${T})`, step, rounds: [{ ...batch(B, T, config.vocabSize, 9), ...Object.fromEntries(adapter) }], tol: TOL_MODEL, heavy: true };
+  const { config, graph, weights, adapters } = await loraGradientStep(STORIES, {
+    B, T, lora: { r: 4, alpha: 8, targets: 'all-linear' }, seed: 3, fillB: (n) => Array.from({ length: n }, () => 0.05 * normal(rand)),
+  });
+  const step = await captureStep(graph, { resident: weights });
+  return { name: `stories260k LoRA gradient (${adapters.size} tensors, ${B}x${T})`, step, rounds: [{ ...batch(B, T, config.vocabSize, 9), ...Object.fromEntries(adapters) }], tol: TOL_MODEL, heavy: true };
 }
 
 export const ADAMW = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 };
