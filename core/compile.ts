@@ -12,6 +12,7 @@ import { lowerGraph } from './onnx/lower.ts';
 import { encodeModel, type OnnxValueInfo } from './onnx/model.ts';
 import { fedInputs, withInputViews } from './onnx/input-views.ts';
 import type { CompiledStep, Runner, RunnerSession } from '../runners/types.ts';
+import { holdOutputs, holds } from '../runners/holding.ts';
 import { graphCost, type GraphCost } from './cost.ts';
 import { collectGarbage, settleFreedMemory, trimMalloc } from './memory/allocator.ts';
 
@@ -28,6 +29,12 @@ export interface CompileOptions {
    * `settleFreedMemory`, ~200 ms): for a session that replaces released ones, so its peak is not raised by their garbage.
    */
   settle?: boolean;
+  /**
+   * `{ output: input }` pairs held between runs (runners/holding.ts): not returned by `run`, fed to their inputs
+   * when a run leaves them out, read back with `readHeld`. On a runner with `holdsOutputs` they stay where the session
+   * runs (the sidecar, a GPU); elsewhere in this process.
+   */
+  feedback?: Readonly<Record<string, string>>;
 }
 
 /** A compiled graph ready to run: feed the non-resident inputs by name, get every output by name. */
@@ -38,6 +45,8 @@ export interface Executable {
   readonly outputs: readonly OnnxValueInfo[];
   readonly cost: GraphCost;
   run(feeds: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>>;
+  /** With `feedback`: the tensor held for a fed-back input. */
+  readHeld?(input: string): Promise<HostTensor>;
   release(): Promise<void>;
 }
 
@@ -71,27 +80,32 @@ export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<
   if (opts.settle) await settleFreedMemory();
   else collectGarbage();
   const runner = opts.runner ?? (await import('../runners/ort-node.ts')).ortNodeRunner();
-  const session: RunnerSession = await runner.load(step);
+  const feedback = opts.feedback && Object.keys(opts.feedback).length ? opts.feedback : undefined;
+  let session: RunnerSession = await runner.load(step, feedback ? { feedback } : {});
+  if (feedback && !runner.holdsOutputs) session = holdOutputs(session, step, feedback, runner.name);
   await trimMalloc();
   const inputs = fedInputs(model.inputs);
+  const heldInputs = new Set(Object.values(feedback ?? {}));
   return {
     graph: concrete,
     inputs,
     outputs: model.outputs,
     cost: graphCost(concrete),
     run: async (feeds) => {
-      checkFeeds(inputs, feeds);
+      checkFeeds(inputs, feeds, heldInputs);
       return session.run(withInputViews(step.inputs, feeds));
     },
+    ...(holds(session) && feedback ? { readHeld: session.readHeld.bind(session) } : {}),
     release: () => session.release(),
   };
 }
 
 /** Every expected input present with the right dtype and shape; nothing unexpected. All problems at once. */
-function checkFeeds(expected: readonly OnnxValueInfo[], feeds: Readonly<Record<string, HostTensor>>): void {
+function checkFeeds(expected: readonly OnnxValueInfo[], feeds: Readonly<Record<string, HostTensor>>, held: ReadonlySet<string>): void {
   const problems: string[] = [];
   for (const e of expected) {
     const f = feeds[e.name];
+    if (!f && held.has(e.name)) continue; // the session serves it (or says it holds nothing yet)
     if (!f) problems.push(`missing input '${e.name}' (${e.dtype}${formatShape(e.dims)})`);
     else if (f.dtype !== e.dtype || f.shape.length !== e.dims.length || f.shape.some((d, i) => d !== e.dims[i])) {
       problems.push(`input '${e.name}' is ${f.dtype}${formatShape(f.shape)}, expected ${e.dtype}${formatShape(e.dims)}`);

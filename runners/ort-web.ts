@@ -17,7 +17,7 @@ import { badFeedback } from './holding.ts';
 import type * as OrtWeb from 'onnxruntime-web';
 import type { DType } from '../core/ir/dtype.ts';
 import type { HostTensor } from '../core/ir/host.ts';
-import { explainRuntimeError, type CompiledStep, type Runner, type RunnerSession } from './types.ts';
+import { explainRuntimeError, type CompiledStep, type LoadOptions, type Runner, type RunnerSession } from './types.ts';
 import { captureLog, describeCpuNodes, installLogTap, logCapturable, parsePlacements, type PlacedNode } from './ort-web-placement.ts';
 
 export type OrtWebModule = typeof OrtWeb;
@@ -71,7 +71,7 @@ export interface FallbackReport {
 }
 
 export interface OrtWebRunner extends Runner {
-  load(step: CompiledStep): Promise<OrtWebSession>;
+  load(step: CompiledStep, options?: LoadOptions): Promise<OrtWebSession>;
 }
 
 /** A loaded step; `readHeld` and `fallbackReport` go beyond the plain `RunnerSession`. */
@@ -121,20 +121,22 @@ function configure(ort: OrtWebModule, o: OrtWebOptions): void {
 /** onnxruntime-web as a `Runner` (see the module comment). */
 export function ortWebRunner(options: OrtWebOptions = {}): OrtWebRunner {
   const backend = options.backend ?? 'wasm';
-  const feedback = Object.entries(options.feedback ?? {});
   installLogTap(); // before onnxruntime-web's wasm module starts: it binds console.error then
   let ortModule: OrtWebModule | undefined = options.ort;
   const getOrt = async () => (ortModule ??= await import('onnxruntime-web'));
 
   return {
     name: `onnxruntime-web (${backend})`,
-    async load(step) {
+    holdsOutputs: true,
+    async load(step, loadOptions: LoadOptions = {}) {
+      const all = { ...options.feedback, ...loadOptions.feedback };
+      const feedback = Object.entries(all);
       const ort = await getOrt();
       configure(ort, options);
       if (backend === 'webgpu' && !(typeof navigator !== 'undefined' && 'gpu' in navigator)) {
         throw new Error('onnxruntime-web: WebGPU is not available here (no navigator.gpu); use backend: "wasm", or a browser with WebGPU');
       }
-      const bad = badFeedback(step, options.feedback ?? {});
+      const bad = badFeedback(step, all);
       if (bad.length) throw new Error(`onnxruntime-web: feedback pairs that do not fit the step: ${bad.join(', ')}`);
 
       const base: OrtWeb.InferenceSession.SessionOptions = {

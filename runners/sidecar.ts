@@ -16,7 +16,7 @@
  * a trainer then resumes from its latest checkpoint once the sidecar is back.
  */
 import { badFeedback, type HoldingSession } from './holding.ts';
-import { explainRuntimeError, type CompiledStep, type Runner } from './types.ts';
+import { explainRuntimeError, type CompiledStep, type LoadOptions, type Runner } from './types.ts';
 import type { HostTensor } from '../core/ir/host.ts';
 import type { SidecarInfo } from './sidecar-server.ts';
 import {
@@ -59,7 +59,7 @@ export class SidecarError extends Error {
 
 export interface SidecarRunner extends Runner {
   readonly url: string;
-  load(step: CompiledStep): Promise<HoldingSession>;
+  load(step: CompiledStep, options?: LoadOptions): Promise<HoldingSession>;
   readonly stats: Readonly<SidecarStats>;
   /** The sidecar's provider, session count and limits. */
   info(): Promise<SidecarInfo>;
@@ -152,19 +152,22 @@ export function sidecar(url: string, options: SidecarOptions): SidecarRunner {
     url: base,
     // Frozen weights travel once, inside the model of each session, instead of with every run's feeds.
     residentWeights: true,
+    // Fed-back outputs stay on the sidecar (held outputs, runners/holding.ts).
+    holdsOutputs: true,
     stats,
     async info() {
       const { res } = await call('GET', '/v1/info', 'report its status', timeoutMs);
       return (await res.json()) as SidecarInfo;
     },
-    async load(step: CompiledStep): Promise<HoldingSession> {
-      const bad = badFeedback(step, feedback);
+    async load(step: CompiledStep, loadOptions: LoadOptions = {}): Promise<HoldingSession> {
+      const all = { ...feedback, ...loadOptions.feedback };
+      const bad = badFeedback(step, all);
       if (bad.length) throw new Error(`sidecar: feedback pairs that do not fit the step: ${bad.join(', ')}`);
       const { blobs, parts, files } = await stepParts(step);
-      const pairs = Object.entries(feedback);
+      const pairs = Object.entries(all);
       const head = encodeLoadPrefix({ inputs: [...step.inputs], outputs: [...step.outputs], parts, ...(pairs.length ? { feedback: pairs } : {}) }) as Uint8Array<ArrayBuffer>;
-      const all = [head, ...blobs];
-      const body = { data: files ? streamOf(all) : new Blob(all), size: head.length + parts.reduce((n, p) => n + p.bytes, 0) };
+      const frame = [head, ...blobs];
+      const body = { data: files ? streamOf(frame) : new Blob(frame), size: head.length + parts.reduce((n, p) => n + p.bytes, 0) };
       const { res } = await call('POST', '/v1/sessions', 'load a compiled step', loadTimeoutMs, body, LOAD_CONTENT_TYPE).catch((e: unknown) => {
         // The graph itself was refused by onnxruntime there: name the IR equations behind its nodes, as in-process.
         if (e instanceof SidecarError && e.status === 422) throw explainRuntimeError(new Error(e.message), step, 'load the compiled graph');

@@ -30,7 +30,18 @@ export interface Runner {
    * would hold every frozen weight twice.
    */
   readonly residentWeights?: boolean;
-  load(step: CompiledStep): Promise<RunnerSession>;
+  /**
+   * Set where `load(step, { feedback })` keeps the fed-back outputs where the session runs (a GPU's memory, the
+   * sidecar), so state fed back does not cross to this process between runs (runners/holding.ts). A runner without
+   * it ignores `feedback`; `compile()` then holds them in this process.
+   */
+  readonly holdsOutputs?: boolean;
+  load(step: CompiledStep, options?: LoadOptions): Promise<RunnerSession>;
+}
+
+export interface LoadOptions {
+  /** `{ output: input }` pairs to hold between runs, on runners with `holdsOutputs` (added to the runner's own). */
+  feedback?: Readonly<Record<string, string>>;
 }
 
 /** Rewrites a runtime error so it names the IR op and shapes behind the failing ONNX node. */

@@ -69,6 +69,11 @@ export class DeviceOptimizer extends GroupedOptimizer {
   private readonly cache = new Map<string, Promise<Executable>>();
   /** At least twice the graphs of the latest step, so a step never evicts its own. */
   private cacheLimit = CACHE_MIN;
+  /**
+   * On a runner that holds outputs (the sidecar, WebGPU): where each tensor's moments are held, the bucket graph and
+   * its position there. Until `syncState` reads them back (`synced`), the host arrays of such a tensor are stale.
+   */
+  private readonly heldIn = new Map<string, { key: string; index: number; length: number; synced: boolean }>();
 
   /** AdamW with adamw.ts's options and formulas. */
   static adamw(options: AdamWOptions = {}, policy?: ParamPolicy, device?: DeviceOptions): DeviceOptimizer {
@@ -134,27 +139,62 @@ export class DeviceOptimizer extends GroupedOptimizer {
   override forget(name: string): void {
     for (const a of this.state.arrays) a.delete(name);
     this.state.steps.delete(name);
+    this.heldIn.delete(name); // the session's copy is replaced by a fed one if the tensor trains again
   }
 
+  /** Bytes of moments, wherever they are (held on the runner, in this process, or both after `syncState`). */
   override stateBytes(): number {
-    let n = 0;
-    for (const a of this.state.arrays) for (const x of a.values()) n += x.byteLength;
-    return n;
+    const lengths = new Map<string, number>();
+    for (const a of this.state.arrays) for (const [name, x] of a) lengths.set(name, x.length);
+    for (const [name, { length }] of this.heldIn) lengths.set(name, length);
+    return [...lengths.values()].reduce((n, length) => n + this.state.arrays.length * length * 4, 0);
   }
 
   override stateDict({ copy = true }: StateDictOptions = {}): OptimizerStateDict {
+    const stale = [...this.heldIn.values()].filter((h) => !h.synced).length;
+    if (stale) throw new Error(`${this.label}.stateDict: the moments of ${stale} tensors are held on the runner and newer than here; await syncState() first`);
     return saveState(this.layout, this.state, copy);
   }
 
   override loadStateDict(state: OptimizerStateDict): void {
     this.state = loadState(this.layout, state);
+    this.heldIn.clear(); // the next update feeds the loaded moments, which replace what the sessions hold
   }
 
-  /** Releases the compiled graphs (state is kept; the next step compiles again). */
+  /** Reads the moments held on the runner back into the host state (before `stateDict`: a checkpoint). */
+  async syncState(): Promise<void> {
+    for (const [name, held] of this.heldIn) {
+      if (held.synced) continue;
+      const { key, index, length } = held;
+      const exe = await this.cache.get(key)!;
+      const slots = momentSlots(this.rule);
+      for (const [j, slot] of slots.entries()) {
+        const t = await exe.readHeld!(`${slot}${index}`);
+        const own = this.state.arrays[j]!, current = own.get(name);
+        if (current) current.set(t.data as Float32Array);
+        else own.set(name, Float32Array.from(t.data as Float32Array));
+        if (t.data.length !== length) throw new Error(`${this.label}: held '${slot}${index}' of '${name}' has ${t.data.length} elements, expected ${length}`);
+      }
+      held.synced = true; // the session keeps its copy, equal to this one, for the next update
+    }
+  }
+
+  /** Releases the compiled graphs (state is kept, read back first when held; the next step compiles again). */
   async release(): Promise<void> {
+    await this.syncState();
+    this.heldIn.clear();
     const exes = [...this.cache.values()];
     this.cache.clear();
     for (const exe of exes) await (await exe).release();
+  }
+
+  /** Whether moments stay on the runner between updates (it holds fed-back outputs where its sessions run). */
+  private get holding(): boolean {
+    return this.device.runner?.holdsOutputs === true;
+  }
+
+  private hasState(name: string): boolean {
+    return this.heldIn.has(name) || this.state.arrays[0]?.has(name) === true;
   }
 
   private async apply(entries: readonly Entry[], lr: number, maxNorm: number | null): Promise<{ norm?: number }> {
@@ -202,21 +242,31 @@ export class DeviceOptimizer extends GroupedOptimizer {
     const lengths = bucket.map((e) => e.param.length);
     const decayed = bucket.map((e) => e.weightDecay !== 0);
     const clippedGrads = this.device.clippedGrads && clip !== 'none';
-    const key = `update|${clip}|${clippedGrads}|${lengths.join(',')}|${decayed.map(Number).join('')}`;
-    const exe = await this.executable(key, () => updateGraph({ rule: this.rule, lengths, decayed, clip, clippedGrads }));
     const slots = momentSlots(this.rule);
+    const holding = this.holding;
+    // Held moments belong to one bucket's session: its key names the tensors, so no other bucket shares it.
+    const key = `update|${clip}|${clippedGrads}|${lengths.join(',')}|${decayed.map(Number).join('')}${holding ? `|${bucket.map((e) => e.name).join(',')}` : ''}`;
+    const feedback = holding ? Object.fromEntries(bucket.flatMap((_, i) => slots.map((slot) => [`new_${slot}${i}`, `${slot}${i}`]))) : undefined;
+    const exe = await this.executable(key, () => updateGraph({ rule: this.rule, lengths, decayed, clip, clippedGrads }), feedback);
     const feeds: Record<string, HostTensor> = { ...clipFeeds, coef: f32(this.coefficients(bucket, lr)) };
-    bucket.forEach((e, i) => {
+    for (const [i, e] of bucket.entries()) {
       feeds[`p${i}`] = f32(e.param);
       feeds[`g${i}`] = f32(e.grad);
+      const held = this.heldIn.get(e.name);
+      if (held && held.key === key && held.index === i) continue; // the session feeds its own moments
+      if (held) { // held by another bucket's session (the buckets changed): bring them back, feed them here
+        await this.syncState();
+        this.heldIn.delete(e.name);
+      }
       // A tensor's first update starts from zeros (SGD's first step ignores them: keep = 0).
       slots.forEach((slot, j) => { feeds[`${slot}${i}`] = f32(this.state.arrays[j]!.get(e.name) ?? new Float32Array(e.param.length)); });
-    });
+    }
     const out = await exe.run(feeds);
     const result = (name: string) => out[name]!.data as Float32Array;
     bucket.forEach((e, i) => {
       copyAndFree(result(`new_p${i}`), e.param);
-      slots.forEach((slot, j) => {
+      if (holding) this.heldIn.set(e.name, { key, index: i, length: e.param.length, synced: false });
+      else slots.forEach((slot, j) => {
         // Written into the existing arrays, so a `stateDict({ copy: false })` holder sees live state as with adamw.ts.
         const own = this.state.arrays[j]!, current = own.get(e.name);
         if (current) copyAndFree(result(`new_${slot}${i}`), current);
@@ -238,7 +288,7 @@ export class DeviceOptimizer extends GroupedOptimizer {
         const t = (this.state.steps.get(e.name) ?? 0) + 1;
         values = [1 - lr * e.weightDecay, lr / (1 - this.rule.beta1 ** t), 1 / Math.sqrt(1 - this.rule.beta2 ** t)];
       } else {
-        const first = !this.state.arrays[0]?.has(e.name);
+        const first = !this.hasState(e.name);
         values = [lr, e.weightDecay, first ? 0 : this.rule.momentum, first ? 1 : 1 - this.rule.dampening];
       }
       coef.set(values, i * k);
@@ -247,13 +297,18 @@ export class DeviceOptimizer extends GroupedOptimizer {
   }
 
   /** A compiled graph by signature, compiled once; the least recently used beyond the cache's size is released. */
-  private async executable(key: string, graph: () => ReturnType<typeof updateGraph>): Promise<Executable> {
+  private async executable(key: string, graph: () => ReturnType<typeof updateGraph>, feedback?: Record<string, string>): Promise<Executable> {
     let hit = this.cache.get(key);
     if (hit) this.cache.delete(key);
-    else hit = compile(graph(), this.device.runner ? { runner: this.device.runner } : {});
+    else hit = compile(graph(), { ...(this.device.runner ? { runner: this.device.runner } : {}), ...(feedback ? { feedback } : {}) });
     this.cache.set(key, hit);
     while (this.cache.size > this.cacheLimit) {
       const [oldest, exe] = this.cache.entries().next().value!;
+      // Moments held by the evicted session come back first (rare: the cache keeps twice a step's graphs).
+      if ([...this.heldIn.values()].some((h) => h.key === oldest)) {
+        await this.syncState();
+        for (const [name, h] of this.heldIn) if (h.key === oldest) this.heldIn.delete(name);
+      }
       this.cache.delete(oldest);
       void exe.then((e) => e.release());
     }

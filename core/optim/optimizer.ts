@@ -26,6 +26,8 @@ export interface Optimizer {
   stateBytes(): number;
   /** The whole state, for checkpoints; restoring it with `loadStateDict` gives bit-identical later updates. */
   stateDict(options?: StateDictOptions): OptimizerStateDict;
+  /** Brings state kept away from this process (on a runner) back, so `stateDict` can read it. Await it before. */
+  syncState?(): Promise<void>;
   /** Replaces the whole state with a saved one (arrays are copied). Validates everything before changing anything. */
   loadStateDict(state: OptimizerStateDict): void;
   /** Whether weight decay applies to a parameter; `shape` defaults to the one registered for `name`. */

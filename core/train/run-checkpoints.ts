@@ -57,6 +57,7 @@ export class RunCheckpoints {
 
   /** Saves a regular checkpoint (older ones beyond checkpoint.keep are removed); returns its folder. */
   async save(at: RunPosition): Promise<string> {
+    await this.optimizer.syncState?.(); // moments held on a runner come back for the checkpoint
     const opt = optimizerToCheckpoint(this.optimizer);
     const tensors = new Map(opt.tensors);
     const plugins = await this.pluginState(tensors);

@@ -20,6 +20,7 @@ import { LOAD_CONTENT_TYPE, TENSOR_CONTENT_TYPE, encodeLoadPrefix, encodeTensors
 import { runCase } from '../../runners/conformance.ts';
 import { withInputViews } from '../../core/onnx/input-views.ts';
 import { tinyAdamwCase } from './cases.ts';
+import { DeviceOptimizer } from '../../core/optim/device.ts';
 import { isLoopback, parseListen, resolveSidecarToken, startSidecarFromOptions } from '../../cli/sidecar.ts';
 import { FIXTURES, fixtureBatch } from '../models/fixtures.ts';
 import { bitDifferences, quiet, removeTempDirs, REPO, silentProgress, STORIES, storiesMissing, tempDir, tinyConfig, writeTinyData } from '../train/helpers.ts';
@@ -150,7 +151,8 @@ describe('results equal onnxruntime-node in this process, bit for bit', () => {
     const s = await serve();
     const dir = tempDir('sidecar-device-optimizer');
     const data = writeTinyData(dir);
-    const overrides = { train: { steps: 3, optimizerOn: 'device' as const } };
+    // Checkpoints every 2 steps: the moments held on the sidecar are read back for each one.
+    const overrides = { train: { steps: 3, optimizerOn: 'device' as const }, checkpoint: { every: 2, keep: 2 } };
     const plugins = () => [lora({ r: 4, alpha: 8, targets: ['q_proj', 'v_proj'] })];
     const local = await train({ config: tinyConfig(data, join(dir, 'local'), overrides), plugins: plugins(), progress: silentProgress, log: quiet });
     const runner = sidecar(s.url, { token: TOKEN });
@@ -476,4 +478,52 @@ describe('feedback: state held on the sidecar between runs', () => {
     expect(await errorOf(await raw(s.url, `/v1/sessions/${id}/held/%E0%A4%A`))).toMatchObject({ status: 400, code: 'bad_name' });
     await held.release();
   });
+});
+
+describe('the device optimizer on the sidecar keeps its moments there', () => {
+  const shapes = new Map<string, number[]>([['a', [64, 48]], ['b', [48]], ['c', [96, 32]], ['d', [32]]]);
+  const values = (seed: number) => new Map([...shapes].map(([n, sh]) => [n, Float32Array.from({ length: sh.reduce((x, y) => x * y, 1) }, (_, i) => Math.sin(seed * 13 + i * 0.7) / 3)]));
+  const momentBytes = 2 * [...shapes.values()].reduce((n, sh) => n + 4 * sh.reduce((x, y) => x * y, 1), 0); // AdamW: m and v
+
+  test('bit-equal to the update fed from the host over 6 steps (two buckets, clipping), moments sent once, read back for stateDict', async () => {
+    const s = await serve();
+    const runner = sidecar(s.url, { token: TOKEN });
+    const opts = { lr: 1e-2, weightDecay: 0.1 };
+    // bucketBytes of 16 KiB: a and c get a graph each, b and d share one; the clip scale comes from a norm graph.
+    const device = { bucketBytes: 16_384, clippedGrads: true };
+    const reference = DeviceOptimizer.adamw(opts, { shapes }, device); // onnxruntime-node here: state fed every update
+    const remote = DeviceOptimizer.adamw(opts, { shapes }, { ...device, runner });
+    const [pRef, pRemote] = [values(1), values(1)];
+    const sent: number[] = [];
+    for (let step = 0; step < 6; step++) {
+      const before = runner.stats.bytesSent;
+      const r1 = await reference.clipAndStep(pRef, values(10 + step), 1e-2, 0.5);
+      const r2 = await remote.clipAndStep(pRemote, values(10 + step), 1e-2, 0.5);
+      expect(r2.norm).toBe(r1.norm!);
+      sent.push(runner.stats.bytesSent - before);
+      if (step === 2) {
+        expect(() => remote.stateDict()).toThrow('held on the runner and newer than here; await syncState() first');
+        await remote.syncState();
+        const [a, b] = [remote.stateDict(), reference.stateDict()];
+        expect(Object.keys(a).sort()).toEqual(Object.keys(b).sort());
+        for (const k of Object.keys(b)) expect(a[k]).toEqual(b[k]!);
+      }
+    }
+    for (const [n, p] of pRef) expect(Buffer.compare(Buffer.from(pRemote.get(n)!.buffer), Buffer.from(p.buffer))).toBe(0);
+    // Step 0 sends parameters, gradients and zero moments; later steps parameters and gradients only.
+    for (const n of sent.slice(1)) expect(sent[0]! - n).toBeGreaterThanOrEqual(momentBytes);
+    console.log(`device AdamW on the sidecar, bytes sent per update: ${sent.join(', ')} (moments: ${momentBytes})`);
+    expect(remote.stateBytes()).toBe(reference.stateBytes());
+    // Loading a state replaces what the sidecar holds: both continue from the same saved state.
+    await remote.syncState();
+    const saved = remote.stateDict();
+    remote.loadStateDict(saved);
+    await remote.clipAndStep(pRemote, values(99), 1e-2, 0.5);
+    await reference.clipAndStep(pRef, values(99), 1e-2, 0.5);
+    for (const [n, p] of pRef) expect(Array.from(pRemote.get(n)!)).toEqual(Array.from(p));
+    await remote.release(); // reads the moments back, then frees the sessions
+    expect((await runner.info()).sessions).toBe(0);
+    expect(() => remote.stateDict()).not.toThrow();
+    await reference.release();
+  }, 60_000);
 });
