@@ -16,7 +16,8 @@ import type { HostTensor } from '../core/ir/host.ts';
 import { encodeModel } from '../core/onnx/model.ts';
 import { ortNodeRunner } from './ort-node.ts';
 import { sidecar } from './sidecar.ts';
-import { badFeedback, holdOutputs, holds, type HoldingSession } from './holding.ts';
+import { badFeedback, holdOutputs, holds } from './holding.ts';
+import { HttpError, SessionTable } from './sidecar-sessions.ts';
 import type { Runner, RunnerSession } from './types.ts';
 import {
   BodyTooLargeError, ChunkReader, LOAD_CONTENT_TYPE, ProtocolError, TENSOR_CONTENT_TYPE, encodeTensors, readLoadHeader, readTensors, streamOf,
@@ -53,19 +54,6 @@ export interface SidecarInfo {
   provider: SidecarProvider;
   sessions: number;
   limits: SidecarLimits;
-}
-
-interface Held {
-  session: RunnerSession | HoldingSession;
-  lastUsed: number;
-  /** Runs on one session go one at a time (onnxruntime sessions are not re-entrant here). */
-  queue: Promise<unknown>;
-}
-
-class HttpError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
-    super(message);
-  }
 }
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
@@ -112,11 +100,9 @@ function tensorResponse(tensors: Record<string, HostTensor>): Response {
 
 export class SidecarHandler {
   readonly limits: SidecarLimits;
-  private readonly sessions = new Map<string, Held>();
-  private loading = 0;
+  private readonly sessions: SessionTable;
   private readonly tokenDigest: Buffer;
   private readonly runner: Runner;
-  private readonly sweeper: ReturnType<typeof setInterval>;
   private readonly log: (line: string) => void;
 
   constructor(private readonly o: SidecarServerOptions) {
@@ -128,8 +114,7 @@ export class SidecarHandler {
     this.tokenDigest = digest(o.token);
     this.runner = ortNodeRunner({ executionProviders: EXECUTION_PROVIDERS[o.provider] });
     this.log = o.log ?? (() => {});
-    this.sweeper = setInterval(() => void this.sweep(), Math.max(50, Math.min(this.limits.idleTimeoutMs / 4, 60_000)));
-    (this.sweeper as { unref?: () => void }).unref?.();
+    this.sessions = new SessionTable(this.limits, this.log);
   }
 
   get sessionCount(): number {
@@ -195,10 +180,7 @@ export class SidecarHandler {
   }
 
   private async load(req: Request): Promise<Response> {
-    if (this.sessions.size + this.loading >= this.limits.maxSessions) {
-      throw new HttpError(429, 'too_many_sessions', `the sidecar holds ${this.sessions.size} sessions${this.loading ? ` (+${this.loading} loading)` : ''}, its limit (--max-sessions ${this.limits.maxSessions}): release some, or raise the limit`);
-    }
-    this.loading++;
+    const done = this.sessions.reserve();
     // The step's files go to a folder of the server's own choosing; it is removed once the session holds the weights.
     const dir = await mkdtemp(join(tmpdir(), 'tuneforge-sidecar-'));
     try {
@@ -224,92 +206,59 @@ export class SidecarHandler {
       }
       // Fed-back outputs stay here between runs (in this process's memory, next to the session).
       if (header.feedback?.length) session = holdOutputs(session, header, feedback, 'sidecar');
-      const id = randomUUID();
-      this.sessions.set(id, { session, lastUsed: Date.now(), queue: Promise.resolve() });
+      const id = this.sessions.add(session);
       const bytes = header.parts.reduce((s, p) => s + p.bytes, 0);
       this.log(`sidecar: session ${id} loaded (${(bytes / 2 ** 20).toFixed(1)} MiB, ${this.sessions.size} held)`);
       return json(201, { session: id });
     } finally {
-      this.loading--;
+      done();
       await rm(dir, { recursive: true, force: true });
     }
   }
 
-  private held(id: string): Held {
-    const h = this.sessions.get(id);
-    if (!h) throw new HttpError(404, 'unknown_session', `no session '${id}' here: it was released, idled out (--idle-timeout ${this.limits.idleTimeoutMs / 1000} s), or the sidecar restarted since it was loaded`);
-    return h;
-  }
-
   private async run(id: string, req: Request): Promise<Response> {
-    const h = this.held(id);
-    h.lastUsed = Date.now();
+    this.sessions.check(id);
     const feeds = await readTensors(this.body(req, TENSOR_CONTENT_TYPE));
-    const result = h.queue.then(() => h.session.run(feeds));
-    h.queue = result.catch(() => {});
-    let outputs;
-    try {
-      outputs = await result;
-    } catch (e) {
-      throw new HttpError(422, 'run_failed', rootMessage(e));
-    } finally {
-      h.lastUsed = Date.now();
-    }
+    const outputs = await this.sessions.use(id, async (session) => {
+      try {
+        return await session.run(feeds);
+      } catch (e) {
+        throw new HttpError(422, 'run_failed', rootMessage(e));
+      }
+    });
     return tensorResponse(outputs);
   }
 
   /** The tensor a session holds for a fed-back input; the name is only a key of that session's table. */
   private async readHeld(id: string, encoded: string): Promise<Response> {
-    const h = this.held(id);
     let input: string;
     try {
       input = decodeURIComponent(encoded);
     } catch {
       throw new HttpError(400, 'bad_name', 'the input name is not valid percent-encoding');
     }
-    if (!holds(h.session)) throw new HttpError(404, 'nothing_held', `session '${id}' was loaded without feedback: it holds nothing`);
-    const session = h.session;
-    const result = h.queue.then(() => session.readHeld(input)); // after the run in flight, which replaces it
-    h.queue = result.catch(() => {});
-    let t;
-    try {
-      t = await result;
-    } catch (e) {
-      throw new HttpError(404, 'nothing_held', (e as Error).message);
-    }
-    h.lastUsed = Date.now();
+    // Queued after the run in flight, which replaces what is held.
+    const t = await this.sessions.use(id, async (session) => {
+      if (!holds(session)) throw new HttpError(404, 'nothing_held', `session '${id}' was loaded without feedback: it holds nothing`);
+      try {
+        return await session.readHeld(input);
+      } catch (e) {
+        throw new HttpError(404, 'nothing_held', (e as Error).message);
+      }
+    });
     return tensorResponse({ [input]: t });
   }
 
   private async release(id: string): Promise<Response> {
-    const h = this.held(id);
-    this.sessions.delete(id);
-    await h.queue; // a run in flight finishes first
-    await h.session.release();
+    await this.sessions.release(id);
     return new Response(null, { status: 204 });
-  }
-
-  private async sweep(): Promise<void> {
-    const now = Date.now();
-    for (const [id, h] of this.sessions) {
-      if (now - h.lastUsed < this.limits.idleTimeoutMs) continue;
-      this.sessions.delete(id);
-      this.log(`sidecar: session ${id} released after ${((now - h.lastUsed) / 1000).toFixed(0)} s idle`);
-      await h.queue;
-      await h.session.release();
-    }
   }
 
   /** Releases every session and stops the idle sweep. */
   async close(): Promise<void> {
-    clearInterval(this.sweeper);
-    const all = [...this.sessions.values()];
-    this.sessions.clear();
-    for (const h of all) {
-      await h.queue;
-      await h.session.release();
-    }
+    await this.sessions.close();
   }
+
 }
 
 export interface RunningSidecar {
