@@ -3,7 +3,9 @@ import { describe, expect, test } from 'bun:test';
 import { trace } from '../../core/ir/graph.ts';
 import { hostTensor } from '../../core/ir/host.ts';
 import * as op from '../../core/ops/api.ts';
-import { captureStep } from '../../runners/conformance.ts';
+import { AdamW } from '../../core/optim/adamw.ts';
+import { DeviceOptimizer } from '../../core/optim/device.ts';
+import { captureStep, maxRelError } from '../../runners/conformance.ts';
 import { ortWebRunner } from '../../runners/ort-web.ts';
 import { describeCpuNodes, parsePlacements } from '../../runners/ort-web-placement.ts';
 
@@ -61,5 +63,30 @@ describe('ortWebRunner (wasm)', () => {
     await s.release();
     await expect(ortWebRunner({ feedback: { 'new:v': 'w' } }).load(await step())).rejects.toThrow('new:v -> w');
     await expect(ortWebRunner({ backend: 'webgpu' }).load(await step())).rejects.toThrow('WebGPU is not available here');
+  });
+});
+
+describe('the device optimizer on onnxruntime-web keeps its moments in the session', () => {
+  test('AdamW over 4 updates matches core/optim AdamW; the moments read back for stateDict', async () => {
+    const shapes = new Map([['w', [8, 6]], ['b', [6]]]);
+    const values = (seed: number) => new Map([...shapes].map(([n, sh]) => [n, Float32Array.from({ length: sh[0]! * (sh[1] ?? 1) }, (_, i) => Math.cos(seed * 5 + i * 0.3) / 2)]));
+    const opts = { lr: 1e-2, weightDecay: 0.1 };
+    const device = DeviceOptimizer.adamw(opts, { shapes }, { runner: ortWebRunner() });
+    const host = new AdamW(opts, { shapes });
+    const [pDevice, pHost] = [values(1), values(1)];
+    for (let step = 0; step < 4; step++) {
+      await device.step(pDevice, values(20 + step), 1e-2);
+      host.step(pHost, values(20 + step), 1e-2);
+    }
+    for (const [n, p] of pHost) expect(maxRelError({ dtype: 'float32', shape: [p.length], data: pDevice.get(n)! }, { dtype: 'float32', shape: [p.length], data: p })).toBeLessThan(1e-6);
+    expect(() => device.stateDict()).toThrow('await syncState() first');
+    await device.syncState();
+    const [a, b] = [device.stateDict(), host.stateDict()];
+    for (const k of Object.keys(b)) {
+      const [x, y] = [a[k]!, b[k]!];
+      if (typeof y === 'number') expect(x).toBe(y);
+      else expect(maxRelError({ dtype: 'float32', shape: [y.length], data: x as Float32Array }, { dtype: 'float32', shape: [y.length], data: y })).toBeLessThan(1e-5);
+    }
+    await device.release();
   });
 });
