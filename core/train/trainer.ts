@@ -264,19 +264,7 @@ class TrainingRun {
     this.stepsThisProcess++;
     await m.driver.sequential('step:after', stepCtx({}), { loss, lr, gradNorm, tokens, grads: r.grads });
     r.release(); // after every use
-    if (retrace) {
-      const next = trainableSet(m);
-      // Everything of the old trainable set goes before the next step compiles the new sessions: the sessions first
-      // (the bulk), then the optimizer state of tensors frozen again; then the heaps are collected and trimmed, so the
-      // new sessions are not allocated on top of freed but unreturned memory (LISA: RSS between steps 120-146 MB
-      // instead of 142-150 over 1,000 steps; the peak's growth across switches is not explained by this alone).
-      await this.cache.clear();
-      for (const n of this.trainable) if (!next.includes(n)) this.optimizer.forget(n); // frozen again: release its state
-      for (const n of next) this.everTrained.add(n);
-      this.log(`step ${this.step}: trainable set changed (${retrace}): ${next.length} tensors`);
-      this.trainable = next;
-      await releaseFreedMemory();
-    }
+    if (retrace) await this.switchTrainable(retrace);
     const seconds = (performance.now() - started) / 1000;
     const record: Record<string, number> = {
       step: this.step, total_steps: this.totalSteps, loss, lr, tokens, tok_s: tokens / seconds, step_s: seconds,
@@ -293,6 +281,21 @@ class TrainingRun {
     const stopping = this.selection.stopped;
     if (stopping) this.log(`early stopping at step ${this.step}: ${cfg.checkpoint.best!.metric} has not improved for ${cfg.eval.earlyStopping!.patience} evaluations (best ${this.selection.best!.value.toFixed(4)} at step ${this.selection.best!.step})`);
     if ((cfg.checkpoint.every > 0 && this.step % cfg.checkpoint.every === 0 && this.step < this.totalSteps) || stopping) await this.checkpoint();
+  }
+
+  /** A plugin asked for a retrace (LISA's switch): the hooks' new trainable set replaces the old one. */
+  private async switchTrainable(reason: string): Promise<void> {
+    const next = trainableSet(this.m);
+    // Everything of the old trainable set goes before the next step compiles the new sessions: the sessions first
+    // (the bulk), then the optimizer state of tensors frozen again; then the heaps are collected and trimmed, so the
+    // new sessions are not allocated on top of freed but unreturned memory (LISA: RSS between steps 120-146 MB
+    // instead of 142-150 over 1,000 steps; the peak's growth across switches is not explained by this alone).
+    await this.cache.clear();
+    for (const n of this.trainable) if (!next.includes(n)) this.optimizer.forget(n); // frozen again: release its state
+    for (const n of next) this.everTrained.add(n);
+    this.log(`step ${this.step}: trainable set changed (${reason}): ${next.length} tensors`);
+    this.trainable = next;
+    await releaseFreedMemory();
   }
 
   // ------------------------------------------------------------------------------------------------ evaluation
