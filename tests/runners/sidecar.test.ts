@@ -12,7 +12,7 @@ import { encodeModel } from '../../core/onnx/model.ts';
 import { buildCausalLM, causalLMLoss } from '../../core/models/llama.ts';
 import { loadModel } from '../../core/models/load.ts';
 import { train } from '../../core/train/trainer.ts';
-import { lora } from '../../plugins/index.ts';
+import { lisa, lora } from '../../plugins/index.ts';
 import { ortNodeRunner } from '../../runners/ort-node.ts';
 import { sidecar, SidecarError } from '../../runners/sidecar.ts';
 import { startSidecar, type RunningSidecar, type SidecarServerOptions } from '../../runners/sidecar-server.ts';
@@ -481,6 +481,24 @@ describe('feedback: state held on the sidecar between runs', () => {
 });
 
 describe('the device optimizer on the sidecar keeps its moments there', () => {
+  test.skipIf(storiesMissing('the LISA sidecar test'))('LISA through the sidecar with the update on the device: switches, frozen-again state, checkpoints and a resume, bit-equal to in-process', async () => {
+    const s = await serve();
+    const dir = tempDir('sidecar-lisa-device');
+    const data = writeTinyData(dir);
+    const overrides = { train: { steps: 6, optimizerOn: 'device' as const }, checkpoint: { every: 2, keep: 1 } };
+    const plugins = () => [lisa({ activeLayers: 1, interval: 2 })];
+    const local = await train({ config: tinyConfig(data, join(dir, 'local'), overrides), plugins: plugins(), progress: silentProgress, log: quiet });
+    const runner = sidecar(s.url, { token: TOKEN });
+    const remote = await train({ config: tinyConfig(data, join(dir, 'remote'), overrides), plugins: plugins(), progress: silentProgress, log: quiet, runner });
+    expect(bitDifferences(remote.trained, local.trained)).toEqual([]);
+    // Stopped after step 3 and started again: resumes from step 2's checkpoint, whose moments came from the sidecar.
+    const resumedConfig = tinyConfig(data, join(dir, 'resumed'), overrides);
+    await train({ config: resumedConfig, plugins: plugins(), progress: silentProgress, log: quiet, runner, stopAfterSteps: 3 });
+    const resumed = await train({ config: resumedConfig, plugins: plugins(), progress: silentProgress, log: quiet, runner });
+    expect(bitDifferences(resumed.trained, local.trained)).toEqual([]);
+    expect((await runner.info()).sessions).toBe(0);
+  }, 120_000);
+
   const shapes = new Map<string, number[]>([['a', [64, 48]], ['b', [48]], ['c', [96, 32]], ['d', [32]]]);
   const values = (seed: number) => new Map([...shapes].map(([n, sh]) => [n, Float32Array.from({ length: sh.reduce((x, y) => x * y, 1) }, (_, i) => Math.sin(seed * 13 + i * 0.7) / 3)]));
   const momentBytes = 2 * [...shapes.values()].reduce((n, sh) => n + 4 * sh.reduce((x, y) => x * y, 1), 0); // AdamW: m and v
