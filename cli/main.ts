@@ -131,16 +131,16 @@ const COMMANDS: Record<string, Command> = {
   },
   sidecar: {
     summary: "run compiled steps for a remote runner on this machine's GPU (onnxruntime-node; docs/sidecar.md)",
-    usage: 'sidecar [--listen 127.0.0.1:7070] [--provider cuda|webgpu|cpu] [--token-file FILE] [--max-body 4GiB] [--max-sessions 128] [--idle-timeout SECONDS] [--allow-origin ORIGIN]...',
+    usage: 'sidecar [--listen 127.0.0.1:7070] [--provider cuda|webgpu|cpu] [--token-file FILE] [--max-body 4GiB] [--max-sessions 128] [--max-held 32GiB] [--idle-timeout SECONDS] [--allow-origin ORIGIN]...',
     options: {
-      listen: { type: 'string' }, provider: { type: 'string' }, 'token-file': { type: 'string' }, 'max-body': { type: 'string' },
+      listen: { type: 'string' }, provider: { type: 'string' }, 'token-file': { type: 'string' }, 'max-body': { type: 'string' }, 'max-held': { type: 'string' },
       'max-sessions': { type: 'string' }, 'idle-timeout': { type: 'string' }, 'allow-origin': { type: 'string', multiple: true },
     },
     async run(v) {
       const { sidecarCommand } = await import('./sidecar.ts');
       await sidecarCommand({
         listen: v.listen as string | undefined, provider: v.provider as string | undefined, tokenFile: v['token-file'] as string | undefined,
-        maxBody: v['max-body'] as string | undefined, maxSessions: num(v['max-sessions'], 'max-sessions'), idleTimeout: num(v['idle-timeout'], 'idle-timeout'),
+        maxBody: v['max-body'] as string | undefined, maxHeld: v['max-held'] as string | undefined, maxSessions: num(v['max-sessions'], 'max-sessions'), idleTimeout: num(v['idle-timeout'], 'idle-timeout'),
         allowOrigin: v['allow-origin'] as string[] | undefined,
       });
     },

@@ -16,6 +16,8 @@ export interface SidecarCommandOptions {
   /** e.g. "4GiB". */
   maxBody?: string;
   maxSessions?: number;
+  /** e.g. "32GiB": fed-back outputs held by all sessions together. */
+  maxHeld?: string;
   /** Seconds. */
   idleTimeout?: number;
   allowOrigin?: string[];
@@ -51,12 +53,12 @@ export function resolveSidecarToken(o: { tokenFile?: string; env?: string; loopb
   return { token, generated: false };
 }
 
-function sizeOption(value: string | undefined): number {
-  if (value === undefined) return DEFAULT_LIMITS.maxBodyBytes;
+function sizeOption(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
   try {
     return parseBudget(value);
   } catch {
-    throw new Error(`--max-body: cannot read '${value}'; write e.g. "4GiB" or "512MB"`);
+    throw new Error(`--${flag}: cannot read '${value}'; write e.g. "4GiB" or "512MB"`);
   }
 }
 
@@ -67,11 +69,12 @@ export async function startSidecarFromOptions(o: SidecarCommandOptions, env: Rec
   if (!SIDECAR_PROVIDERS.includes(provider)) throw new Error(`--provider: one of ${SIDECAR_PROVIDERS.join(', ')}, got '${o.provider}'`);
   const { token, generated } = resolveSidecarToken({ tokenFile: o.tokenFile, env: env.TUNEFORGE_SIDECAR_TOKEN, loopback: isLoopback(hostname) });
   const server = await startSidecar({
-    hostname, port, provider, token, maxBodyBytes: sizeOption(o.maxBody), maxSessions: o.maxSessions,
+    hostname, port, provider, token, maxSessions: o.maxSessions,
+    maxBodyBytes: sizeOption('max-body', o.maxBody, DEFAULT_LIMITS.maxBodyBytes), maxHeldBytes: sizeOption('max-held', o.maxHeld, DEFAULT_LIMITS.maxHeldBytes),
     idleTimeoutMs: o.idleTimeout !== undefined ? o.idleTimeout * 1000 : undefined, allowOrigins: o.allowOrigin, log: (l) => console.error(l),
   });
   const l = server.handler.limits;
-  print(`listening on ${server.url} (provider ${provider}; max body ${(l.maxBodyBytes / 2 ** 20).toFixed(0)} MiB, max sessions ${l.maxSessions}, idle timeout ${l.idleTimeoutMs / 1000} s)`);
+  print(`listening on ${server.url} (provider ${provider}; max body ${(l.maxBodyBytes / 2 ** 20).toFixed(0)} MiB, max sessions ${l.maxSessions}, max held ${(l.maxHeldBytes / 2 ** 30).toFixed(1)} GiB, idle timeout ${l.idleTimeoutMs / 1000} s)`);
   if (generated) print(`token: ${token}   (generated for this run; choose one with --token-file FILE or TUNEFORGE_SIDECAR_TOKEN)`);
   return server;
 }

@@ -31,9 +31,14 @@ export function badFeedback(step: Pick<CompiledStep, 'inputs' | 'outputs'>, feed
 /**
  * `session` with `feedback` (`{ output: input }`) held in this process: each run's fed-back outputs are kept, not
  * returned, and fed to their inputs on the next run unless that run feeds them itself (a fed value wins: that is how
- * state is seeded or replaced). `who` names the holder in errors.
+ * state is seeded or replaced). `who` names the holder in errors. `account`, when given, is told each change of the
+ * bytes held (positive: more) before it happens, and may refuse it by throwing: the run's outputs are then dropped
+ * and what was held stays.
  */
-export function holdOutputs(session: RunnerSession, step: Pick<CompiledStep, 'inputs' | 'outputs'>, feedback: Readonly<Record<string, string>>, who: string): HoldingSession {
+export function holdOutputs(
+  session: RunnerSession, step: Pick<CompiledStep, 'inputs' | 'outputs'>, feedback: Readonly<Record<string, string>>, who: string,
+  account: (deltaBytes: number) => void = () => {},
+): HoldingSession {
   const bad = badFeedback(step, feedback);
   if (bad.length) throw new Error(`${who}: feedback pairs that do not fit the step: ${bad.join(', ')}`);
   const pairs = Object.entries(feedback);
@@ -50,10 +55,15 @@ export function holdOutputs(session: RunnerSession, step: Pick<CompiledStep, 'in
       }
       if (missing.length) throw new Error(`${who}: inputs neither fed nor held from a previous run: ${missing.join(', ')}`);
       const out = await session.run(all);
+      let delta = 0;
       for (const [output, input] of pairs) {
         const next = out[output];
         if (!next) throw new Error(`${who}: the run returned no '${output}' to feed back as '${input}'`);
-        held.set(input, next);
+        delta += next.data.byteLength - (held.get(input)?.data.byteLength ?? 0);
+      }
+      account(delta);
+      for (const [output, input] of pairs) {
+        held.set(input, out[output]!);
         delete out[output];
       }
       return out;
@@ -64,6 +74,7 @@ export function holdOutputs(session: RunnerSession, step: Pick<CompiledStep, 'in
       return t;
     },
     async release() {
+      account(-[...held.values()].reduce((n, t) => n + t.data.byteLength, 0));
       held.clear();
       await session.release();
     },

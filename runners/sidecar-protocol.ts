@@ -4,7 +4,7 @@
  *
  * Every request carries `Authorization: Bearer <token>`. Routes (all under /v1):
  *
- *   GET    /v1/info               -> JSON { provider, sessions, limits }
+ *   GET    /v1/info               -> JSON { provider, sessions, heldBytes, limits }
  *   POST   /v1/sessions           body: a load frame      -> JSON { session }
  *   POST   /v1/sessions/:id/run   body: a tensor frame    -> a tensor frame (the step's outputs, less the held ones)
  *   GET    /v1/sessions/:id/held/:input                    -> a tensor frame: the output held for that input

@@ -34,12 +34,14 @@ export interface SidecarLimits {
   maxSessions: number;
   /** A session not run for this long is released (a client that died without releasing). Default 1 hour. */
   idleTimeoutMs: number;
+  /** Fed-back outputs held by all sessions together (a run that would hold more is refused). Default 32 GiB. */
+  maxHeldBytes: number;
 }
 
 /** Responses larger than this are streamed from the output arrays instead of gathered into one Blob. */
 const STREAM_ABOVE_BYTES = 16 * 2 ** 20;
 
-export const DEFAULT_LIMITS: SidecarLimits = { maxBodyBytes: 4 * 2 ** 30, maxSessions: 128, idleTimeoutMs: 3_600_000 };
+export const DEFAULT_LIMITS: SidecarLimits = { maxBodyBytes: 4 * 2 ** 30, maxSessions: 128, idleTimeoutMs: 3_600_000, maxHeldBytes: 32 * 2 ** 30 };
 
 export interface SidecarServerOptions extends Partial<SidecarLimits> {
   provider: SidecarProvider;
@@ -53,6 +55,8 @@ export interface SidecarServerOptions extends Partial<SidecarLimits> {
 export interface SidecarInfo {
   provider: SidecarProvider;
   sessions: number;
+  /** Bytes of fed-back outputs the sessions hold. */
+  heldBytes: number;
   limits: SidecarLimits;
 }
 
@@ -109,7 +113,7 @@ export class SidecarHandler {
     if (o.token.length < 16) throw new Error('the sidecar token must be at least 16 characters');
     this.limits = {
       maxBodyBytes: o.maxBodyBytes ?? DEFAULT_LIMITS.maxBodyBytes, maxSessions: o.maxSessions ?? DEFAULT_LIMITS.maxSessions,
-      idleTimeoutMs: o.idleTimeoutMs ?? DEFAULT_LIMITS.idleTimeoutMs,
+      idleTimeoutMs: o.idleTimeoutMs ?? DEFAULT_LIMITS.idleTimeoutMs, maxHeldBytes: o.maxHeldBytes ?? DEFAULT_LIMITS.maxHeldBytes,
     };
     this.tokenDigest = digest(o.token);
     this.runner = ortNodeRunner({ executionProviders: EXECUTION_PROVIDERS[o.provider] });
@@ -159,7 +163,7 @@ export class SidecarHandler {
   private async route(req: Request): Promise<Response> {
     const path = new URL(req.url).pathname;
     if (path === '/v1/info' && req.method === 'GET') {
-      return json(200, { provider: this.o.provider, sessions: this.sessions.size, limits: this.limits } satisfies SidecarInfo);
+      return json(200, { provider: this.o.provider, sessions: this.sessions.size, heldBytes: this.sessions.heldBytes, limits: this.limits } satisfies SidecarInfo);
     }
     if (path === '/v1/sessions' && req.method === 'POST') return this.load(req);
     const m = /^\/v1\/sessions\/([^/]+)(\/run)?$/.exec(path);
@@ -205,7 +209,7 @@ export class SidecarHandler {
         throw new HttpError(422, 'load_failed', rootMessage(e));
       }
       // Fed-back outputs stay here between runs (in this process's memory, next to the session).
-      if (header.feedback?.length) session = holdOutputs(session, header, feedback, 'sidecar');
+      if (header.feedback?.length) session = holdOutputs(session, header, feedback, 'sidecar', (d) => this.sessions.accountHeld(d));
       const id = this.sessions.add(session);
       const bytes = header.parts.reduce((s, p) => s + p.bytes, 0);
       this.log(`sidecar: session ${id} loaded (${(bytes / 2 ** 20).toFixed(1)} MiB, ${this.sessions.size} held)`);
@@ -223,6 +227,7 @@ export class SidecarHandler {
       try {
         return await session.run(feeds);
       } catch (e) {
+        if (e instanceof HttpError) throw e; // a limit of this server's (held_limit)
         throw new HttpError(422, 'run_failed', rootMessage(e));
       }
     });

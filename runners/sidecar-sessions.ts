@@ -26,9 +26,11 @@ interface Entry {
 export class SessionTable {
   private readonly sessions = new Map<string, Entry>();
   private loading = 0;
+  /** Bytes of fed-back outputs held by all sessions (runners/holding.ts). */
+  heldBytes = 0;
   private readonly sweeper: ReturnType<typeof setInterval>;
 
-  constructor(private readonly limits: { maxSessions: number; idleTimeoutMs: number }, private readonly log: (line: string) => void) {
+  constructor(private readonly limits: { maxSessions: number; idleTimeoutMs: number; maxHeldBytes: number }, private readonly log: (line: string) => void) {
     this.sweeper = setInterval(() => void this.sweep(), Math.max(50, Math.min(limits.idleTimeoutMs / 4, 60_000)));
     (this.sweeper as { unref?: () => void }).unref?.();
   }
@@ -44,6 +46,14 @@ export class SessionTable {
     }
     this.loading++;
     return () => { this.loading--; };
+  }
+
+  /** A change of the bytes held; more than `maxHeldBytes` in all is refused (507), and nothing changes. */
+  accountHeld(deltaBytes: number): void {
+    if (deltaBytes > 0 && this.heldBytes + deltaBytes > this.limits.maxHeldBytes) {
+      throw new HttpError(507, 'held_limit', `holding ${deltaBytes} more bytes of fed-back outputs would exceed the sidecar's limit of ${this.limits.maxHeldBytes} (${this.heldBytes} held; --max-held): release sessions, or raise the limit`);
+    }
+    this.heldBytes += deltaBytes;
   }
 
   /** Adds a loaded session; returns its id (random, so ids cannot be guessed). */

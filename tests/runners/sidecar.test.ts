@@ -364,6 +364,13 @@ describe('tuneforge sidecar options', () => {
     expect((await raw(s.url, '/v1/info', { token: null })).status).toBe(401);
   });
 
+  test('--max-held and --max-body take sizes, and say which flag they could not read', async () => {
+    const s = await startSidecarFromOptions({ listen: '127.0.0.1:0', maxHeld: '1MiB' }, { TUNEFORGE_SIDECAR_TOKEN: TOKEN }, () => {});
+    servers.push(s);
+    expect((await sidecar(s.url, { token: TOKEN }).info()).limits).toMatchObject({ maxHeldBytes: 2 ** 20, maxBodyBytes: 4 * 2 ** 30 });
+    await expect(startSidecarFromOptions({ listen: '127.0.0.1:0', maxHeld: 'lots' }, { TUNEFORGE_SIDECAR_TOKEN: TOKEN }, () => {})).rejects.toThrow(`--max-held: cannot read 'lots'`);
+  });
+
   test('a non-loopback listen without a token does not start', async () => {
     await expect(startSidecarFromOptions({ listen: '0.0.0.0:0' }, {}, () => {})).rejects.toThrow(/refusing to listen beyond loopback/);
   });
@@ -477,6 +484,24 @@ describe('feedback: state held on the sidecar between runs', () => {
     expect(await errorOf(await raw(s.url, `/v1/sessions/${id}/held/w`))).toMatchObject({ status: 404, code: 'nothing_held', message: expect.stringContaining("nothing held for input 'w'") });
     expect(await errorOf(await raw(s.url, `/v1/sessions/${id}/held/%E0%A4%A`))).toMatchObject({ status: 400, code: 'bad_name' });
     await held.release();
+  });
+
+  test('--max-held: a run that would hold more than the limit is refused (507) and holds nothing; releases give the bytes back', async () => {
+    const c = await tinyAdamwCase(2);
+    const state = 3 * (24 + 4) * 4; // w, b and their two moments
+    const small = await serve({ maxHeldBytes: state - 1 });
+    const refused = await sidecar(small.url, { token: TOKEN, feedback: c.feedback }).load(c.step);
+    const message = await refused.run(withInputViews(c.step.inputs, c.rounds[0]!)).then(() => '', (e: Error) => e.message);
+    expect(message).toContain(`holding ${state} more bytes of fed-back outputs would exceed the sidecar's limit of ${state - 1}`);
+    expect(message).toContain('HTTP 507, held_limit');
+    await expect(refused.readHeld('w')).rejects.toThrow("nothing held for input 'w'");
+    const roomy = await serve({ maxHeldBytes: state });
+    const runner = sidecar(roomy.url, { token: TOKEN, feedback: c.feedback });
+    const ok = await runner.load(c.step);
+    for (const feeds of c.rounds) await ok.run(withInputViews(c.step.inputs, feeds)); // replacing the state holds no more
+    expect((await runner.info()).heldBytes).toBe(state);
+    await ok.release();
+    expect((await runner.info()).heldBytes).toBe(0);
   });
 });
 
