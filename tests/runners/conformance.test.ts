@@ -10,7 +10,7 @@ import type { HostTensor } from '../../core/ir/host.ts';
 import type { FallbackReport } from '../../runners/ort-web.ts';
 import { compareResults, CONFORMANCE_RUNNERS, maxRelError, runCase, type CaseResult, type ConformanceCase, type ConformanceRunner } from '../../runners/conformance.ts';
 import { ADAMW, adamwCase, loraCase, storiesMissing, tableCases, tinyAdamwCase } from './cases.ts';
-import { BROWSER_RUNNERS, browserRunner, pageInfo } from './browser/driver.ts';
+import { BROWSER_RUNNERS, browserRunner, pageInfo, type OrtWebBuild } from './browser/driver.ts';
 import { DENO_RUNNER } from './deno/driver.ts';
 
 // The registry's runners, plus those driven from this test (they need playwright-core, a dev dependency, or a Deno).
@@ -84,21 +84,24 @@ const webgpuIndex = OTHERS.indexOf(BROWSER_RUNNERS[1]!);
 describe.skipIf(webgpuIndex < 0 || AVAILABLE[webgpuIndex] !== true)('browser WebGPU specifics', () => {
   const describeNodes = (r: FallbackReport) => r.cpuNodes.map((n) => `${n.opType} ${n.node}${n.origin ? ` <- ${n.origin}` : ''}`).join('\n  ');
 
-  const report = async (c: ConformanceCase) => {
-    const session = await browserRunner('webgpu', { cpuFallback: true }).load(c.step);
+  const report = async (c: ConformanceCase, build: OrtWebBuild = 'jsep') => {
+    const session = await browserRunner('webgpu', { cpuFallback: true }, build).load(c.step);
     const r = await session.fallbackReport();
     await session.release();
-    console.log(`fallbackReport (${c.name}): ${r.summary}${r.cpuNodes.length ? `\n  ${describeNodes(r)}` : ''}`);
+    console.log(`fallbackReport (${build}, ${c.name}): ${r.summary}${r.cpuNodes.length ? `\n  ${describeNodes(r)}` : ''}`);
     return r;
   };
 
-  // A training step's every node has a WebGPU kernel: onnxruntime accepts it with CPU fallback disabled.
-  for (const name of ['cross-entropy with ignore index', 'gather rows', 'stories260k LoRA gradient', 'stories260k full fine-tuning']) {
-    test.skipIf(!CASES.some((x) => x.name.startsWith(name)))(`fallbackReport: every node of '${name}' runs on WebGPU`, async () => {
-      const r = await report(CASES.find((x) => x.name.startsWith(name))!);
-      expect(describeNodes(r)).toBe('');
-      expect(r.allOnDevice).toBe(true);
-    }, 120_000);
+  // A training step's every node has a WebGPU kernel: onnxruntime accepts it with CPU fallback disabled, in either
+  // build of onnxruntime-web (JSEP, and the native provider of onnxruntime-web/webgpu).
+  for (const build of ['jsep', 'native'] as const) {
+    for (const name of ['cross-entropy with ignore index', 'gather rows', 'stories260k LoRA gradient', 'stories260k full fine-tuning']) {
+      test.skipIf(!CASES.some((x) => x.name.startsWith(name)))(`fallbackReport (${build}): every node of '${name}' runs on WebGPU`, async () => {
+        const r = await report(CASES.find((x) => x.name.startsWith(name))!, build);
+        expect(describeNodes(r)).toBe('');
+        expect(r.allOnDevice).toBe(true);
+      }, 120_000);
+    }
   }
 
   test('fallbackReport names the nodes onnxruntime puts on the CPU, with their IR equations', async () => {

@@ -18,7 +18,15 @@ const FLAGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader'];
 // Headers that make the page cross-origin isolated: SharedArrayBuffer, hence wasm threads.
 const ISOLATED = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
 
-interface Harness { browser: Browser; page: Page; server: ReturnType<typeof Bun.serve>; errors: string[] }
+/**
+ * The onnxruntime-web build a page loads: `jsep`, its default (`onnxruntime-web`, ort.min.mjs: WebGPU through JSEP,
+ * kernels written in JavaScript), or `native` (`onnxruntime-web/webgpu`, ort.webgpu.min.mjs: onnxruntime's own C++
+ * WebGPU provider compiled to wasm with asyncify). One page per build, in one browser.
+ */
+export type OrtWebBuild = 'jsep' | 'native';
+const BUILD_FILES: Record<OrtWebBuild, string> = { jsep: 'ort.min.mjs', native: 'ort.webgpu.min.mjs' };
+
+interface Harness { browser: Browser; server: ReturnType<typeof Bun.serve>; pages: Map<OrtWebBuild, Promise<{ page: Page; errors: string[] }>> }
 let harness: Promise<Harness> | undefined;
 
 async function start(): Promise<Harness> {
@@ -26,12 +34,15 @@ async function start(): Promise<Harness> {
   if (!built.success) throw new Error(`bundling the page failed: ${built.logs.join('\n')}`);
   const script = await built.outputs[0]!.text();
   const dist = dirname(Bun.resolveSync('onnxruntime-web', import.meta.dir));
+  const html = await Bun.file(join(import.meta.dir, 'index.html')).text();
+  const pageOf = (build: OrtWebBuild) => html.replace(`/ort/${BUILD_FILES.jsep}`, `/ort/${BUILD_FILES[build]}`);
   const server = Bun.serve({
     hostname: '127.0.0.1', port: 0, // loopback: a secure context, which WebGPU requires
     fetch(req) {
       const path = new URL(req.url).pathname;
       const type = (t: string) => ({ headers: { ...ISOLATED, 'content-type': t } });
-      if (path === '/') return new Response(Bun.file(join(import.meta.dir, 'index.html')), type('text/html'));
+      if (path === '/') return new Response(pageOf('jsep'), type('text/html'));
+      if (path === '/native') return new Response(pageOf('native'), type('text/html'));
       if (path === '/page.js') return new Response(script, type('text/javascript'));
       const file = path.startsWith('/ort/') ? join(dist, path.slice(5)) : undefined;
       if (file && !file.includes('..') && existsSync(file)) {
@@ -42,19 +53,27 @@ async function start(): Promise<Harness> {
   });
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
-  const page = await browser.newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(`http://127.0.0.1:${server.port}/`);
-  await page.waitForFunction(() => 'conformance' in globalThis, undefined, { timeout: 30_000 });
-  return { browser, page, server, errors };
+  return { browser, server, pages: new Map() };
 }
 
-const getHarness = () => (harness ??= start());
+async function openPage(h: Harness, build: OrtWebBuild): Promise<{ page: Page; errors: string[] }> {
+  const page = await h.browser.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`http://127.0.0.1:${h.server.port}/${build === 'jsep' ? '' : build}`);
+  await page.waitForFunction(() => 'conformance' in globalThis, undefined, { timeout: 30_000 });
+  return { page, errors };
+}
 
-/** Calls the page's API (page.ts) with JSON-safe arguments. */
-async function call<K extends keyof PageApi>(name: K, ...args: Parameters<PageApi[K]>): Promise<Awaited<ReturnType<PageApi[K]>>> {
-  const { page, errors } = await getHarness();
+async function getPage(build: OrtWebBuild): Promise<{ page: Page; errors: string[] }> {
+  const h = await (harness ??= start());
+  if (!h.pages.has(build)) h.pages.set(build, openPage(h, build));
+  return h.pages.get(build)!;
+}
+
+/** Calls the API of the page of a build (page.ts) with JSON-safe arguments. */
+async function callOn<K extends keyof PageApi>(build: OrtWebBuild, name: K, ...args: Parameters<PageApi[K]>): Promise<Awaited<ReturnType<PageApi[K]>>> {
+  const { page, errors } = await getPage(build);
   try {
     return await page.evaluate(
       ({ name, args }) => (globalThis as unknown as { conformance: Record<string, (...a: unknown[]) => unknown> }).conformance[name]!(...args),
@@ -66,6 +85,8 @@ async function call<K extends keyof PageApi>(name: K, ...args: Parameters<PageAp
   }
 }
 
+const call = <K extends keyof PageApi>(name: K, ...args: Parameters<PageApi[K]>) => callOn('jsep', name, ...args);
+
 export type BrowserSession = RunnerSession & { readHeld(input: string): Promise<HostTensor>; fallbackReport(): Promise<FallbackReport> };
 
 /** A Runner whose sessions are onnxruntime-web sessions in the page. */
@@ -73,18 +94,19 @@ export interface BrowserRunner extends Runner {
   load(step: CompiledStep): Promise<BrowserSession>;
 }
 
-/** A Runner on onnxruntime-web in the page; WebGPU refuses CPU fallback unless `cpuFallback: true`. */
-export function browserRunner(backend: OrtWebBackend, options: PageRunnerOptions = {}): BrowserRunner {
+/** A Runner on onnxruntime-web in the page of a build; WebGPU refuses CPU fallback unless `cpuFallback: true`. */
+export function browserRunner(backend: OrtWebBackend, options: PageRunnerOptions = {}, build: OrtWebBuild = 'jsep'): BrowserRunner {
   const o: PageRunnerOptions = { cpuFallback: false, ...options };
+  const on = <K extends keyof PageApi>(name: K, ...args: Parameters<PageApi[K]>) => callOn(build, name, ...args);
   return {
-    name: `onnxruntime-web ${backend} (chromium)`,
+    name: `onnxruntime-web ${backend} (chromium${build === 'jsep' ? '' : `, ${build}`})`,
     async load(step) {
-      const id = await call('load', backend, stepToWire(step), o);
+      const id = await on('load', backend, stepToWire(step), o);
       return {
-        run: async (feeds) => mapValues(await call('run', id, mapValues(feeds, toWire)), fromWire),
-        readHeld: async (input) => fromWire(await call('readHeld', id, input)),
-        fallbackReport: () => call('fallbackReport', id),
-        release: () => call('release', id),
+        run: async (feeds) => mapValues(await on('run', id, mapValues(feeds, toWire)), fromWire),
+        readHeld: async (input) => fromWire(await on('readHeld', id, input)),
+        fallbackReport: () => on('fallbackReport', id),
+        release: () => on('release', id),
       };
     },
   };
@@ -93,7 +115,7 @@ export function browserRunner(backend: OrtWebBackend, options: PageRunnerOptions
 async function chromiumAvailable(): Promise<string | true> {
   if (!existsSync(CHROMIUM)) return `no Chromium at ${CHROMIUM} (Debian: apt-get install chromium; or set TUNEFORGE_CHROMIUM)`;
   try {
-    await getHarness();
+    await getPage('jsep');
     return true;
   } catch (e) {
     return `Chromium did not start the page: ${(e as Error).message.split('\n')[0]}`;
@@ -162,6 +184,18 @@ export const BROWSER_RUNNERS: ConformanceRunner[] = [
     make: ({ feedback }) => browserRunner('webgpu', { feedback: { ...feedback }, cpuFallback: true }),
     skip: (c) => (offGpu(c) ? undefined : 'every node has a WebGPU kernel: the entry without fallback runs it'),
     known: (c) => (c.name === 'two int64 comparisons' ? INT64_COMPARE_DEFECT : undefined),
+    close,
+  },
+  {
+    // onnxruntime-web/webgpu, with CPU fallback allowed so that every case runs: it leaves the same nodes on the CPU
+    // (int64 comparisons, ScatterElements), but computes the two int64 comparisons right. The conformance test checks
+    // that both training steps have every node on its GPU.
+    name: 'onnxruntime-web webgpu, native provider (chromium, swiftshader)',
+    available: async () => {
+      const ok = await webgpuAvailable();
+      return ok === true ? callOn('native', 'info').then(({ webgpu }) => (webgpu ? true : 'no WebGPU adapter in the native build\'s page')) : ok;
+    },
+    make: ({ feedback }) => browserRunner('webgpu', { feedback: { ...feedback }, cpuFallback: true }, 'native'),
     close,
   },
 ];
