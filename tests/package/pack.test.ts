@@ -93,6 +93,31 @@ describe.skipIf(!npm)('the packed package in a fresh project', () => {
     expect(viaNode).toContain('trained 3 steps');
   }, 180_000);
 
+  test("the runners' exports: a step compiled in-process and through a loopback sidecar give the same bits", async () => {
+    writeFileSync(join(project, 'runners.ts'), [
+      "import { compile, op, trace } from 'tuneforge';",
+      "import { ortNodeRunner, startSidecar } from 'tuneforge/runners';",
+      "import { sidecar } from 'tuneforge/runners/sidecar';",
+      "import { ortWebRunner } from 'tuneforge/runners/web';",
+      "const graph = () => trace((g) => ({ y: op.exp(g.input('x', 'float32', [4])) }));",
+      "const x = { dtype: 'float32' as const, shape: [4], data: Float32Array.of(0, 1, 2, 3) };",
+      "const token = 'a-test-token-0123456789';",
+      "const server = await startSidecar({ hostname: '127.0.0.1', port: 0, provider: 'cpu', token });",
+      'const outs = [];',
+      "for (const runner of [ortNodeRunner(), sidecar(server.url, { token }), ortWebRunner()]) {",
+      '  const exe = await compile(graph(), { runner });',
+      '  outs.push(Array.from((await exe.run({ x })).y!.data as Float32Array));',
+      '  await exe.release();',
+      '}',
+      'await server.stop();',
+      'console.log(JSON.stringify(outs));',
+    ].join('\n'));
+    const [local, remote, web] = JSON.parse((await ok([process.execPath, 'runners.ts'], project)).trim().split('\n').at(-1)!) as number[][];
+    expect(remote).toEqual(local!);
+    expect(local![3]).toBeCloseTo(Math.exp(3), 5);
+    for (let i = 0; i < 4; i++) expect(web![i]).toBeCloseTo(local![i]!, 5);
+  }, 60_000);
+
   test('tuneforge plugins lists the installed DoRA package with its options', async () => {
     const listed = JSON.parse(await ok(bunx('tuneforge', 'plugins', '--json'), project)) as { name: string; source: string; options?: { properties?: Record<string, unknown> } }[];
     const dora = listed.find((p) => p.name === 'tuneforge-plugin-dora');
