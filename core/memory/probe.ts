@@ -4,7 +4,7 @@
  * for weights built tensor by tensor.
  */
 import { readFileSync } from 'node:fs';
-import { trimMalloc } from './allocator.ts';
+import { collectGarbage, trimMalloc } from './allocator.ts';
 
 /** VmRSS or VmHWM in bytes; a probe's figure must be exact, so anywhere without /proc/self/status it throws. */
 export function procStatusBytes(field: 'VmRSS' | 'VmHWM'): number {
@@ -15,8 +15,8 @@ export function procStatusBytes(field: 'VmRSS' | 'VmHWM'): number {
 
 /** RSS after a full garbage collection with free malloc memory handed back (what the live arrays hold). */
 export async function settledRss(): Promise<number> {
-  Bun.gc(true);
-  Bun.gc(true);
+  collectGarbage();
+  collectGarbage();
   await trimMalloc();
   return procStatusBytes('VmRSS');
 }

@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { moduleDir, scriptArgs } from '../runtime.ts';
 import { decodeRunData } from './run-data-file.ts';
 import type { RunData, RunDataConfig } from './setup.ts';
 
@@ -22,7 +23,7 @@ export interface DataRequest {
   out: string;
 }
 
-const CHILD = join(import.meta.dir, 'data-child.ts');
+const CHILD = join(moduleDir(import.meta.url), 'data-child.ts');
 
 /** `loadRunData` run in a child process (same result, see the file comment for why). */
 export async function loadRunDataInChild(cfg: RunDataConfig, modelDir: string, log: (m: string) => void, maxPositions = Infinity): Promise<RunData> {
@@ -34,7 +35,7 @@ export async function loadRunDataInChild(cfg: RunDataConfig, modelDir: string, l
       maxPositions: Number.isFinite(maxPositions) ? maxPositions : null,
       out: join(dir, 'data.bin'),
     };
-    const child = spawn(process.execPath, [CHILD, JSON.stringify(req)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...scriptArgs(), CHILD, JSON.stringify(req)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let pending = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {

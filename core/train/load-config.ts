@@ -1,8 +1,9 @@
 /** Reads a config file (.ts/.js default export, or .json) and turns plugin references into plugin objects. */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Plugin } from '../plugin/hooks.ts';
+import { resolvePackage } from '../runtime.ts';
 import { parseTrainConfig, type PluginEntry, type TrainConfig } from './config.ts';
 
 /** A plugin factory: options in, plugin out. Built-ins and npm packages export one. */
@@ -40,7 +41,7 @@ export async function resolvePlugins(entries: readonly PluginEntry[], opts: Reso
         continue;
       }
       const local = name.startsWith('.') || isAbsolute(name);
-      const specifier = local ? resolve(opts.baseDir, name) : Bun.resolveSync(name, opts.baseDir);
+      const specifier = local ? resolve(opts.baseDir, name) : resolvePackage(name, opts.baseDir);
       const mod = (await import(local ? pathToFileURL(specifier).href : specifier)) as Record<string, unknown>;
       out.push(factoryOf(mod, `plugin '${name}'`)(options));
     } catch (e) {
@@ -74,7 +75,7 @@ export async function loadConfigFile(path: string, builtins: ResolveOptions['bui
   let raw: unknown;
   if (abs.endsWith('.json')) {
     try {
-      raw = JSON.parse(await Bun.file(abs).text());
+      raw = JSON.parse(readFileSync(abs, 'utf8'));
     } catch (e) {
       throw new Error(`${abs}: invalid JSON (${(e as Error).message})`);
     }
