@@ -7,6 +7,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
+import { resolvePackage } from '../core/runtime.ts';
 import { BUILTIN_SCHEMAS } from '../plugins/index.ts';
 
 export interface PluginListing {
@@ -59,7 +60,7 @@ export async function listPlugins(projectDir = process.cwd()): Promise<PluginLis
     if (!pkg.keywords?.includes(KEYWORD)) continue;
     const listing: PluginListing = { name: pkg.name, source: 'package', version: pkg.version, description: pkg.description };
     try {
-      const mod = (await import(pathToFileURL(Bun.resolveSync(pkg.name, projectDir)).href)) as Record<string, unknown>;
+      const mod = (await import(pathToFileURL(resolvePackage(pkg.name, projectDir)).href)) as Record<string, unknown>;
       if (typeof (mod.default ?? mod.plugin) !== 'function') listing.problem = 'no default export (or `plugin` export) that is a plugin factory';
       listing.options = schemaOf(mod.optionsSchema);
     } catch (e) {
