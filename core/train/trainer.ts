@@ -162,6 +162,8 @@ class TrainingRun {
     cfg = planned.config;
     if (opts.runner?.residentWeights) {
       log(`plan: the sessions run on ${opts.runner.name}, which holds the compiled steps, their frozen weights and the activations; the plan above is for the whole run in one process`);
+      // The update's moments stay there, but parameters and gradients still travel each step (docs/sidecar.md).
+      if (cfg.train.optimizerOn === 'device') log(`train.optimizerOn 'device' on ${opts.runner.name}: the moments stay there, but each update sends the parameters and gradients again and receives the new parameters and clipped gradients, about 5x the trainable bytes a step against 2x with 'host'`);
     }
     // A mixture-of-experts model's per-expert tensors may sit below the configured threshold: the plan lowers it.
     const threshold = planned.plan.mmapThreshold;

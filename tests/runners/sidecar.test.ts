@@ -156,8 +156,12 @@ describe('results equal onnxruntime-node in this process, bit for bit', () => {
     const plugins = () => [lora({ r: 4, alpha: 8, targets: ['q_proj', 'v_proj'] })];
     const local = await train({ config: tinyConfig(data, join(dir, 'local'), overrides), plugins: plugins(), progress: silentProgress, log: quiet });
     const runner = sidecar(s.url, { token: TOKEN });
-    const remote = await train({ config: tinyConfig(data, join(dir, 'remote'), overrides), plugins: plugins(), progress: silentProgress, log: quiet, runner });
+    const lines: string[] = [];
+    const remote = await train({ config: tinyConfig(data, join(dir, 'remote'), overrides), plugins: plugins(), progress: silentProgress, log: (l) => lines.push(l), runner });
     expect(bitDifferences(remote.trained, local.trained)).toEqual([]);
+    // The run says what a remote runner changes: the plan is for one process, and the device update's traffic.
+    expect(lines.some((l) => l.includes('the plan above is for the whole run in one process'))).toBe(true);
+    expect(lines.some((l) => l.includes("train.optimizerOn 'device' on sidecar") && l.includes("against 2x with 'host'"))).toBe(true);
     // The same run with the update on the host: the device run's extra sessions and runs are the optimizer's.
     const hostRunner = sidecar(s.url, { token: TOKEN });
     await train({ config: tinyConfig(data, join(dir, 'host'), { train: { steps: 3 } }), plugins: plugins(), progress: silentProgress, log: quiet, runner: hostRunner });
