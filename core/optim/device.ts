@@ -163,20 +163,27 @@ export class DeviceOptimizer extends GroupedOptimizer {
 
   /** Reads the moments held on the runner back into the host state (before `stateDict`: a checkpoint). */
   async syncState(): Promise<void> {
+    const slots = momentSlots(this.rule);
     for (const [name, held] of this.heldIn) {
       if (held.synced) continue;
       const { key, index, length } = held;
       const exe = await this.cache.get(key)!;
-      const slots = momentSlots(this.rule);
       for (const [j, slot] of slots.entries()) {
         const t = await exe.readHeld!(`${slot}${index}`);
+        if (t.data.length !== length) throw new Error(`${this.label}: held '${slot}${index}' of '${name}' has ${t.data.length} elements, expected ${length}`);
         const own = this.state.arrays[j]!, current = own.get(name);
         if (current) current.set(t.data as Float32Array);
         else own.set(name, Float32Array.from(t.data as Float32Array));
-        if (t.data.length !== length) throw new Error(`${this.label}: held '${slot}${index}' of '${name}' has ${t.data.length} elements, expected ${length}`);
       }
       held.synced = true; // the session keeps its copy, equal to this one, for the next update
     }
+  }
+
+  /** Moves the moments of the tensors `which` picks back to the host for good (their session changes or goes). */
+  private async reclaim(which: (name: string, held: { key: string }) => boolean): Promise<void> {
+    if (![...this.heldIn].some(([name, h]) => which(name, h))) return;
+    await this.syncState();
+    for (const [name, h] of this.heldIn) if (which(name, h)) this.heldIn.delete(name);
   }
 
   /** Releases the compiled graphs (state is kept, read back first when held; the next step compiles again). */
@@ -254,10 +261,8 @@ export class DeviceOptimizer extends GroupedOptimizer {
       feeds[`g${i}`] = f32(e.grad);
       const held = this.heldIn.get(e.name);
       if (held && held.key === key && held.index === i) continue; // the session feeds its own moments
-      if (held) { // held by another bucket's session (the buckets changed): bring them back, feed them here
-        await this.syncState();
-        this.heldIn.delete(e.name);
-      }
+      // Held by another bucket's session (the buckets changed): brought back, then fed here.
+      await this.reclaim((name) => name === e.name);
       // A tensor's first update starts from zeros (SGD's first step ignores them: keep = 0).
       slots.forEach((slot, j) => { feeds[`${slot}${i}`] = f32(this.state.arrays[j]!.get(e.name) ?? new Float32Array(e.param.length)); });
     }
@@ -305,10 +310,7 @@ export class DeviceOptimizer extends GroupedOptimizer {
     while (this.cache.size > this.cacheLimit) {
       const [oldest, exe] = this.cache.entries().next().value!;
       // Moments held by the evicted session come back first (rare: the cache keeps twice a step's graphs).
-      if ([...this.heldIn.values()].some((h) => h.key === oldest)) {
-        await this.syncState();
-        for (const [name, h] of this.heldIn) if (h.key === oldest) this.heldIn.delete(name);
-      }
+      await this.reclaim((_, h) => h.key === oldest);
       this.cache.delete(oldest);
       void exe.then((e) => e.release());
     }
