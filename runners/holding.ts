@@ -29,6 +29,19 @@ export function badFeedback(step: Pick<CompiledStep, 'inputs' | 'outputs'>, feed
 }
 
 /**
+ * The pairs a load holds, the runner's own and the load's (a load's pair wins for the same output), checked
+ * against the step; `who` names the runner in the error.
+ */
+export function loadFeedback(
+  step: Pick<CompiledStep, 'inputs' | 'outputs'>, who: string, ...sources: (Readonly<Record<string, string>> | undefined)[]
+): Record<string, string> {
+  const feedback: Record<string, string> = Object.assign({}, ...sources);
+  const bad = badFeedback(step, feedback);
+  if (bad.length) throw new Error(`${who}: feedback pairs that do not fit the step: ${bad.join(', ')}`);
+  return feedback;
+}
+
+/**
  * `session` with `feedback` (`{ output: input }`) held in this process: each run's fed-back outputs are kept, not
  * returned, and fed to their inputs on the next run unless that run feeds them itself (a fed value wins: that is how
  * state is seeded or replaced). `who` names the holder in errors. `account`, when given, is told each change of the
@@ -39,9 +52,7 @@ export function holdOutputs(
   session: RunnerSession, step: Pick<CompiledStep, 'inputs' | 'outputs'>, feedback: Readonly<Record<string, string>>, who: string,
   account: (deltaBytes: number) => void = () => {},
 ): HoldingSession {
-  const bad = badFeedback(step, feedback);
-  if (bad.length) throw new Error(`${who}: feedback pairs that do not fit the step: ${bad.join(', ')}`);
-  const pairs = Object.entries(feedback);
+  const pairs = Object.entries(loadFeedback(step, who, feedback));
   const held = new Map<string, HostTensor>(); // input name -> the output of the previous run that feeds it
   return {
     async run(feeds) {

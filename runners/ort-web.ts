@@ -13,12 +13,12 @@
  *
  * Importable in a browser: no `node:` import; the onnxruntime-web module is passed in (`ort`) or imported lazily.
  */
-import { badFeedback } from './holding.ts';
+import { loadFeedback } from './holding.ts';
 import type * as OrtWeb from 'onnxruntime-web';
 import type { DType } from '../core/ir/dtype.ts';
 import type { HostTensor } from '../core/ir/host.ts';
 import { explainRuntimeError, type CompiledStep, type LoadOptions, type Runner, type RunnerSession } from './types.ts';
-import { captureLog, describeCpuNodes, installLogTap, logCapturable, parsePlacements, type PlacedNode } from './ort-web-placement.ts';
+import { captureLog, describeCpuNodes, formatPlacedNode, installLogTap, logCapturable, parsePlacements, type PlacedNode } from './ort-web-placement.ts';
 
 export type OrtWebModule = typeof OrtWeb;
 type OrtTensor = OrtWeb.Tensor;
@@ -129,15 +129,12 @@ export function ortWebRunner(options: OrtWebOptions = {}): OrtWebRunner {
     name: `onnxruntime-web (${backend})`,
     holdsOutputs: true,
     async load(step, loadOptions: LoadOptions = {}) {
-      const all = { ...options.feedback, ...loadOptions.feedback };
-      const feedback = Object.entries(all);
+      const feedback = Object.entries(loadFeedback(step, 'onnxruntime-web', options.feedback, loadOptions.feedback));
       const ort = await getOrt();
       configure(ort, options);
       if (backend === 'webgpu' && !(typeof navigator !== 'undefined' && 'gpu' in navigator)) {
         throw new Error('onnxruntime-web: WebGPU is not available here (no navigator.gpu); use backend: "wasm", or a browser with WebGPU');
       }
-      const bad = badFeedback(step, all);
-      if (bad.length) throw new Error(`onnxruntime-web: feedback pairs that do not fit the step: ${bad.join(', ')}`);
 
       const base: OrtWeb.InferenceSession.SessionOptions = {
         executionProviders: [backend],
@@ -216,7 +213,7 @@ async function refusalDetail(
   create: (extra?: OrtWeb.InferenceSession.SessionOptions) => Promise<OrtWeb.InferenceSession>,
 ): Promise<string> {
   const report = await fallbackReport(backend, step, create);
-  return [report.summary, ...report.cpuNodes.map((n) => `  ${n.opType} ${n.node}${n.origin ? ` <- ${n.origin}` : ''}`)].join('\n');
+  return [report.summary, ...report.cpuNodes.map((n) => `  ${formatPlacedNode(n)}`)].join('\n');
 }
 
 async function fallbackReport(

@@ -15,7 +15,7 @@
  * tensors. A lost connection or a timeout fails the step with a `SidecarError` that names the sidecar and what to do;
  * a trainer then resumes from its latest checkpoint once the sidecar is back.
  */
-import { badFeedback, type HoldingSession } from './holding.ts';
+import { loadFeedback, type HoldingSession } from './holding.ts';
 import { explainRuntimeError, type CompiledStep, type LoadOptions, type Runner } from './types.ts';
 import type { HostTensor } from '../core/ir/host.ts';
 import type { SidecarInfo } from './sidecar-server.ts';
@@ -94,7 +94,6 @@ export function sidecar(url: string, options: SidecarOptions): SidecarRunner {
   const timeoutMs = options.timeoutMs ?? 300_000;
   const loadTimeoutMs = Math.max(options.loadTimeoutMs ?? 1_800_000, timeoutMs);
   const stats: SidecarStats = { loads: 0, runs: 0, bytesSent: 0, bytesReceived: 0 };
-  const feedback = options.feedback ?? {};
 
   /** One request; transport failures and refusals become SidecarErrors that say what was being done. */
   async function call(method: string, path: string, what: string, limitMs: number, body?: { data: Blob | ReadableStream<Uint8Array>; size: number }, contentType?: string): Promise<{ res: Response; signal: AbortSignal }> {
@@ -160,11 +159,8 @@ export function sidecar(url: string, options: SidecarOptions): SidecarRunner {
       return (await res.json()) as SidecarInfo;
     },
     async load(step: CompiledStep, loadOptions: LoadOptions = {}): Promise<HoldingSession> {
-      const all = { ...feedback, ...loadOptions.feedback };
-      const bad = badFeedback(step, all);
-      if (bad.length) throw new Error(`sidecar: feedback pairs that do not fit the step: ${bad.join(', ')}`);
+      const pairs = Object.entries(loadFeedback(step, 'sidecar', options.feedback, loadOptions.feedback));
       const { blobs, parts, files } = await stepParts(step);
-      const pairs = Object.entries(all);
       const head = encodeLoadPrefix({ inputs: [...step.inputs], outputs: [...step.outputs], parts, ...(pairs.length ? { feedback: pairs } : {}) }) as Uint8Array<ArrayBuffer>;
       const frame = [head, ...blobs];
       const body = { data: files ? streamOf(frame) : new Blob(frame), size: head.length + parts.reduce((n, p) => n + p.bytes, 0) };
