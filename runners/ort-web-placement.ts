@@ -92,6 +92,9 @@ export function parsePlacements(lines: readonly string[], origins: ReadonlyMap<s
   return seen ? { counts, cpuNodes, copies } : undefined;
 }
 
+/** One placed node as a line: its op type, ONNX name and the IR equation it came from. */
+export const formatPlacedNode = (n: PlacedNode): string => `${n.opType} ${n.node}${n.origin ? ` <- ${n.origin}` : ''}`;
+
 /** "12 nodes on CPUExecutionProvider (Unsqueeze ×8, Shape ×4)": the CPU nodes grouped by op type. */
 export function describeCpuNodes(nodes: readonly PlacedNode[]): string {
   const byOp = new Map<string, number>();

@@ -8,6 +8,7 @@ import { AdamW } from '../../core/optim/adamw.ts';
 import { gradName } from '../../core/autodiff/vjp.ts';
 import type { HostTensor } from '../../core/ir/host.ts';
 import type { FallbackReport } from '../../runners/ort-web.ts';
+import { formatPlacedNode } from '../../runners/ort-web-placement.ts';
 import { compareResults, CONFORMANCE_RUNNERS, maxRelError, runCase, type CaseResult, type ConformanceCase, type ConformanceRunner } from '../../runners/conformance.ts';
 import { ADAMW, adamwCase, loraCase, storiesMissing, tableCases, tinyAdamwCase } from './cases.ts';
 import { BROWSER_RUNNERS, browserRunner, pageInfo, type OrtWebBuild } from './browser/driver.ts';
@@ -82,7 +83,7 @@ test.skipIf(nodeWebgpu < 0 || AVAILABLE[nodeWebgpu] === true)('onnxruntime-node 
 
 const webgpuIndex = OTHERS.indexOf(BROWSER_RUNNERS[1]!);
 describe.skipIf(webgpuIndex < 0 || AVAILABLE[webgpuIndex] !== true)('browser WebGPU specifics', () => {
-  const describeNodes = (r: FallbackReport) => r.cpuNodes.map((n) => `${n.opType} ${n.node}${n.origin ? ` <- ${n.origin}` : ''}`).join('\n  ');
+  const describeNodes = (r: FallbackReport) => r.cpuNodes.map(formatPlacedNode).join('\n  ');
 
   const report = async (c: ConformanceCase, build: OrtWebBuild = 'jsep') => {
     const session = await browserRunner('webgpu', { cpuFallback: true }, build).load(c.step);

@@ -8,6 +8,7 @@
  * A tool, not a test: the conformance suite asserts the result (every node on the GPU).
  */
 import { adamwCase, loraCase, storiesMissing } from '../cases.ts';
+import { formatPlacedNode } from '../../../runners/ort-web-placement.ts';
 import { BROWSER_RUNNERS, browserRunner } from './driver.ts';
 
 const missing = storiesMissing();
@@ -27,7 +28,7 @@ try {
     const report = await session.fallbackReport();
     await session.release();
     console.log(`${c.name}: ${nodes} ONNX nodes from IR equations; ${report.summary}`);
-    for (const n of report.cpuNodes) console.log(`  ${n.opType} ${n.node}${n.origin ? ` <- ${n.origin}` : ''}`);
+    for (const n of report.cpuNodes) console.log(`  ${formatPlacedNode(n)}`);
     if (Object.keys(report.counts).length) console.log(`  per provider: ${JSON.stringify(report.counts)}`);
   }
 } finally {
