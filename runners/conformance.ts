@@ -58,7 +58,6 @@ export interface CaseResult {
   final: Record<string, HostTensor>;
 }
 
-
 /**
  * Runs a case. A session that holds fed-back outputs itself (`readHeld`) gets only the new inputs each round; any
  * other gets the previous round's outputs fed back from the host, so both paths compute the same thing.

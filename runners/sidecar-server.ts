@@ -263,7 +263,6 @@ export class SidecarHandler {
   async close(): Promise<void> {
     await this.sessions.close();
   }
-
 }
 
 export interface RunningSidecar {

@@ -5,7 +5,7 @@
  * the host the view is the same buffer with other dims. `compile()`'s executables feed views themselves; code that
  * runs a `CompiledStep` on a runner directly calls `withInputViews` first.
  */
-import type { HostTensor } from '../ir/host.ts';
+import { sizeOf, type HostTensor } from '../ir/host.ts';
 import type { OnnxValueInfo } from './model.ts';
 
 /** `feeds` plus each view the step declares that the feeds lack, sharing its source's data. */
@@ -18,7 +18,7 @@ export function withInputViews(
     if (v.viewOf === undefined || feeds[v.name]) continue;
     const source = feeds[v.viewOf];
     if (!source) continue; // reported as the source's absence
-    if (source.data.length !== v.dims.reduce((a, b) => a * b, 1)) {
+    if (source.data.length !== sizeOf(v.dims)) {
       throw new Error(`input '${v.viewOf}' has ${source.data.length} elements; its view '${v.name}' needs [${v.dims}]`);
     }
     out ??= { ...feeds };

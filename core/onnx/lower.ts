@@ -1,10 +1,9 @@
 import type { DType, TypedArray } from '../ir/dtype.ts';
 import { typedArrayFor } from '../ir/dtype.ts';
 import type { Graph, Var } from '../ir/graph.ts';
-import type { HostTensor } from '../ir/host.ts';
+import { sizeOf, type HostTensor } from '../ir/host.ts';
 import type { AttrValue, LowerCtx } from '../ir/primitive.ts';
 import { formatShape, isConcrete } from '../ir/shape.ts';
-import { sizeOf } from '../ir/host.ts';
 import type { OnnxInitializer, OnnxModel, OnnxNode, OnnxValueInfo } from './model.ts';
 
 export const OPSET = 18;
