@@ -3,9 +3,10 @@
  * on the host (clip.ts + adamw.ts / sgd.ts, JavaScript loops) against the device optimizer (core/optim/device.ts:
  * update graphs on onnxruntime-node's CPU provider), timed in the same process on the same random tensors.
  *
- *   bun run bench:optimizer [--reps 3] [--bucket-mb 64] [--algorithms adamw,sgd]
+ *   bun run bench:optimizer [--reps 3] [--piece-elements 1048576] [--algorithms adamw,sgd]
  *
- * The device runs on onnxruntime's default intra-op thread pool and on one thread. Each rep restores the gradients
+ * The device updates each tensor in pieces of at most --piece-elements, writing over the arrays (device.ts), on
+ * onnxruntime's default intra-op thread pool and on one thread. Each rep restores the gradients
  * first (host clipping scales them in place), then times the device updates and the host's, interleaved so that load from other processes falls on both alike; medians are reported. The first step of
  * each is not timed (the device compiles its graphs, the host allocates its state). After the first step the parameters and moments of the two are compared
  * (max |device - host| / max |host| per tensor, the worst over tensors): float32 rounding.
@@ -16,9 +17,9 @@ import { seededRandom } from '../core/generate/sampling.ts';
 import { ortNodeRunner } from '../runners/ort-node.ts';
 import { benchOptions } from './lib/options.ts';
 
-const opts = benchOptions(['reps', 'bucket-mb', 'algorithms']);
+const opts = benchOptions(['reps', 'piece-elements', 'algorithms']);
 const reps = opts.number('reps') ?? 3;
-const bucketBytes = (opts.number('bucket-mb') ?? 64) * 2 ** 20;
+const pieceElements = opts.number('piece-elements') ?? 2 ** 20;
 const algorithms = (opts.string('algorithms') ?? 'adamw,sgd').split(',');
 const MAX_NORM = 1;
 const LR = 1e-4;
@@ -58,7 +59,7 @@ function stateArrays(o: Optimizer): Map<string, Float32Array> {
 const results: Record<string, Record<string, number>> = {};
 const rows: string[][] = [];
 /** The default runner (onnxruntime's intra-op pool over every core) and one thread: on a loaded machine its spinning pool loses. */
-const RUNNERS = [{ label: 'device', runner: undefined }, { label: 'device_1_thread', runner: ortNodeRunner({ intraOpNumThreads: 1 }) }] as const;
+const RUNNERS = [{ label: 'device', runner: undefined }, { label: 'device_1_thread', runner: ortNodeRunner({ intraOpNumThreads: 1, memArena: true }) }] as const;
 for (const algorithm of algorithms) {
   if (algorithm !== 'adamw' && algorithm !== 'sgd') throw new Error(`--algorithms: adamw or sgd, got ${algorithm}`);
   const options = algorithm === 'adamw' ? { weightDecay: 0.1 } : { momentum: 0.9, weightDecay: 0.1 };
@@ -68,7 +69,7 @@ for (const algorithm of algorithms) {
   const restore = () => { for (const [n, g] of pristine) grads.get(n)!.set(g); };
   const hostStep = async () => { clipGradNorm(grads.values(), MAX_NORM); await host.step(hostParams, grads, LR); };
   const devices = RUNNERS.map(({ label, runner }) => {
-    const device = { bucketBytes, ...(runner ? { runner } : {}) };
+    const device = { pieceElements, ...(runner ? { runner } : {}) };
     const opt = algorithm === 'adamw' ? DeviceOptimizer.adamw(options, { shapes }, device) : DeviceOptimizer.sgd(options, { shapes }, device);
     const params = new Map([...initial].map(([n, p]) => [n, p.slice()]));
     // The device never changes the gradients (clippedGrads off), so it runs before the host's in-place clipping.
@@ -100,6 +101,6 @@ for (const algorithm of algorithms) {
 
 const head = ['update of SmolLM2-135M full fine-tuning', 'host s', 'device s', 'device/host', '1 thread s', '1 thread/host', 'first device s', 'max rel err'];
 const w = head.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i]!.length)));
-console.log(`bench:optimizer (${(count / 1e6).toFixed(1)}M parameters in ${specs.length} tensors, ${bucketBytes / 2 ** 20} MiB buckets, medians of ${reps} reps; device = onnxruntime-node CPU)`);
+console.log(`bench:optimizer (${(count / 1e6).toFixed(1)}M parameters in ${specs.length} tensors, pieces of ${pieceElements} elements, medians of ${reps} reps; device = onnxruntime-node CPU)`);
 for (const r of [head, ...rows]) console.log(`  ${r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ')}`);
-console.log(JSON.stringify({ parameters: count, tensors: specs.length, bucket_mb: bucketBytes / 2 ** 20, reps, ...results }));
+console.log(JSON.stringify({ parameters: count, tensors: specs.length, piece_elements: pieceElements, reps, ...results }));

@@ -11,7 +11,7 @@ import { eliminateDeadCode } from './ir/transform.ts';
 import { lowerGraph } from './onnx/lower.ts';
 import { encodeModel, type OnnxValueInfo } from './onnx/model.ts';
 import { fedInputs, withInputViews } from './onnx/input-views.ts';
-import type { CompiledStep, Runner, RunnerSession } from '../runners/types.ts';
+import type { CompiledStep, Runner, RunnerSession, RunOptions } from '../runners/types.ts';
 import { holdOutputs, holds } from '../runners/holding.ts';
 import { graphCost, type GraphCost } from './cost.ts';
 import { collectGarbage, settleFreedMemory, trimMalloc } from './memory/allocator.ts';
@@ -44,7 +44,8 @@ export interface Executable {
   readonly inputs: readonly OnnxValueInfo[];
   readonly outputs: readonly OnnxValueInfo[];
   readonly cost: GraphCost;
-  run(feeds: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>>;
+  /** `into`: outputs written into these tensors (runners/types.ts `RunOptions`); they are returned as given. */
+  run(feeds: Readonly<Record<string, HostTensor>>, options?: RunOptions): Promise<Record<string, HostTensor>>;
   /** With `feedback`: the tensor held for a fed-back input. */
   readHeld?(input: string): Promise<HostTensor>;
   release(): Promise<void>;
@@ -91,13 +92,38 @@ export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<
     inputs,
     outputs: model.outputs,
     cost: graphCost(concrete),
-    run: async (feeds) => {
+    run: async (feeds, options = {}) => {
       checkFeeds(inputs, feeds, heldInputs);
-      return session.run(withInputViews(step.inputs, feeds));
+      if (options.into) checkInto(model.outputs, options.into);
+      return writtenInto(await session.run(withInputViews(step.inputs, feeds), options), options.into);
     },
     ...(holds(session) && feedback ? { readHeld: session.readHeld.bind(session) } : {}),
     release: () => session.release(),
   };
+}
+
+/** Each `into` tensor names an output and has its dtype and shape. */
+function checkInto(outputs: readonly OnnxValueInfo[], into: Readonly<Record<string, HostTensor>>): void {
+  const problems: string[] = [];
+  for (const [name, t] of Object.entries(into)) {
+    const o = outputs.find((x) => x.name === name);
+    if (!o) problems.push(`'${name}' is not an output (outputs: ${outputs.map((x) => x.name).join(', ')})`);
+    else if (t.dtype !== o.dtype || t.data.length !== o.dims.reduce((a, b) => a * b, 1)) {
+      problems.push(`'${name}' is ${o.dtype}${formatShape(o.dims)}, cannot be written into ${t.dtype}${formatShape(t.shape)}`);
+    }
+  }
+  if (problems.length) throw new Error(`bad outputs to write into:\n  ${problems.join('\n  ')}`);
+}
+
+/** The run's outputs with each `into` output in its tensor: copied there where the runner returned its own. */
+function writtenInto(out: Record<string, HostTensor>, into: Readonly<Record<string, HostTensor>> | undefined): Record<string, HostTensor> {
+  for (const [name, target] of Object.entries(into ?? {})) {
+    const got = out[name];
+    if (!got || got === target) continue;
+    if (got.data !== target.data) (target.data as Float32Array).set(got.data as Float32Array);
+    out[name] = target;
+  }
+  return out;
 }
 
 /** Every expected input present with the right dtype and shape; nothing unexpected. All problems at once. */

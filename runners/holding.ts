@@ -55,7 +55,7 @@ export function holdOutputs(
   const pairs = Object.entries(loadFeedback(step, who, feedback));
   const held = new Map<string, HostTensor>(); // input name -> the output of the previous run that feeds it
   return {
-    async run(feeds) {
+    async run(feeds, options) {
       const all: Record<string, HostTensor> = { ...feeds };
       const missing: string[] = [];
       for (const [, input] of pairs) {
@@ -65,7 +65,9 @@ export function holdOutputs(
         else missing.push(input);
       }
       if (missing.length) throw new Error(`${who}: inputs neither fed nor held from a previous run: ${missing.join(', ')}`);
-      const out = await session.run(all);
+      // A held output stays the session's own: it is not written into a caller's tensor.
+      const into = options?.into && Object.fromEntries(Object.entries(options.into).filter(([name]) => !(name in feedback)));
+      const out = await session.run(all, into ? { into } : {});
       let delta = 0;
       for (const [output, input] of pairs) {
         const next = out[output];

@@ -104,17 +104,20 @@ export function ortNodeRunner(options: OrtNodeOptions = {}): Runner {
         throw explainRuntimeError(e, step, 'load the compiled graph');
       }
       return {
-        async run(feeds) {
+        async run(feeds, { into } = {}) {
           const ortFeeds: Record<string, ort.Tensor> = {};
           for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = toOrt(name, t);
+          // Every output is fetched: null ones into new buffers, the others into the caller's (pre-allocated outputs).
+          const fetches: Record<string, ort.Tensor | null> = {};
+          for (const name of session.outputNames) fetches[name] = into?.[name] ? toOrt(name, into[name]) : null;
           let results: ort.InferenceSession.ReturnType;
           try {
-            results = await session.run(ortFeeds);
+            results = await session.run(ortFeeds, fetches);
           } catch (e) {
             throw explainRuntimeError(e, step, 'run the compiled graph');
           }
           const out: Record<string, HostTensor> = {};
-          for (const [name, t] of Object.entries(results)) out[name] = fromOrt(t);
+          for (const [name, t] of Object.entries(results)) out[name] = into?.[name] ?? fromOrt(t);
           return out;
         },
         release: () => session.release(),

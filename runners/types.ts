@@ -16,8 +16,19 @@ export interface CompiledStep {
 
 /** A loaded step: feed named host tensors, get named host tensors back. */
 export interface RunnerSession {
-  run(feeds: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>>;
+  run(feeds: Readonly<Record<string, HostTensor>>, options?: RunOptions): Promise<Record<string, HostTensor>>;
   release(): Promise<void>;
+}
+
+export interface RunOptions {
+  /**
+   * Outputs to write into these tensors (same dtype and shape) rather than into new ones: no output buffer is
+   * allocated for them, which for large outputs (an update's new weights) saves their page faults and a copy. A
+   * runner that can write there does (onnxruntime-node: pre-allocated outputs); `compile`'s `run` copies the rest.
+   * Such a tensor may be the array of an input only where the graph has read that input when it writes the output,
+   * at the same element (the optimizer's update graphs are built so).
+   */
+  into?: Readonly<Record<string, HostTensor>>;
 }
 
 /** Where compiled steps run. Implementations: onnxruntime-node (CPU), later onnxruntime-web, WebGPU, a sidecar. */

@@ -19,6 +19,8 @@ export interface TrainCase {
   name: string; model: string; method: 'full' | 'lora'; B: number; T: number; steps: number;
   /** The trainer's memory.mmapThreshold (default: the config's default). */
   mmapThreshold?: number | false;
+  /** train.optimizerOn (default 'host'). */
+  optimizerOn?: 'host' | 'device';
 }
 export const TRAIN_TAG = '@@train-result ';
 
@@ -32,7 +34,7 @@ export async function runTrainCase(c: TrainCase) {
     const config = parseTrainConfig({
       model: c.model, output: join(dir, 'run'), seed: 0,
       data: { train: join(dir, 'train.txt'), format: 'text', maxLength: c.T, packText: true, textSplit: 'blank-line' },
-      train: { steps: c.steps, batchSize: c.B, lr: 1e-4, optimizer: 'adamw', padMultiple: 16 },
+      train: { steps: c.steps, batchSize: c.B, lr: 1e-4, optimizer: 'adamw', padMultiple: 16, optimizerOn: c.optimizerOn ?? 'host' },
       export: { merged: false, adapters: false },
       ...(c.mmapThreshold !== undefined ? { memory: { mmapThreshold: c.mmapThreshold } } : {}),
     });
@@ -42,7 +44,8 @@ export async function runTrainCase(c: TrainCase) {
       .map((l) => JSON.parse(l) as Record<string, number>).filter((m) => m.step_s !== undefined);
     const times = steps.slice(2).map((m) => m.step_s!).sort((a, b) => a - b);
     const median = times[Math.floor(times.length / 2)]!;
-    return { name: c.name, tok_s: (c.B * c.T) / median, step_s: median, peak_mb: peakRssBytes() / 2 ** 20, predicted_mb: steps[0]!.predicted_peak_mb };
+    const updates = steps.slice(2).map((m) => m.update_s!).sort((a, b) => a - b);
+    return { name: c.name, tok_s: (c.B * c.T) / median, step_s: median, update_s: updates[Math.floor(updates.length / 2)]!, peak_mb: peakRssBytes() / 2 ** 20, predicted_mb: steps[0]!.predicted_peak_mb };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -17,7 +17,10 @@ import { fullFinetune } from '../../plugins/index.ts';
 import {
   bitDifferences, quiet, readJsonl, removeTempDirs, silentProgress, storiesMissing, tempDir, tinyConfig, writeTinyData,
 } from '../../tests/train/helpers.ts';
-import { AdamW, DeviceOptimizer, SGD, clipGradNorm, type Optimizer, type OptimizerStateDict } from './index.ts';
+import { AdamW, DeviceOptimizer, SGD, clipGradNorm, type DeviceOptions, type Optimizer, type OptimizerStateDict } from './index.ts';
+import { holdOutputs } from '../../runners/holding.ts';
+import { ortNodeRunner } from '../../runners/ort-node.ts';
+import type { Runner } from '../../runners/types.ts';
 
 const TOLERANCE = 1e-6;
 const STEPS = 6;
@@ -96,8 +99,18 @@ async function trial({ device, host, maxNorm = null, gradScale = 1, steps = STEP
     const r = await device.clipAndStep(d.params, g, LRS[k % LRS.length]!, maxNorm);
     if (maxNorm !== null) d.norms.push(r.norm!);
   }
+  await device.syncState(); // moments held by the runner (the bucket path) come back for the comparison
   return { d, h, worst: compare(d, h) };
 }
+
+/** onnxruntime-node with the fed-back outputs held in its sessions, as the sidecar holds them: the bucket path, here. */
+const holdingRunner = (): Runner => {
+  const base = ortNodeRunner();
+  return {
+    name: 'onnxruntime-node, holding', holdsOutputs: true,
+    load: async (step, { feedback } = {}) => holdOutputs(await base.load(step), step, feedback ?? {}, 'holding runner'),
+  };
+};
 
 const shapes = SHAPES;
 const devices: DeviceOptimizer[] = [];
@@ -153,7 +166,7 @@ describe('over 50 steps the graphs stay within float32 rounding of the JavaScrip
   // one step's few ulps; the measured worst is printed.
   for (const [label, make] of [
     ['AdamW, weight decay 0.1, clipping at 1', () => ({ device: DeviceOptimizer.adamw({ weightDecay: 0.1 }, { shapes }), host: new AdamW({ weightDecay: 0.1 }, { shapes }) as Optimizer, maxNorm: 1 })],
-    ['SGD, Nesterov momentum 0.9, weight decay 0.01, clipping at 1', () => ({ device: DeviceOptimizer.sgd({ momentum: 0.9, nesterov: true, weightDecay: 0.01 }, { shapes }), host: new SGD({ momentum: 0.9, nesterov: true, weightDecay: 0.01 }, { shapes }) as Optimizer, maxNorm: 1 })],
+    ['SGD, Nesterov momentum 0.9, weight decay 0.01, clipping at 1, in pieces of 700', () => ({ device: DeviceOptimizer.sgd({ momentum: 0.9, nesterov: true, weightDecay: 0.01 }, { shapes }, { pieceElements: 700 }), host: new SGD({ momentum: 0.9, nesterov: true, weightDecay: 0.01 }, { shapes }) as Optimizer, maxNorm: 1 })],
   ] as const) {
     test(label, async () => {
       const { device, host, maxNorm } = make();
@@ -166,14 +179,17 @@ describe('over 50 steps the graphs stay within float32 rounding of the JavaScrip
 });
 
 describe('clipping by global norm in the graph matches clip.ts', () => {
-  for (const [label, maxNorm, bucketBytes] of [
-    ['clipped (norm above maxNorm), one graph', 1, undefined],
-    ['clipped, several buckets (a norm graph, then the scale fed to each)', 1, 4096],
-    ['not clipped (norm below maxNorm)', 1e4, undefined],
-  ] as const) {
+  const cases: [string, number, () => DeviceOptions][] = [
+    ['clipped (norm above maxNorm): the norm graph, then each tensor', 1, () => ({})],
+    ['clipped, in pieces of 700 elements (big.weight in 5)', 1, () => ({ pieceElements: 700 })],
+    ['clipped, one bucket on a runner that holds outputs (the norm in its graph)', 1, () => ({ runner: holdingRunner() })],
+    ['clipped, several buckets on a runner that holds outputs (a norm graph, then the scale fed to each)', 1, () => ({ runner: holdingRunner(), bucketBytes: 4096 })],
+    ['not clipped (norm below maxNorm)', 1e4, () => ({})],
+  ];
+  for (const [label, maxNorm, options] of cases) {
     test(label, async () => {
       const opts = { weightDecay: 0.1 };
-      const device = track(DeviceOptimizer.adamw(opts, { shapes }, bucketBytes ? { bucketBytes } : {}));
+      const device = track(DeviceOptimizer.adamw(opts, { shapes }, options()));
       const { d, h, worst } = await trial({ device, host: new AdamW(opts, { shapes }), maxNorm, gradScale: 3 });
       expect(worst).toBeLessThan(TOLERANCE);
       d.norms.forEach((n, k) => expect(Math.abs(n - h.norms[k]!) / h.norms[k]!).toBeLessThan(TOLERANCE));
@@ -182,13 +198,15 @@ describe('clipping by global norm in the graph matches clip.ts', () => {
     });
   }
 
-  test('clippedGrads writes the clipped gradients back, as clip.ts scales them in place', async () => {
-    const device = track(DeviceOptimizer.sgd({ momentum: 0.9 }, { shapes }, { clippedGrads: true }));
-    const g = gradsAt(0, 3), hg = copy(g);
-    clipGradNorm(hg.values(), 0.5);
-    await device.clipAndStep(initialParams(7), g, 0.01, 0.5);
-    for (const [n, x] of hg) expect(worstError(g.get(n)!, x)).toBeLessThan(TOLERANCE);
-  });
+  for (const [label, options] of [['in place', {}], ['in pieces', { pieceElements: 700 }], ['in buckets', { runner: holdingRunner(), bucketBytes: 4096 }]] as const) {
+    test(`clippedGrads writes the clipped gradients back, as clip.ts scales them in place (${label})`, async () => {
+      const device = track(DeviceOptimizer.sgd({ momentum: 0.9 }, { shapes }, { clippedGrads: true, ...options }));
+      const g = gradsAt(0, 3), hg = copy(g);
+      clipGradNorm(hg.values(), 0.5);
+      await device.clipAndStep(initialParams(7), g, 0.01, 0.5);
+      for (const [n, x] of hg) expect(worstError(g.get(n)!, x)).toBeLessThan(TOLERANCE);
+    });
+  }
 });
 
 describe('state', () => {

@@ -4,20 +4,24 @@
  *
  * ```ts
  * const opt = DeviceOptimizer.adamw({ weightDecay: 0.1 }, { shapes });
- * const { norm } = await opt.clipAndStep(params, grads, lr, 1.0);   // clip.ts + adamw.ts, in one graph run
+ * const { norm } = await opt.clipAndStep(params, grads, lr, 1.0);   // clip.ts + adamw.ts, as graphs
  * ```
  *
  * State (moments, step counts) is held like the JavaScript optimizers' and saved in the same format, so a checkpoint
- * of either loads into the other. Parameters and moments are updated in place (the graph's outputs are copied into
- * them and freed), as with the JavaScript optimizers. Tensors are updated in buckets of about `bucketBytes` of parameters, one graph
- * each, which bounds the transient outputs (new parameters and moments) to a bucket's; when there are several
- * buckets a small graph computes the clip scale over all gradients first and each bucket applies it.
+ * of either loads into the other. Two ways to run, by runner:
+ *   - in this process (onnxruntime-node): each tensor is updated in pieces of at most `pieceElements`, one small
+ *     graph per piece length, whose outputs are written over the parameters and moments they replace (`into`): no
+ *     output buffers, no copies, and the sessions' working memory stays a few pieces' worth (their memory arena
+ *     keeps it between runs, so large intermediates are not page-faulted again at every update);
+ *   - on a runner that holds outputs (the sidecar, WebGPU): tensors are updated in buckets of about `bucketBytes`,
+ *     one graph each, with the new moments fed back so they stay there between updates (`syncState` reads them).
+ * With clipping, a small graph computes the clip scale over all gradients first (within the bucket's graph when
+ * there is one bucket) and each update applies it.
  */
-import type { Executable } from '../compile.ts';
-import { compile } from '../compile.ts';
 import type { HostTensor } from '../ir/host.ts';
 import type { Runner } from '../../runners/types.ts';
 import { AdamWOptionsSchema, type AdamWConfig, type AdamWOptions } from './adamw.ts';
+import { GraphCache } from './device-cache.ts';
 import { COEFFICIENTS, momentSlots, normGraph, updateGraph, type ClipMode, type UpdateRule } from './device-graph.ts';
 import { emptyState, loadState, saveState, type ParamState, type StateLayout } from './device-state.ts';
 import { GroupedOptimizer } from './optimizer.ts';
@@ -26,10 +30,12 @@ import { SGDOptionsSchema, type SGDConfig, type SGDOptions } from './sgd.ts';
 import type { OptimizerStateDict, StateDictOptions } from './state.ts';
 
 export interface DeviceOptions {
-  /** Where the update graphs run (default: compile's, onnxruntime-node on the CPU). */
+  /** Where the update graphs run (default: onnxruntime-node on the CPU, with its memory arena). */
   runner?: Runner;
-  /** Parameter bytes per update graph (default 64 MiB); a larger tensor gets a graph of its own. */
+  /** On a runner that holds outputs: parameter bytes per update graph (default 64 MiB); a larger tensor gets one of its own. */
   bucketBytes?: number;
+  /** In this process: the most elements updated by one graph run (default 2^20); larger tensors go in pieces. */
+  pieceElements?: number;
   /**
    * Write the clipped gradients back into the caller's gradient arrays (one more output per tensor), so code reading
    * them after the update sees what it used, as after clip.ts's in-place clipping. Default false.
@@ -41,10 +47,12 @@ export interface DeviceOptions {
 export type DeviceAlgorithm = { readonly algorithm: 'adamw'; readonly options: AdamWConfig } | { readonly algorithm: 'sgd'; readonly options: SGDConfig };
 
 const DEFAULT_BUCKET_BYTES = 64 * 2 ** 20;
-/** Compiled graphs kept at least (LISA's switches, `update` of single tensors). */
-const CACHE_MIN = 16;
+/** 4 MiB of float32: a piece's graph works in a few such buffers, reused run after run. */
+const DEFAULT_PIECE_ELEMENTS = 2 ** 20;
 
 interface Entry { name: string; param: Float32Array; grad: Float32Array; weightDecay: number }
+/** Elements [start, end) of an entry's tensors. */
+interface Piece { entry: Entry; start: number; end: number }
 
 const f32 = (data: Float32Array): HostTensor => ({ dtype: 'float32', shape: [data.length], data });
 
@@ -65,10 +73,9 @@ export class DeviceOptimizer extends GroupedOptimizer {
   private readonly layout: StateLayout;
   private state: ParamState;
   private readonly device: Required<Omit<DeviceOptions, 'runner'>> & Pick<DeviceOptions, 'runner'>;
-  /** Compiled graphs by signature, oldest first (re-inserted on use). */
-  private readonly cache = new Map<string, Promise<Executable>>();
-  /** At least twice the graphs of the latest step, so a step never evicts its own. */
-  private cacheLimit = CACHE_MIN;
+  private readonly cache: GraphCache;
+  /** The default runner, made on first use (imported then: this file loads in a browser too). */
+  private ownRunner?: Runner;
   /**
    * On a runner that holds outputs (the sidecar, WebGPU): where each tensor's moments are held, the bucket graph and
    * its position there. Until `syncState` reads them back (`synced`), the host arrays of such a tensor are stale.
@@ -88,9 +95,12 @@ export class DeviceOptimizer extends GroupedOptimizer {
   constructor(config: DeviceAlgorithm, policy?: ParamPolicy, device: DeviceOptions = {}) {
     super(policy);
     this.config = config;
-    const bucketBytes = device.bucketBytes ?? DEFAULT_BUCKET_BYTES;
+    const bucketBytes = device.bucketBytes ?? DEFAULT_BUCKET_BYTES, pieceElements = device.pieceElements ?? DEFAULT_PIECE_ELEMENTS;
     if (!(bucketBytes > 0)) throw new Error(`DeviceOptimizer: bucketBytes ${bucketBytes} is not a number > 0`);
-    this.device = { bucketBytes, clippedGrads: device.clippedGrads ?? false, ...(device.runner ? { runner: device.runner } : {}) };
+    if (!(Number.isInteger(pieceElements) && pieceElements > 0)) throw new Error(`DeviceOptimizer: pieceElements ${pieceElements} is not an integer > 0`);
+    this.device = { bucketBytes, pieceElements, clippedGrads: device.clippedGrads ?? false, ...(device.runner ? { runner: device.runner } : {}) };
+    // Moments held by an evicted session come back first (rare: the cache keeps twice a step's graphs).
+    this.cache = new GraphCache(() => this.runner(), (key) => this.reclaim((_, h) => h.key === key));
     if (config.algorithm === 'adamw') {
       const { beta1, beta2, eps, weightDecay } = config.options;
       this.rule = { kind: 'adamw', beta1, beta2, eps };
@@ -167,7 +177,7 @@ export class DeviceOptimizer extends GroupedOptimizer {
     for (const [name, held] of this.heldIn) {
       if (held.synced) continue;
       const { key, index, length } = held;
-      const exe = await this.cache.get(key)!;
+      const exe = await this.cache.peek(key)!;
       for (const [j, slot] of slots.entries()) {
         const t = await exe.readHeld!(`${slot}${index}`);
         if (t.data.length !== length) throw new Error(`${this.label}: held '${slot}${index}' of '${name}' has ${t.data.length} elements, expected ${length}`);
@@ -190,9 +200,15 @@ export class DeviceOptimizer extends GroupedOptimizer {
   async release(): Promise<void> {
     await this.syncState();
     this.heldIn.clear();
-    const exes = [...this.cache.values()];
-    this.cache.clear();
-    for (const exe of exes) await (await exe).release();
+    await this.cache.release();
+  }
+
+  private async runner(): Promise<Runner> {
+    if (this.device.runner) return this.device.runner;
+    // The arena keeps each piece graph's few working buffers between runs: without it every update would map and
+    // page-fault them again (with the trainer's 1 MiB mmap threshold, each one).
+    this.ownRunner ??= (await import('../../runners/ort-node.ts')).ortNodeRunner({ memArena: true });
+    return this.ownRunner;
   }
 
   /** Whether moments stay on the runner between updates (it holds fed-back outputs where its sessions run). */
@@ -207,24 +223,71 @@ export class DeviceOptimizer extends GroupedOptimizer {
   private async apply(entries: readonly Entry[], lr: number, maxNorm: number | null): Promise<{ norm?: number }> {
     for (const e of entries) this.checkLengths(e.name, e.param, e.grad, this.state.arrays[0]?.get(e.name));
     if (entries.length === 0) return {};
-    const buckets = this.bucketsOf(entries);
-    this.cacheLimit = Math.max(this.cacheLimit, 2 * (buckets.length + 1));
-    const clip: ClipMode = maxNorm === null ? 'none' : buckets.length === 1 ? 'norm' : 'scale';
-    const maxNormFeed = f32(Float32Array.of(maxNorm ?? 0));
-    let norm: number | undefined;
-    let scale: HostTensor | undefined;
-    if (clip === 'scale') {
-      // Several buckets: the scale needs every gradient, so it is computed first and fed to each bucket as it came.
-      const lengths = entries.map((e) => e.grad.length);
-      const exe = await this.executable(`norm|${lengths.join(',')}`, () => normGraph(lengths));
-      const feeds: Record<string, HostTensor> = { maxNorm: maxNormFeed };
-      entries.forEach((e, i) => { feeds[`g${i}`] = f32(e.grad); });
-      const out = await exe.run(feeds);
-      norm = Number(out.norm!.data[0]);
-      scale = out.scale!;
+    return this.holding ? this.applyInBuckets(entries, lr, maxNorm) : this.applyInPlace(entries, lr, maxNorm);
+  }
+
+  /** The clip norm and scale of the pieces' gradients (each piece an input of the norm graph). */
+  private async clipScale(pieces: readonly { grad: Float32Array }[], maxNorm: number): Promise<{ norm: number; scale: HostTensor }> {
+    const lengths = pieces.map((p) => p.grad.length);
+    const exe = await this.cache.get(`norm|${lengths.join(',')}`, () => normGraph(lengths));
+    const feeds: Record<string, HostTensor> = { maxNorm: f32(Float32Array.of(maxNorm)) };
+    pieces.forEach((p, i) => { feeds[`g${i}`] = f32(p.grad); });
+    const out = await exe.run(feeds);
+    return { norm: Number(out.norm!.data[0]), scale: out.scale! };
+  }
+
+  /** In this process: piece by piece, each graph's outputs written over the arrays they replace. */
+  private async applyInPlace(entries: readonly Entry[], lr: number, maxNorm: number | null): Promise<{ norm?: number }> {
+    const pieces = this.piecesOf(entries);
+    const lengths = new Set(pieces.map((p) => `${p.end - p.start}|${p.entry.weightDecay !== 0}`));
+    this.cache.reserve(2 * (lengths.size + 1));
+    const view = (a: Float32Array, p: Piece) => a.subarray(p.start, p.end);
+    const clip = maxNorm === null ? undefined : await this.clipScale(pieces.map((p) => ({ grad: view(p.entry.grad, p) })), maxNorm);
+    const clippedGrads = this.device.clippedGrads && clip !== undefined;
+    const slots = momentSlots(this.rule);
+    for (const e of entries) {
+      const coef = f32(this.coefficients([e], lr)); // before the moments exist: SGD's first step is told so
+      const moments = slots.map((_, j) => {
+        const own = this.state.arrays[j]!;
+        if (!own.has(e.name)) own.set(e.name, new Float32Array(e.param.length)); // a first update starts from zeros
+        return own.get(e.name)!;
+      });
+      for (const piece of pieces.filter((p) => p.entry === e)) {
+        const n = piece.end - piece.start, decayed = e.weightDecay !== 0;
+        const key = `piece|${clip ? 'scale' : 'none'}|${clippedGrads}|${n}|${Number(decayed)}`;
+        const exe = await this.cache.get(key, () => updateGraph({ rule: this.rule, lengths: [n], decayed: [decayed], clip: clip ? 'scale' : 'none', clippedGrads }));
+        const feeds: Record<string, HostTensor> = { coef, p0: f32(view(e.param, piece)), g0: f32(view(e.grad, piece)), ...(clip ? { scale: clip.scale } : {}) };
+        slots.forEach((slot, j) => { feeds[`${slot}0`] = f32(view(moments[j]!, piece)); });
+        // Each output goes over the input it replaces: the graph reads an element of it before writing that element.
+        const into: Record<string, HostTensor> = { new_p0: feeds.p0! };
+        slots.forEach((slot) => { into[`new_${slot}0`] = feeds[`${slot}0`]!; });
+        if (clippedGrads) into.new_g0 = feeds.g0!;
+        await exe.run(feeds, { into });
+      }
+      if (this.layout.counted) this.state.steps.set(e.name, (this.state.steps.get(e.name) ?? 0) + 1);
     }
+    return clip ? { norm: clip.norm } : {};
+  }
+
+  /** The entries cut into pieces of at most `pieceElements`, in order. */
+  private piecesOf(entries: readonly Entry[]): Piece[] {
+    const size = this.device.pieceElements;
+    return entries.flatMap((entry) => Array.from({ length: Math.ceil(entry.param.length / size) }, (_, k) => ({
+      entry, start: k * size, end: Math.min((k + 1) * size, entry.param.length),
+    })));
+  }
+
+  /** On a runner that holds outputs: bucket by bucket, the new moments held there. */
+  private async applyInBuckets(entries: readonly Entry[], lr: number, maxNorm: number | null): Promise<{ norm?: number }> {
+    const buckets = this.bucketsOf(entries);
+    this.cache.reserve(2 * (buckets.length + 1));
+    const clip: ClipMode = maxNorm === null ? 'none' : buckets.length === 1 ? 'norm' : 'scale';
+    // Several buckets: the scale needs every gradient, so it is computed first and fed to each bucket as it came.
+    const scaled = clip === 'scale' ? await this.clipScale(entries, maxNorm!) : undefined;
+    let norm = scaled?.norm;
     for (const bucket of buckets) {
-      const out = await this.runBucket(bucket, lr, clip, clip === 'norm' ? { maxNorm: maxNormFeed } : scale ? { scale } : {});
+      const clipFeeds: Record<string, HostTensor> = clip === 'norm' ? { maxNorm: f32(Float32Array.of(maxNorm!)) } : scaled ? { scale: scaled.scale } : {};
+      const out = await this.runBucket(bucket, lr, clip, clipFeeds);
       if (out.norm) norm = Number(out.norm.data[0]);
     }
     return norm === undefined ? {} : { norm };
@@ -250,11 +313,10 @@ export class DeviceOptimizer extends GroupedOptimizer {
     const decayed = bucket.map((e) => e.weightDecay !== 0);
     const clippedGrads = this.device.clippedGrads && clip !== 'none';
     const slots = momentSlots(this.rule);
-    const holding = this.holding;
     // Held moments belong to one bucket's session: its key names the tensors, so no other bucket shares it.
-    const key = `update|${clip}|${clippedGrads}|${lengths.join(',')}|${decayed.map(Number).join('')}${holding ? `|${bucket.map((e) => e.name).join(',')}` : ''}`;
-    const feedback = holding ? Object.fromEntries(bucket.flatMap((_, i) => slots.map((slot) => [`new_${slot}${i}`, `${slot}${i}`]))) : undefined;
-    const exe = await this.executable(key, () => updateGraph({ rule: this.rule, lengths, decayed, clip, clippedGrads }), feedback);
+    const key = `update|${clip}|${clippedGrads}|${lengths.join(',')}|${decayed.map(Number).join('')}|${bucket.map((e) => e.name).join(',')}`;
+    const feedback = Object.fromEntries(bucket.flatMap((_, i) => slots.map((slot) => [`new_${slot}${i}`, `${slot}${i}`])));
+    const exe = await this.cache.get(key, () => updateGraph({ rule: this.rule, lengths, decayed, clip, clippedGrads }), feedback);
     const feeds: Record<string, HostTensor> = { ...clipFeeds, coef: f32(this.coefficients(bucket, lr)) };
     for (const [i, e] of bucket.entries()) {
       feeds[`p${i}`] = f32(e.param);
@@ -270,13 +332,7 @@ export class DeviceOptimizer extends GroupedOptimizer {
     const result = (name: string) => out[name]!.data as Float32Array;
     bucket.forEach((e, i) => {
       copyAndFree(result(`new_p${i}`), e.param);
-      if (holding) this.heldIn.set(e.name, { key, index: i, length: e.param.length, synced: false });
-      else slots.forEach((slot, j) => {
-        // Written into the existing arrays, so a `stateDict({ copy: false })` holder sees live state as with adamw.ts.
-        const own = this.state.arrays[j]!, current = own.get(e.name);
-        if (current) copyAndFree(result(`new_${slot}${i}`), current);
-        else own.set(e.name, result(`new_${slot}${i}`));
-      });
+      this.heldIn.set(e.name, { key, index: i, length: e.param.length, synced: false });
       if (this.layout.counted) this.state.steps.set(e.name, (this.state.steps.get(e.name) ?? 0) + 1);
       if (clippedGrads) copyAndFree(result(`new_g${i}`), e.grad);
     });
@@ -299,21 +355,5 @@ export class DeviceOptimizer extends GroupedOptimizer {
       coef.set(values, i * k);
     });
     return coef;
-  }
-
-  /** A compiled graph by signature, compiled once; the least recently used beyond the cache's size is released. */
-  private async executable(key: string, graph: () => ReturnType<typeof updateGraph>, feedback?: Record<string, string>): Promise<Executable> {
-    let hit = this.cache.get(key);
-    if (hit) this.cache.delete(key);
-    else hit = compile(graph(), { ...(this.device.runner ? { runner: this.device.runner } : {}), ...(feedback ? { feedback } : {}) });
-    this.cache.set(key, hit);
-    while (this.cache.size > this.cacheLimit) {
-      const [oldest, exe] = this.cache.entries().next().value!;
-      // Moments held by the evicted session come back first (rare: the cache keeps twice a step's graphs).
-      await this.reclaim((_, h) => h.key === oldest);
-      this.cache.delete(oldest);
-      void exe.then((e) => e.release());
-    }
-    return hit;
   }
 }
