@@ -5,9 +5,8 @@
  *   (b) SmolLM2-135M shape, batch 4 x 256: full 80 tok/s, LoRA 99 tok/s, peak RSS 7.1 GB (full), 5.3 GB (LoRA)
  * Targets: >= 2x PyTorch's tokens/s in (a), >= 1.5x in (b), <= 60% of its peak memory in (b).
  * Each case runs in its own process. The SmolLM2-135M cases run again with train.optimizerOn 'device' (the update
- * as onnxruntime graphs, core/optim/device.ts), and full fine-tuning once more with each step's gradients returned
- * in new arrays (as before core/train/grad-buffers.ts), so each is compared with its baseline in one run; `update s`
- * is the median time of a step's clipping and update.
+ * as onnxruntime graphs, core/optim/device.ts), so the two are compared in one run; `update s` is the median time
+ * of a step's clipping and update.
  *
  *   bun run bench:train [--quick] [--mmap-threshold BYTES|off] [--no-device]
  *
@@ -41,17 +40,15 @@ const results: Record<string, Record<string, number>> = { a: {}, b: {} };
 const rows: string[][] = [];
 for (const [key, model, B, T, steps] of [['a', STORIES, 16, 64, quick ? 8 : 25], ['b', smol, 4, 256, quick ? 3 : 5]] as const) {
   for (const method of ['full', 'lora'] as const) {
-    const variants = [{ suffix: '', label: '', optimizerOn: 'host', gradArrays: 'kept' }] as { suffix: string; label: string; optimizerOn: 'host' | 'device'; gradArrays: 'kept' | 'new' }[];
-    if (key === 'b' && method === 'full') variants.push({ suffix: '_new_grad_arrays', label: ', new gradient arrays', optimizerOn: 'host', gradArrays: 'new' });
-    if (key === 'b' && withDevice) variants.push({ suffix: '_device', label: ', optimizer on device', optimizerOn: 'device', gradArrays: 'kept' });
-    for (const { suffix, label, optimizerOn, gradArrays } of variants) {
-      const r = await run({ name: `${key}-${method}${suffix}`, model, method, B, T, steps, optimizerOn, gradArrays, ...(mmapThreshold !== undefined ? { mmapThreshold } : {}) });
+    for (const optimizerOn of key === 'b' && withDevice ? ['host', 'device'] as const : ['host'] as const) {
+      const suffix = optimizerOn === 'device' ? '_device' : '';
+      const r = await run({ name: `${key}-${method}${suffix}`, model, method, B, T, steps, optimizerOn, ...(mmapThreshold !== undefined ? { mmapThreshold } : {}) });
       const ref = PYTORCH[key];
       results[key]![`${method}${suffix}_tok_s`] = Math.round(r.tok_s);
       results[key]![`${method}${suffix}_peak_mb`] = Math.round(r.peak_mb);
       results[key]![`${method}${suffix}_update_s`] = Number(r.update_s.toFixed(3));
       const refTok = ref[`${method}_tok_s`], refMb = ref[`${method}_peak_mb`];
-      rows.push([`(${key}) ${key === 'a' ? 'stories260k 16x64' : 'SmolLM2-135M 4x256'} ${method}${label}`, r.tok_s.toFixed(0), refTok.toString(), `${(r.tok_s / refTok).toFixed(2)}x`,
+      rows.push([`(${key}) ${key === 'a' ? 'stories260k 16x64' : 'SmolLM2-135M 4x256'} ${method}${optimizerOn === 'device' ? ', optimizer on device' : ''}`, r.tok_s.toFixed(0), refTok.toString(), `${(r.tok_s / refTok).toFixed(2)}x`,
         r.update_s.toFixed(3), r.peak_mb.toFixed(0), refMb.toFixed(0), `${((100 * r.peak_mb) / refMb).toFixed(0)}%`, r.predicted_mb.toFixed(0)]);
       console.error(`done ${key}-${method}${suffix}: ${r.tok_s.toFixed(0)} tok/s, update ${r.update_s.toFixed(3)} s, peak ${r.peak_mb.toFixed(0)} MB`);
     }

@@ -82,7 +82,6 @@ function webgpuUnavailable(e: unknown): Error | undefined {
 export function ortNodeRunner(options: OrtNodeOptions = {}): Runner {
   return {
     name: options.provider === 'webgpu' ? 'onnxruntime-node (webgpu)' : 'onnxruntime-node',
-    writesInto: true,
     async load(step: CompiledStep): Promise<RunnerSession> {
       // onnxruntime's contrib fusions (QuickGelu, ...) have float32 kernels only and break float64 graphs, so those
       // (our numerical checks) get the basic level: constant folding and redundancy removal, no fusions.

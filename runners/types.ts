@@ -47,8 +47,6 @@ export interface Runner {
    * it ignores `feedback`; `compile()` then holds them in this process.
    */
   readonly holdsOutputs?: boolean;
-  /** Set where `run(feeds, { into })` writes the outputs into the given tensors itself (onnxruntime-node). */
-  readonly writesInto?: boolean;
   load(step: CompiledStep, options?: LoadOptions): Promise<RunnerSession>;
 }
 

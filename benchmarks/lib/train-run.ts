@@ -14,7 +14,6 @@ import { fullFinetune } from '../../plugins/full/index.ts';
 import { lora } from '../../plugins/lora/index.ts';
 import { SHARED } from './model-folder.ts';
 import { reportToParent } from './child.ts';
-import { ortNodeRunner } from '../../runners/ort-node.ts';
 
 export interface TrainCase {
   name: string; model: string; method: 'full' | 'lora'; B: number; T: number; steps: number;
@@ -22,14 +21,6 @@ export interface TrainCase {
   mmapThreshold?: number | false;
   /** train.optimizerOn (default 'host'). */
   optimizerOn?: 'host' | 'device';
-  /** 'new': each step returns new gradient arrays, as before the trainer kept them (core/train/grad-buffers.ts). */
-  gradArrays?: 'kept' | 'new';
-}
-
-/** onnxruntime-node without `writesInto`, so the trainer does not offer kept gradient arrays. */
-function newArraysRunner() {
-  const { writesInto: _, ...runner } = ortNodeRunner();
-  return runner;
 }
 export const TRAIN_TAG = '@@train-result ';
 
@@ -48,7 +39,7 @@ export async function runTrainCase(c: TrainCase) {
       ...(c.mmapThreshold !== undefined ? { memory: { mmapThreshold: c.mmapThreshold } } : {}),
     });
     const plugins = c.method === 'full' ? [fullFinetune()] : [lora({ r: 8, alpha: 16, targets: ['q_proj', 'v_proj'] })];
-    await train({ config, plugins, resume: false, log: () => {}, progress: { isTTY: false, write: () => true }, ...(c.gradArrays === 'new' ? { runner: newArraysRunner() } : {}) });
+    await train({ config, plugins, resume: false, log: () => {}, progress: { isTTY: false, write: () => true } });
     const steps = readFileSync(join(config.output, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.trim())
       .map((l) => JSON.parse(l) as Record<string, number>).filter((m) => m.step_s !== undefined);
     const times = steps.slice(2).map((m) => m.step_s!).sort((a, b) => a - b);

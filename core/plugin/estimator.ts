@@ -18,12 +18,6 @@ export interface EstimatorStep {
   lr: number;
   /** Values of `forward` where activation checkpointing may cut (block outputs). */
   boundaries: readonly Var[];
-  /**
-   * An array for a trainable parameter's gradient that the gradient may be written into (`run(feeds, { into })`)
-   * rather than returned as a new one: the trainer keeps it from step to step and makes it on first call. An
-   * estimator that uses it returns it in its `grads`; it is valid until the next micro-batch.
-   */
-  gradBuffer?: (name: string) => Float32Array;
 }
 
 /**

@@ -112,9 +112,7 @@ export function backprop(): GradientEstimator {
       const exe = await s.compile(graph, key);
       const feeds: Record<string, HostTensor> = { ...s.feeds };
       for (const input of exe.inputs) if (!(input.name in feeds)) feeds[input.name] = s.ctx.params.get(input.name)!;
-      const into: Record<string, HostTensor> = {};
-      if (s.gradBuffer) for (const name of s.trainable) into[`grad:${name}`] = { dtype: 'float32', shape: s.ctx.params.get(name)!.shape, data: s.gradBuffer(name) };
-      const out = await exe.run(feeds, { into });
+      const out = await exe.run(feeds);
       const grads = new Map<string, Float32Array>();
       for (const name of s.trainable) grads.set(name, out[`grad:${name}`]!.data as Float32Array);
       return { loss: Number(out.loss!.data[0]), grads };

@@ -11,7 +11,6 @@ import type { StepContext } from '../plugin/context.ts';
 import type { GradientEstimator } from '../plugin/estimator.ts';
 import type { MicroBatch } from './batches.ts';
 import type { CompileCache } from './graphs.ts';
-import type { GradBuffers } from './grad-buffers.ts';
 import type { makeOptimizer } from './optimizer.ts';
 import type { RunModel } from './setup.ts';
 
@@ -37,8 +36,6 @@ export interface StepInput {
   maxGradNorm: number | null;
   /** The hooks' context for a micro-batch's dims. */
   stepCtx: (dims: Record<string, number>) => StepContext;
-  /** Gradient arrays kept between steps, offered to the estimator (absent: it returns new ones). */
-  gradBuffers?: GradBuffers;
 }
 
 export interface StepOutput {
@@ -59,11 +56,6 @@ export async function optimizerStep(s: StepInput): Promise<StepOutput> {
   const acc = new GradAccumulator();
   let lossSum = 0, lossTokens = 0, tokens = 0, applied = false, computeSeconds = 0;
   let single: Map<string, Float32Array> | undefined;
-  const kept = s.gradBuffers;
-  kept?.retain(s.trainable);
-  const gradBuffer = kept && ((name: string) => kept.get(name, m.params.get(name)!.data.length));
-  // Gradients to free once used: new arrays an estimator returned, not the kept buffers.
-  const transient = (grads: ReadonlyMap<string, Float32Array>) => [...grads].filter(([n, a]) => !kept?.owns(n, a)).map(([, a]) => a);
   for (const mbatch of micro) {
     const ctx = s.stepCtx(mbatch.dims);
     const feeds: Record<string, HostTensor> = { ...mbatch.feeds };
@@ -71,7 +63,6 @@ export async function optimizerStep(s: StepInput): Promise<StepOutput> {
     const computeStarted = performance.now();
     const r = await s.estimator.estimate({
       ctx, forward: m.forward, boundaries: m.boundaries, trainable: [...s.trainable], feeds, lr: s.lr,
-      ...(gradBuffer ? { gradBuffer } : {}),
       compile: (graph, key) => s.cache.get(`${key}|${mbatch.dims.B}x${mbatch.dims.T}`, () => graph, mbatch.dims),
     });
     computeSeconds += (performance.now() - computeStarted) / 1000;
@@ -80,7 +71,7 @@ export async function optimizerStep(s: StepInput): Promise<StepOutput> {
       if (micro.length === 1) single = r.grads;
       else {
         acc.add(r.grads, mbatch.lossTokens);
-        releaseArrays(transient(r.grads));
+        releaseArrays(r.grads.values());
       }
     }
     applied ||= r.applied === true;
@@ -106,7 +97,7 @@ export async function optimizerStep(s: StepInput): Promise<StepOutput> {
   return {
     loss: lossSum / Math.max(lossTokens, 1), tokens, gradNorm, grads, computeSeconds,
     updateSeconds: (performance.now() - updateStarted) / 1000,
-    // The accumulator's own buffers and the kept gradient arrays are reused by the next step; new arrays are freed.
-    release: () => { if (single) releaseArrays(transient(single)); },
+    // The accumulator's own buffers are reused by the next step; a single micro-batch's arrays are freed.
+    release: () => { if (single) releaseArrays(single.values()); },
   };
 }

@@ -29,7 +29,6 @@ import { optimizerStep } from './step.ts';
 import { describe, dropMetricsAfter, resultLines } from './run-log.ts';
 import type { TrainConfig } from './config.ts';
 import { CompileCache, backprop } from './graphs.ts';
-import { GradBuffers } from './grad-buffers.ts';
 import { checkpointedBackprop } from './checkpointed.ts';
 import { evaluateRun, evaluationMetrics } from './evaluate.ts';
 import { finishRun, generateSamples, type Sample } from './finish.ts';
@@ -102,7 +101,6 @@ class TrainingRun {
    * models with a load-balancing term: it averages the router over every row, padding rows included.
    */
   private readonly padRowsTo: number | undefined;
-  private readonly gradBuffers: GradBuffers | undefined;
 
   private constructor(
     private readonly opts: TrainOptions,
@@ -119,8 +117,6 @@ class TrainingRun {
   ) {
     this.everTrained = new Set(trainable);
     this.cache = new CompileCache(undefined, opts.runner, (g) => this.frozenInputs(g));
-    // Gradients written into arrays kept between steps, where the runner writes there itself (a copy elsewhere).
-    if (!opts.runner || opts.runner.writesInto) this.gradBuffers = new GradBuffers();
     this.selection = new Selection(cfg);
     this.checkpoints = new RunCheckpoints(cfg, m, optimizer, this.log);
     const t = cfg.train;
@@ -263,7 +259,7 @@ class TrainingRun {
     const lr = lrAt(step, this.totalSteps, this.schedule);
     const r = await optimizerStep({
       m, micro, estimator: this.estimator, trainable: this.trainable, cache: this.cache, optimizer: this.optimizer,
-      lr, maxGradNorm: t.maxGradNorm, stepCtx, ...(this.gradBuffers ? { gradBuffers: this.gradBuffers } : {}),
+      lr, maxGradNorm: t.maxGradNorm, stepCtx,
     });
     const { loss, tokens, gradNorm, computeSeconds, updateSeconds } = r;
     this.step++;
