@@ -22,7 +22,9 @@ import type { HostTensor } from '../ir/host.ts';
 import type { Runner } from '../../runners/types.ts';
 import { AdamWOptionsSchema, type AdamWConfig, type AdamWOptions } from './adamw.ts';
 import { GraphCache } from './device-cache.ts';
-import { COEFFICIENTS, momentSlots, normGraph, updateGraph, type ClipMode, type UpdateRule } from './device-graph.ts';
+import { COEFFICIENTS, normGraph, type UpdateRule } from './device-graph.ts';
+import { HeldBuckets } from './device-held.ts';
+import { f32, updateInPlace, type Entry, type UpdateEnv } from './device-update.ts';
 import { emptyState, loadState, saveState, type ParamState, type StateLayout } from './device-state.ts';
 import { GroupedOptimizer } from './optimizer.ts';
 import type { ParamPolicy } from './policy.ts';
@@ -50,22 +52,6 @@ const DEFAULT_BUCKET_BYTES = 64 * 2 ** 20;
 /** 4 MiB of float32: a piece's graph works in a few such buffers, reused run after run. */
 const DEFAULT_PIECE_ELEMENTS = 2 ** 20;
 
-interface Entry { name: string; param: Float32Array; grad: Float32Array; weightDecay: number }
-/** Elements [start, end) of an entry's tensors. */
-interface Piece { entry: Entry; start: number; end: number }
-
-const f32 = (data: Float32Array): HostTensor => ({ dtype: 'float32', shape: [data.length], data });
-
-/**
- * Copies a graph output into the array it replaces and frees the output's memory at once (detaching its buffer):
- * left to the collector, a bucket's outputs of every step would pile up as garbage the size of the whole state.
- */
-function copyAndFree(from: Float32Array, into: Float32Array): void {
-  into.set(from);
-  const buffer = from.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer };
-  if (typeof buffer.transfer === 'function' && from.byteOffset === 0 && from.byteLength === buffer.byteLength) buffer.transfer(0);
-}
-
 export class DeviceOptimizer extends GroupedOptimizer {
   readonly config: DeviceAlgorithm;
   protected override readonly label: string;
@@ -74,13 +60,11 @@ export class DeviceOptimizer extends GroupedOptimizer {
   private state: ParamState;
   private readonly device: Required<Omit<DeviceOptions, 'runner'>> & Pick<DeviceOptions, 'runner'>;
   private readonly cache: GraphCache;
+  private readonly env: UpdateEnv;
+  /** On a runner that holds outputs: the buckets and where their moments are held. */
+  private readonly held: HeldBuckets;
   /** The default runner, made on first use (imported then: this file loads in a browser too). */
   private ownRunner?: Runner;
-  /**
-   * On a runner that holds outputs (the sidecar, WebGPU): where each tensor's moments are held, the bucket graph and
-   * its position there. Until `syncState` reads them back (`synced`), the host arrays of such a tensor are stale.
-   */
-  private readonly heldIn = new Map<string, { key: string; index: number; length: number; synced: boolean }>();
 
   /** AdamW with adamw.ts's options and formulas. */
   static adamw(options: AdamWOptions = {}, policy?: ParamPolicy, device?: DeviceOptions): DeviceOptimizer {
@@ -99,8 +83,6 @@ export class DeviceOptimizer extends GroupedOptimizer {
     if (!(bucketBytes > 0)) throw new Error(`DeviceOptimizer: bucketBytes ${bucketBytes} is not a number > 0`);
     if (!(Number.isInteger(pieceElements) && pieceElements > 0)) throw new Error(`DeviceOptimizer: pieceElements ${pieceElements} is not an integer > 0`);
     this.device = { bucketBytes, pieceElements, clippedGrads: device.clippedGrads ?? false, ...(device.runner ? { runner: device.runner } : {}) };
-    // Moments held by an evicted session come back first (rare: the cache keeps twice a step's graphs).
-    this.cache = new GraphCache(() => this.runner(), (key) => this.reclaim((_, h) => h.key === key));
     if (config.algorithm === 'adamw') {
       const { beta1, beta2, eps, weightDecay } = config.options;
       this.rule = { kind: 'adamw', beta1, beta2, eps };
@@ -112,6 +94,15 @@ export class DeviceOptimizer extends GroupedOptimizer {
     }
     this.label = this.layout.who;
     this.state = emptyState(this.layout);
+    // Moments held by an evicted session come back first (rare: the cache keeps twice a step's graphs).
+    this.cache = new GraphCache(() => this.runner(), (key) => this.held.reclaim((_, k) => k === key));
+    this.env = {
+      rule: this.rule, counted: this.layout.counted, cache: this.cache, clippedGrads: this.device.clippedGrads,
+      state: () => this.state,
+      coefficients: (entries, lr) => this.coefficients(entries, lr),
+      clipScale: (grads, maxNorm) => this.clipScale(grads, maxNorm),
+    };
+    this.held = new HeldBuckets(this.env, bucketBytes, this.label);
   }
 
   protected override get weightDecay(): number {
@@ -149,57 +140,37 @@ export class DeviceOptimizer extends GroupedOptimizer {
   override forget(name: string): void {
     for (const a of this.state.arrays) a.delete(name);
     this.state.steps.delete(name);
-    this.heldIn.delete(name); // the session's copy is replaced by a fed one if the tensor trains again
+    this.held.forget(name);
   }
 
   /** Bytes of moments, wherever they are (held on the runner, in this process, or both after `syncState`). */
   override stateBytes(): number {
     const lengths = new Map<string, number>();
     for (const a of this.state.arrays) for (const [name, x] of a) lengths.set(name, x.length);
-    for (const [name, { length }] of this.heldIn) lengths.set(name, length);
+    for (const [name, length] of this.held.lengths()) lengths.set(name, length);
     return [...lengths.values()].reduce((n, length) => n + this.state.arrays.length * length * 4, 0);
   }
 
   override stateDict({ copy = true }: StateDictOptions = {}): OptimizerStateDict {
-    const stale = [...this.heldIn.values()].filter((h) => !h.synced).length;
+    const stale = this.held.stale();
     if (stale) throw new Error(`${this.label}.stateDict: the moments of ${stale} tensors are held on the runner and newer than here; await syncState() first`);
     return saveState(this.layout, this.state, copy);
   }
 
   override loadStateDict(state: OptimizerStateDict): void {
     this.state = loadState(this.layout, state);
-    this.heldIn.clear(); // the next update feeds the loaded moments, which replace what the sessions hold
+    this.held.clear(); // the next update feeds the loaded moments, which replace what the sessions hold
   }
 
   /** Reads the moments held on the runner back into the host state (before `stateDict`: a checkpoint). */
   async syncState(): Promise<void> {
-    const slots = momentSlots(this.rule);
-    for (const [name, held] of this.heldIn) {
-      if (held.synced) continue;
-      const { key, index, length } = held;
-      const exe = await this.cache.peek(key)!;
-      for (const [j, slot] of slots.entries()) {
-        const t = await exe.readHeld!(`${slot}${index}`);
-        if (t.data.length !== length) throw new Error(`${this.label}: held '${slot}${index}' of '${name}' has ${t.data.length} elements, expected ${length}`);
-        const own = this.state.arrays[j]!, current = own.get(name);
-        if (current) current.set(t.data as Float32Array);
-        else own.set(name, Float32Array.from(t.data as Float32Array));
-      }
-      held.synced = true; // the session keeps its copy, equal to this one, for the next update
-    }
-  }
-
-  /** Moves the moments of the tensors `which` picks back to the host for good (their session changes or goes). */
-  private async reclaim(which: (name: string, held: { key: string }) => boolean): Promise<void> {
-    if (![...this.heldIn].some(([name, h]) => which(name, h))) return;
-    await this.syncState();
-    for (const [name, h] of this.heldIn) if (which(name, h)) this.heldIn.delete(name);
+    await this.held.sync();
   }
 
   /** Releases the compiled graphs (state is kept, read back first when held; the next step compiles again). */
   async release(): Promise<void> {
-    await this.syncState();
-    this.heldIn.clear();
+    await this.held.sync();
+    this.held.clear();
     await this.cache.release();
   }
 
@@ -211,132 +182,22 @@ export class DeviceOptimizer extends GroupedOptimizer {
     return this.ownRunner;
   }
 
-  /** Whether moments stay on the runner between updates (it holds fed-back outputs where its sessions run). */
-  private get holding(): boolean {
-    return this.device.runner?.holdsOutputs === true;
-  }
-
-  private hasState(name: string): boolean {
-    return this.heldIn.has(name) || this.state.arrays[0]?.has(name) === true;
-  }
-
   private async apply(entries: readonly Entry[], lr: number, maxNorm: number | null): Promise<{ norm?: number }> {
     for (const e of entries) this.checkLengths(e.name, e.param, e.grad, this.state.arrays[0]?.get(e.name));
     if (entries.length === 0) return {};
-    return this.holding ? this.applyInBuckets(entries, lr, maxNorm) : this.applyInPlace(entries, lr, maxNorm);
+    // Moments stay on the runner between updates where it holds fed-back outputs (the sidecar, a GPU).
+    if (this.device.runner?.holdsOutputs) return this.held.apply(entries, lr, maxNorm);
+    return updateInPlace(this.env, entries, lr, maxNorm, this.device.pieceElements);
   }
 
-  /** The clip norm and scale of the pieces' gradients (each piece an input of the norm graph). */
-  private async clipScale(pieces: readonly { grad: Float32Array }[], maxNorm: number): Promise<{ norm: number; scale: HostTensor }> {
-    const lengths = pieces.map((p) => p.grad.length);
+  /** The global norm and clip scale of these gradients (each an input of the norm graph). */
+  private async clipScale(grads: readonly Float32Array[], maxNorm: number): Promise<{ norm: number; scale: HostTensor }> {
+    const lengths = grads.map((g) => g.length);
     const exe = await this.cache.get(`norm|${lengths.join(',')}`, () => normGraph(lengths));
     const feeds: Record<string, HostTensor> = { maxNorm: f32(Float32Array.of(maxNorm)) };
-    pieces.forEach((p, i) => { feeds[`g${i}`] = f32(p.grad); });
+    grads.forEach((g, i) => { feeds[`g${i}`] = f32(g); });
     const out = await exe.run(feeds);
     return { norm: Number(out.norm!.data[0]), scale: out.scale! };
-  }
-
-  /** In this process: piece by piece, each graph's outputs written over the arrays they replace. */
-  private async applyInPlace(entries: readonly Entry[], lr: number, maxNorm: number | null): Promise<{ norm?: number }> {
-    const pieces = this.piecesOf(entries);
-    const lengths = new Set(pieces.map((p) => `${p.end - p.start}|${p.entry.weightDecay !== 0}`));
-    this.cache.reserve(2 * (lengths.size + 1));
-    const view = (a: Float32Array, p: Piece) => a.subarray(p.start, p.end);
-    const clip = maxNorm === null ? undefined : await this.clipScale(pieces.map((p) => ({ grad: view(p.entry.grad, p) })), maxNorm);
-    const clippedGrads = this.device.clippedGrads && clip !== undefined;
-    const slots = momentSlots(this.rule);
-    for (const e of entries) {
-      const coef = f32(this.coefficients([e], lr)); // before the moments exist: SGD's first step is told so
-      const moments = slots.map((_, j) => {
-        const own = this.state.arrays[j]!;
-        if (!own.has(e.name)) own.set(e.name, new Float32Array(e.param.length)); // a first update starts from zeros
-        return own.get(e.name)!;
-      });
-      for (const piece of pieces.filter((p) => p.entry === e)) {
-        const n = piece.end - piece.start, decayed = e.weightDecay !== 0;
-        const key = `piece|${clip ? 'scale' : 'none'}|${clippedGrads}|${n}|${Number(decayed)}`;
-        const exe = await this.cache.get(key, () => updateGraph({ rule: this.rule, lengths: [n], decayed: [decayed], clip: clip ? 'scale' : 'none', clippedGrads }));
-        const feeds: Record<string, HostTensor> = { coef, p0: f32(view(e.param, piece)), g0: f32(view(e.grad, piece)), ...(clip ? { scale: clip.scale } : {}) };
-        slots.forEach((slot, j) => { feeds[`${slot}0`] = f32(view(moments[j]!, piece)); });
-        // Each output goes over the input it replaces: the graph reads an element of it before writing that element.
-        const into: Record<string, HostTensor> = { new_p0: feeds.p0! };
-        slots.forEach((slot) => { into[`new_${slot}0`] = feeds[`${slot}0`]!; });
-        if (clippedGrads) into.new_g0 = feeds.g0!;
-        await exe.run(feeds, { into });
-      }
-      if (this.layout.counted) this.state.steps.set(e.name, (this.state.steps.get(e.name) ?? 0) + 1);
-    }
-    return clip ? { norm: clip.norm } : {};
-  }
-
-  /** The entries cut into pieces of at most `pieceElements`, in order. */
-  private piecesOf(entries: readonly Entry[]): Piece[] {
-    const size = this.device.pieceElements;
-    return entries.flatMap((entry) => Array.from({ length: Math.ceil(entry.param.length / size) }, (_, k) => ({
-      entry, start: k * size, end: Math.min((k + 1) * size, entry.param.length),
-    })));
-  }
-
-  /** On a runner that holds outputs: bucket by bucket, the new moments held there. */
-  private async applyInBuckets(entries: readonly Entry[], lr: number, maxNorm: number | null): Promise<{ norm?: number }> {
-    const buckets = this.bucketsOf(entries);
-    this.cache.reserve(2 * (buckets.length + 1));
-    const clip: ClipMode = maxNorm === null ? 'none' : buckets.length === 1 ? 'norm' : 'scale';
-    // Several buckets: the scale needs every gradient, so it is computed first and fed to each bucket as it came.
-    const scaled = clip === 'scale' ? await this.clipScale(entries, maxNorm!) : undefined;
-    let norm = scaled?.norm;
-    for (const bucket of buckets) {
-      const clipFeeds: Record<string, HostTensor> = clip === 'norm' ? { maxNorm: f32(Float32Array.of(maxNorm!)) } : scaled ? { scale: scaled.scale } : {};
-      const out = await this.runBucket(bucket, lr, clip, clipFeeds);
-      if (out.norm) norm = Number(out.norm.data[0]);
-    }
-    return norm === undefined ? {} : { norm };
-  }
-
-  /** Consecutive runs of tensors holding at most `bucketBytes` of parameters (a larger tensor alone). */
-  private bucketsOf(entries: readonly Entry[]): Entry[][] {
-    const buckets: Entry[][] = [];
-    let bytes = Infinity;
-    for (const e of entries) {
-      if (bytes + e.param.byteLength > this.device.bucketBytes) {
-        buckets.push([]);
-        bytes = 0;
-      }
-      buckets.at(-1)!.push(e);
-      bytes += e.param.byteLength;
-    }
-    return buckets;
-  }
-
-  private async runBucket(bucket: readonly Entry[], lr: number, clip: ClipMode, clipFeeds: Record<string, HostTensor>): Promise<Record<string, HostTensor>> {
-    const lengths = bucket.map((e) => e.param.length);
-    const decayed = bucket.map((e) => e.weightDecay !== 0);
-    const clippedGrads = this.device.clippedGrads && clip !== 'none';
-    const slots = momentSlots(this.rule);
-    // Held moments belong to one bucket's session: its key names the tensors, so no other bucket shares it.
-    const key = `update|${clip}|${clippedGrads}|${lengths.join(',')}|${decayed.map(Number).join('')}|${bucket.map((e) => e.name).join(',')}`;
-    const feedback = Object.fromEntries(bucket.flatMap((_, i) => slots.map((slot) => [`new_${slot}${i}`, `${slot}${i}`])));
-    const exe = await this.cache.get(key, () => updateGraph({ rule: this.rule, lengths, decayed, clip, clippedGrads }), feedback);
-    const feeds: Record<string, HostTensor> = { ...clipFeeds, coef: f32(this.coefficients(bucket, lr)) };
-    for (const [i, e] of bucket.entries()) {
-      feeds[`p${i}`] = f32(e.param);
-      feeds[`g${i}`] = f32(e.grad);
-      const held = this.heldIn.get(e.name);
-      if (held && held.key === key && held.index === i) continue; // the session feeds its own moments
-      // Held by another bucket's session (the buckets changed): brought back, then fed here.
-      await this.reclaim((name) => name === e.name);
-      // A tensor's first update starts from zeros (SGD's first step ignores them: keep = 0).
-      slots.forEach((slot, j) => { feeds[`${slot}${i}`] = f32(this.state.arrays[j]!.get(e.name) ?? new Float32Array(e.param.length)); });
-    }
-    const out = await exe.run(feeds);
-    const result = (name: string) => out[name]!.data as Float32Array;
-    bucket.forEach((e, i) => {
-      copyAndFree(result(`new_p${i}`), e.param);
-      this.heldIn.set(e.name, { key, index: i, length: e.param.length, synced: false });
-      if (this.layout.counted) this.state.steps.set(e.name, (this.state.steps.get(e.name) ?? 0) + 1);
-      if (clippedGrads) copyAndFree(result(`new_g${i}`), e.grad);
-    });
-    return out;
   }
 
   /** The per-tensor scalars of COEFFICIENTS, in float64 like the reference, rounded to float32 when fed. */
@@ -349,7 +210,7 @@ export class DeviceOptimizer extends GroupedOptimizer {
         const t = (this.state.steps.get(e.name) ?? 0) + 1;
         values = [1 - lr * e.weightDecay, lr / (1 - this.rule.beta1 ** t), 1 / Math.sqrt(1 - this.rule.beta2 ** t)];
       } else {
-        const first = !this.hasState(e.name);
+        const first = !this.held.has(e.name) && this.state.arrays[0]?.has(e.name) !== true;
         values = [lr, e.weightDecay, first ? 0 : this.rule.momentum, first ? 1 : 1 - this.rule.dampening];
       }
       coef.set(values, i * k);
