@@ -12,7 +12,7 @@ import { lowerGraph } from './onnx/lower.ts';
 import { encodeModel, type OnnxValueInfo } from './onnx/model.ts';
 import { fedInputs, withInputViews } from './onnx/input-views.ts';
 import type { CompiledStep, Runner, RunnerSession, RunOptions } from '../runners/types.ts';
-import { holdOutputs, holds } from '../runners/holding.ts';
+import { holdOutputs, holds, type TensorStore } from '../runners/holding.ts';
 import { graphCost, type GraphCost } from './cost.ts';
 import { collectGarbage, settleFreedMemory, trimMalloc } from './memory/allocator.ts';
 
@@ -35,6 +35,12 @@ export interface CompileOptions {
    * runs (the sidecar, a GPU); elsewhere in this process.
    */
   feedback?: Readonly<Record<string, string>>;
+  /**
+   * Hold in this store (runners/holding.ts `TensorStore`), shared with every session compiled with it: any input a
+   * run leaves out is served from the store when it holds that name, and `feedback` may name an input of another of
+   * its sessions. On a runner with `sharesStores` the tensors stay there; on one in this process, in `store`.
+   */
+  store?: TensorStore;
 }
 
 /** A compiled graph ready to run: feed the non-resident inputs by name, get every output by name. */
@@ -82,11 +88,17 @@ export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<
   else collectGarbage();
   const runner = opts.runner ?? (await import('../runners/ort-node.ts')).ortNodeRunner();
   const feedback = opts.feedback && Object.keys(opts.feedback).length ? opts.feedback : undefined;
-  let session: RunnerSession = await runner.load(step, feedback ? { feedback } : {});
-  if (feedback && !runner.holdsOutputs) session = holdOutputs(session, step, feedback, runner.name);
+  const store = opts.store;
+  if (store && runner.holdsOutputs && !runner.sharesStores) {
+    throw new Error(`compile: ${runner.name} holds outputs per session and cannot share a store between sessions; compile without store`);
+  }
+  const remote = runner.holdsOutputs === true;
+  let session: RunnerSession = await runner.load(step, { ...(feedback ? { feedback } : {}), ...(store && remote ? { store: store.id } : {}) });
+  if ((feedback || store) && !remote) session = holdOutputs(session, step, feedback ?? {}, runner.name, undefined, store);
   await trimMalloc();
   const inputs = fedInputs(model.inputs);
-  const heldInputs = new Set(Object.values(feedback ?? {}));
+  // With a store, any input may be served by it: the session names those it has not got.
+  const heldInputs = store ? new Set(inputs.map((i) => i.name)) : new Set(Object.values(feedback ?? {}));
   return {
     graph: concrete,
     inputs,
@@ -97,7 +109,7 @@ export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<
       if (options.into) checkInto(model.outputs, options.into);
       return writtenInto(await session.run(withInputViews(step.inputs, feeds), options), options.into);
     },
-    ...(holds(session) && feedback ? { readHeld: session.readHeld.bind(session) } : {}),
+    ...(holds(session) && (feedback || store) ? { readHeld: session.readHeld.bind(session) } : {}),
     release: () => session.release(),
   };
 }

@@ -15,12 +15,32 @@ export interface HoldingSession extends RunnerSession {
 
 export const holds = (s: RunnerSession): s is HoldingSession => typeof (s as Partial<HoldingSession>).readHeld === 'function';
 
-/** Pairs that name no output or input of the step, or join an output to an input of another type: `out -> in (why)`. */
-export function badFeedback(step: Pick<CompiledStep, 'inputs' | 'outputs'>, feedback: Readonly<Record<string, string>>): string[] {
+/**
+ * Tensors held between runs by several sessions (a training run's parameters and moments, read by the step of
+ * every batch shape and written by the update), by the input name they feed. Sessions loaded with the same store
+ * share it; its owner frees it (a runner's store lives as long as a session uses it). `id` names it to a sidecar.
+ */
+export class TensorStore {
+  readonly tensors = new Map<string, HostTensor>();
+  constructor(readonly id: string = crypto.randomUUID()) {}
+
+  bytes(): number {
+    let n = 0;
+    for (const t of this.tensors.values()) n += t.data.byteLength;
+    return n;
+  }
+}
+
+/**
+ * Pairs that name no output or input of the step, or join an output to an input of another type: `out -> in (why)`.
+ * With a store (`shared`) an output may go to a name that is no input of this step: another session reads it.
+ */
+export function badFeedback(step: Pick<CompiledStep, 'inputs' | 'outputs'>, feedback: Readonly<Record<string, string>>, shared = false): string[] {
   const bad: string[] = [];
   for (const [o, i] of Object.entries(feedback)) {
     const out = step.outputs.find((x) => x.name === o), inp = step.inputs.find((x) => x.name === i);
-    if (!out || !inp) bad.push(`${o} -> ${i} (${!out ? 'no such output' : 'no such input'})`);
+    if (!out || (!inp && !shared)) bad.push(`${o} -> ${i} (${!out ? 'no such output' : 'no such input'})`);
+    else if (!inp) continue;
     else if (out.dtype !== inp.dtype || out.dims.join() !== inp.dims.join()) bad.push(`${o} -> ${i} (${out.dtype}[${out.dims}] into ${inp.dtype}[${inp.dims}])`);
   }
   const inputs = Object.values(feedback);
@@ -33,10 +53,10 @@ export function badFeedback(step: Pick<CompiledStep, 'inputs' | 'outputs'>, feed
  * against the step; `who` names the runner in the error.
  */
 export function loadFeedback(
-  step: Pick<CompiledStep, 'inputs' | 'outputs'>, who: string, ...sources: (Readonly<Record<string, string>> | undefined)[]
+  step: Pick<CompiledStep, 'inputs' | 'outputs'>, who: string, shared: boolean, ...sources: (Readonly<Record<string, string>> | undefined)[]
 ): Record<string, string> {
   const feedback: Record<string, string> = Object.assign({}, ...sources);
-  const bad = badFeedback(step, feedback);
+  const bad = badFeedback(step, feedback, shared);
   if (bad.length) throw new Error(`${who}: feedback pairs that do not fit the step: ${bad.join(', ')}`);
   return feedback;
 }
@@ -47,23 +67,29 @@ export function loadFeedback(
  * state is seeded or replaced). `who` names the holder in errors. `account`, when given, is told each change of the
  * bytes held (positive: more) before it happens, and may refuse it by throwing: the run's outputs are then dropped
  * and what was held stays.
+ *
+ * With a `store`, what is held lives there, shared with the other sessions of the store: any input a run leaves out
+ * is served from it when it has that name (with the input's dtype and shape), and releasing the session leaves it.
  */
 export function holdOutputs(
   session: RunnerSession, step: Pick<CompiledStep, 'inputs' | 'outputs'>, feedback: Readonly<Record<string, string>>, who: string,
-  account: (deltaBytes: number) => void = () => {},
+  account: (deltaBytes: number) => void = () => {}, store?: TensorStore,
 ): HoldingSession {
-  const pairs = Object.entries(loadFeedback(step, who, feedback));
-  const held = new Map<string, HostTensor>(); // input name -> the output of the previous run that feeds it
+  const pairs = Object.entries(loadFeedback(step, who, store !== undefined, feedback));
+  const held = store?.tensors ?? new Map<string, HostTensor>(); // input name -> the output of the previous run that feeds it
+  // The inputs a run may leave out: those fed back, and with a store every input it may hold.
+  const servable = store ? step.inputs.map((i) => i.name) : [...new Set(pairs.map(([, input]) => input))];
   return {
     async run(feeds, options) {
       const all: Record<string, HostTensor> = { ...feeds };
       const missing: string[] = [];
-      for (const [, input] of pairs) {
+      for (const input of servable) {
         if (all[input]) continue;
         const h = held.get(input);
         if (h) all[input] = h;
-        else missing.push(input);
+        else if (!store || pairs.some(([, i]) => i === input)) missing.push(input);
       }
+      if (store) checkServed(step, all, feeds, who);
       if (missing.length) throw new Error(`${who}: inputs neither fed nor held from a previous run: ${missing.join(', ')}`);
       // A held output stays the session's own: it is not written into a caller's tensor.
       const into = options?.into && Object.fromEntries(Object.entries(options.into).filter(([name]) => !(name in feedback)));
@@ -87,9 +113,22 @@ export function holdOutputs(
       return t;
     },
     async release() {
-      account(-[...held.values()].reduce((n, t) => n + t.data.byteLength, 0));
-      held.clear();
+      if (!store) {
+        account(-[...held.values()].reduce((n, t) => n + t.data.byteLength, 0));
+        held.clear();
+      }
       await session.release();
     },
   };
+}
+
+/** A store's tensors served to a session's inputs must fit them (another session may have put a different one). */
+function checkServed(step: Pick<CompiledStep, 'inputs'>, all: Readonly<Record<string, HostTensor>>, fed: Readonly<Record<string, HostTensor>>, who: string): void {
+  const bad: string[] = [];
+  for (const i of step.inputs) {
+    const t = all[i.name];
+    if (!t || fed[i.name]) continue;
+    if (t.dtype !== i.dtype || t.shape.join() !== i.dims.join()) bad.push(`'${i.name}' holds ${t.dtype}[${t.shape}], the input is ${i.dtype}[${i.dims}]`);
+  }
+  if (bad.length) throw new Error(`${who}: stored tensors that do not fit this step: ${bad.join('; ')}`);
 }

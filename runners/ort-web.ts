@@ -129,7 +129,7 @@ export function ortWebRunner(options: OrtWebOptions = {}): OrtWebRunner {
     name: `onnxruntime-web (${backend})`,
     holdsOutputs: true,
     async load(step, loadOptions: LoadOptions = {}) {
-      const feedback = Object.entries(loadFeedback(step, 'onnxruntime-web', options.feedback, loadOptions.feedback));
+      const feedback = Object.entries(loadFeedback(step, 'onnxruntime-web', false, options.feedback, loadOptions.feedback));
       const ort = await getOrt();
       configure(ort, options);
       if (backend === 'webgpu' && !(typeof navigator !== 'undefined' && 'gpu' in navigator)) {

@@ -7,7 +7,8 @@
  *   GET    /v1/info               -> JSON { provider, sessions, heldBytes, limits }
  *   POST   /v1/sessions           body: a load frame      -> JSON { session }
  *   POST   /v1/sessions/:id/run   body: a tensor frame    -> a tensor frame (the step's outputs, less the held ones)
- *   GET    /v1/sessions/:id/held/:input                    -> a tensor frame: the output held for that input
+ *   GET    /v1/sessions/:id/held/:input                    -> a tensor frame: the output held for that input (in
+ *                                                            its store, if it has one)
  *   DELETE /v1/sessions/:id                               -> 204
  *   errors                                                -> JSON { error: { code, message } } with a 4xx/5xx status
  *
@@ -26,8 +27,10 @@
  *   header length H        u32, little-endian
  *   header                 H bytes of UTF-8 JSON: { "inputs": OnnxValueInfo[], "outputs": OnnxValueInfo[],
  *                          "parts": [{ "name": "model.onnx", "bytes": n }, { "name": "weights.bin", "bytes": m }?],
- *                          "feedback": [[output, input], ...]? }: outputs the sidecar keeps and feeds to those
- *                          inputs on the next run that leaves them out, instead of returning them
+ *                          "feedback": [[output, input], ...]?, "store": id? }: outputs the sidecar keeps and feeds
+ *                          to those inputs on the next run that leaves them out, instead of returning them; with a
+ *                          store, they are kept in it, shared by every session loaded with that id (an input any of
+ *                          them leaves out is served from it), and it is freed with its last session
  *   payload                the parts' bytes in order: the ONNX model (resident weights are its initializers), then
  *                          its external data file when it has one
  *
@@ -73,7 +76,12 @@ export interface LoadHeader {
   parts: { name: PartName; bytes: number }[];
   /** `[output, input]` pairs the sidecar holds between runs instead of returning them (runners/holding.ts). */
   feedback?: [string, string][];
+  /** The store the session holds in, shared with the other sessions loaded with this id (runners/holding.ts). */
+  store?: string;
 }
+
+/** What a store id may be: a key of the sidecar's table, never a path. */
+export const STORE_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 interface TensorHeader {
   tensors: { name: string; dtype: DType; shape: number[] }[];
@@ -265,5 +273,8 @@ export async function readLoadHeader(r: ChunkReader): Promise<LoadHeader> {
   if (h.feedback !== undefined && !(Array.isArray(h.feedback) && h.feedback.every((p) => Array.isArray(p) && p.length === 2 && p.every((s) => typeof s === 'string')))) {
     throw new ProtocolError('"feedback" must be a list of [output, input] name pairs');
   }
-  return { inputs: h.inputs, outputs: h.outputs, parts: h.parts, ...(h.feedback?.length ? { feedback: h.feedback } : {}) };
+  if (h.store !== undefined && !(typeof h.store === 'string' && STORE_ID.test(h.store))) {
+    throw new ProtocolError('"store" must be an id of 1 to 128 letters, digits and . _ : -');
+  }
+  return { inputs: h.inputs, outputs: h.outputs, parts: h.parts, ...(h.feedback?.length ? { feedback: h.feedback } : {}), ...(h.store ? { store: h.store } : {}) };
 }

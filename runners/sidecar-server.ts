@@ -191,7 +191,7 @@ export class SidecarHandler {
       const reader = this.body(req, LOAD_CONTENT_TYPE);
       const header = await readLoadHeader(reader);
       const feedback = Object.fromEntries(header.feedback ?? []);
-      const bad = badFeedback(header, feedback);
+      const bad = badFeedback(header, feedback, header.store !== undefined);
       if (bad.length) throw new HttpError(400, 'bad_feedback', `feedback pairs that do not fit the step: ${bad.join(', ')}`);
       for (const part of header.parts) {
         const file = await open(join(dir, part.name), 'w');
@@ -208,9 +208,10 @@ export class SidecarHandler {
       } catch (e) {
         throw new HttpError(422, 'load_failed', rootMessage(e));
       }
-      // Fed-back outputs stay here between runs (in this process's memory, next to the session).
-      if (header.feedback?.length) session = holdOutputs(session, header, feedback, 'sidecar', (d) => this.sessions.accountHeld(d));
-      const id = this.sessions.add(session);
+      // Fed-back outputs stay here between runs (in this process's memory, next to the session), in its store if any.
+      const store = header.store ? this.sessions.store(header.store) : undefined;
+      if (header.feedback?.length || store) session = holdOutputs(session, header, feedback, 'sidecar', (d) => this.sessions.accountHeld(d), store);
+      const id = this.sessions.add(session, header.store);
       const bytes = header.parts.reduce((s, p) => s + p.bytes, 0);
       this.log(`sidecar: session ${id} loaded (${(bytes / 2 ** 20).toFixed(1)} MiB, ${this.sessions.size} held)`);
       return json(201, { session: id });

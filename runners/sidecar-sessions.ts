@@ -4,7 +4,7 @@
  * that died without releasing).
  */
 import { randomUUID } from 'node:crypto';
-import type { HoldingSession } from './holding.ts';
+import { TensorStore, type HoldingSession } from './holding.ts';
 import type { RunnerSession } from './types.ts';
 
 /** A refusal with its HTTP status and machine-readable code. */
@@ -21,6 +21,8 @@ interface Entry {
   lastUsed: number;
   /** The last call queued on the session: the next one starts after it. */
   queue: Promise<unknown>;
+  /** The id of the store it holds in, if any. */
+  store?: string;
 }
 
 export class SessionTable {
@@ -29,6 +31,8 @@ export class SessionTable {
   /** Bytes of fed-back outputs held by all sessions (runners/holding.ts). */
   heldBytes = 0;
   private readonly sweeper: ReturnType<typeof setInterval>;
+  /** Stores by id, with the sessions holding in each: a store goes when its last session does. */
+  private readonly stores = new Map<string, { store: TensorStore; sessions: Set<string> }>();
 
   constructor(private readonly limits: { maxSessions: number; idleTimeoutMs: number; maxHeldBytes: number }, private readonly log: (line: string) => void) {
     this.sweeper = setInterval(() => void this.sweep(), Math.max(50, Math.min(limits.idleTimeoutMs / 4, 60_000)));
@@ -56,10 +60,21 @@ export class SessionTable {
     this.heldBytes += deltaBytes;
   }
 
-  /** Adds a loaded session; returns its id (random, so ids cannot be guessed). */
-  add(session: SidecarSession): string {
+  /** The store of this id, made empty on first use. */
+  store(id: string): TensorStore {
+    let s = this.stores.get(id);
+    if (!s) this.stores.set(id, (s = { store: new TensorStore(id), sessions: new Set() }));
+    return s.store;
+  }
+
+  /** Adds a loaded session (holding in store `store`, if given); returns its id (random, so ids cannot be guessed). */
+  add(session: SidecarSession, store?: string): string {
     const id = randomUUID();
-    this.sessions.set(id, { session, lastUsed: Date.now(), queue: Promise.resolve() });
+    this.sessions.set(id, { session, lastUsed: Date.now(), queue: Promise.resolve(), ...(store ? { store } : {}) });
+    if (store) {
+      this.store(store);
+      this.stores.get(store)!.sessions.add(id);
+    }
     return id;
   }
 
@@ -81,19 +96,28 @@ export class SessionTable {
   async release(id: string): Promise<void> {
     const h = this.entry(id);
     this.sessions.delete(id);
-    await h.queue;
-    await h.session.release();
+    await this.releaseEntry(id, h);
   }
 
   /** Releases every session and stops the idle sweep. */
   async close(): Promise<void> {
     clearInterval(this.sweeper);
-    const all = [...this.sessions.values()];
+    const all = [...this.sessions];
     this.sessions.clear();
-    for (const h of all) {
-      await h.queue;
-      await h.session.release();
-    }
+    for (const [id, h] of all) await this.releaseEntry(id, h);
+  }
+
+  /** Releases a session once its call in flight is done; the last session of a store frees the store. */
+  private async releaseEntry(id: string, h: Entry): Promise<void> {
+    await h.queue;
+    await h.session.release();
+    const s = h.store ? this.stores.get(h.store) : undefined;
+    if (!s) return;
+    s.sessions.delete(id);
+    if (s.sessions.size > 0) return;
+    this.stores.delete(h.store!);
+    this.accountHeld(-s.store.bytes());
+    this.log(`sidecar: store '${h.store}' freed with its last session`);
   }
 
   private entry(id: string): Entry {
@@ -108,8 +132,7 @@ export class SessionTable {
       if (now - h.lastUsed < this.limits.idleTimeoutMs) continue;
       this.sessions.delete(id);
       this.log(`sidecar: session ${id} released after ${((now - h.lastUsed) / 1000).toFixed(0)} s idle`);
-      await h.queue;
-      await h.session.release();
+      await this.releaseEntry(id, h);
     }
   }
 }

@@ -20,7 +20,7 @@ import { explainRuntimeError, type CompiledStep, type LoadOptions, type Runner }
 import type { HostTensor } from '../core/ir/host.ts';
 import type { SidecarInfo } from './sidecar-server.ts';
 import {
-  ChunkReader, LOAD_CONTENT_TYPE, streamOf, type FramePart, PART_NAMES, ProtocolError, TENSOR_CONTENT_TYPE, encodeLoadPrefix, encodeTensors, readTensors,
+  ChunkReader, LOAD_CONTENT_TYPE, STORE_ID, streamOf, type FramePart, PART_NAMES, ProtocolError, TENSOR_CONTENT_TYPE, encodeLoadPrefix, encodeTensors, readTensors,
   type LoadHeader, type SidecarErrorBody,
 } from './sidecar-protocol.ts';
 
@@ -151,17 +151,20 @@ export function sidecar(url: string, options: SidecarOptions): SidecarRunner {
     url: base,
     // Frozen weights travel once, inside the model of each session, instead of with every run's feeds.
     residentWeights: true,
-    // Fed-back outputs stay on the sidecar (held outputs, runners/holding.ts).
+    // Fed-back outputs stay on the sidecar (held outputs, runners/holding.ts), shared by a store's sessions.
     holdsOutputs: true,
+    sharesStores: true,
     stats,
     async info() {
       const { res } = await call('GET', '/v1/info', 'report its status', timeoutMs);
       return (await res.json()) as SidecarInfo;
     },
     async load(step: CompiledStep, loadOptions: LoadOptions = {}): Promise<HoldingSession> {
-      const pairs = Object.entries(loadFeedback(step, 'sidecar', options.feedback, loadOptions.feedback));
+      const store = loadOptions.store;
+      if (store !== undefined && !STORE_ID.test(store)) throw new Error(`sidecar: store id '${store}' is not 1 to 128 letters, digits and . _ : -`);
+      const pairs = Object.entries(loadFeedback(step, 'sidecar', store !== undefined, options.feedback, loadOptions.feedback));
       const { blobs, parts, files } = await stepParts(step);
-      const head = encodeLoadPrefix({ inputs: [...step.inputs], outputs: [...step.outputs], parts, ...(pairs.length ? { feedback: pairs } : {}) }) as Uint8Array<ArrayBuffer>;
+      const head = encodeLoadPrefix({ inputs: [...step.inputs], outputs: [...step.outputs], parts, ...(pairs.length ? { feedback: pairs } : {}), ...(store ? { store } : {}) }) as Uint8Array<ArrayBuffer>;
       const frame = [head, ...blobs];
       const body = { data: files ? streamOf(frame) : new Blob(frame), size: head.length + parts.reduce((n, p) => n + p.bytes, 0) };
       const { res } = await call('POST', '/v1/sessions', 'load a compiled step', loadTimeoutMs, body, LOAD_CONTENT_TYPE).catch((e: unknown) => {
@@ -189,7 +192,7 @@ export function sidecar(url: string, options: SidecarOptions): SidecarRunner {
         },
         async readHeld(input) {
           if (released) throw new Error(`sidecar session ${id} at ${base} was released; its held tensors with it`);
-          if (!pairs.some(([, i]) => i === input)) throw new Error(`sidecar: nothing is held for input '${input}' (held: ${pairs.map(([, i]) => i).join(', ') || 'none'})`);
+          if (!store && !pairs.some(([, i]) => i === input)) throw new Error(`sidecar: nothing is held for input '${input}' (held: ${pairs.map(([, i]) => i).join(', ') || 'none'})`);
           const what = `read the held '${input}' (session ${id})`;
           const reply = await call('GET', `/v1/sessions/${id}/held/${encodeURIComponent(input)}`, what, timeoutMs);
           const t = (await readOutputs(reply.res, what, timeoutMs, reply.signal))[input];

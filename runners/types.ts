@@ -47,12 +47,19 @@ export interface Runner {
    * it ignores `feedback`; `compile()` then holds them in this process.
    */
   readonly holdsOutputs?: boolean;
+  /**
+   * Set where sessions loaded with the same `store` id share what they hold (the sidecar): a step of any batch shape
+   * reads the parameters an update session wrote, there. `compile({ store })` needs it on runners that hold outputs.
+   */
+  readonly sharesStores?: boolean;
   load(step: CompiledStep, options?: LoadOptions): Promise<RunnerSession>;
 }
 
 export interface LoadOptions {
   /** `{ output: input }` pairs to hold between runs, on runners with `holdsOutputs` (added to the runner's own). */
   feedback?: Readonly<Record<string, string>>;
+  /** On runners with `sharesStores`: hold in the store of this id, shared with the other sessions loaded with it. */
+  store?: string;
 }
 
 /** Rewrites a runtime error so it names the IR op and shapes behind the failing ONNX node. */
