@@ -79,7 +79,7 @@ function sumOfSquares(g: Tensor): Tensor {
  * both computed in float64 like clip.ts and rounded to float32. The min is written so that a NaN norm gives a NaN
  * scale, as Math.min does.
  */
-function clipScale(grads: readonly Tensor[], maxNorm: Tensor): { norm: Tensor; scale: Tensor } {
+export function clipScale(grads: readonly Tensor[], maxNorm: Tensor): { norm: Tensor; scale: Tensor } {
   let total: Tensor | undefined;
   for (const g of grads) {
     const squares = sumOfSquares(g); // [] float64
@@ -130,10 +130,10 @@ export function updateGraph(spec: UpdateGraphSpec): Graph {
   });
 }
 
-interface Updated { p: Tensor; moments: Tensor[] }
+export interface Updated { p: Tensor; moments: Tensor[] }
 
 /** adamw.ts's update of one tensor: every tensor [n], coefficients [1]. */
-function adamwUpdate(
+export function adamwUpdate(
   rule: Extract<UpdateRule, { kind: 'adamw' }>, p: Tensor, g: Tensor, m: Tensor, v: Tensor,
   decay: Tensor | undefined, stepSize: Tensor, invBc2Sqrt: Tensor,
 ): Updated {
@@ -145,7 +145,7 @@ function adamwUpdate(
 }
 
 /** sgd.ts's update of one tensor: every tensor [n], coefficients [1]; `buf` absent without momentum. */
-function sgdUpdate(
+export function sgdUpdate(
   rule: Extract<UpdateRule, { kind: 'sgd' }>, p: Tensor, g: Tensor, buf: Tensor | undefined,
   lr: Tensor, wd: Tensor | undefined, keep: Tensor, add: Tensor,
 ): Updated {

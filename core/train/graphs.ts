@@ -1,6 +1,6 @@
 /** The graphs a run compiles: the training loss (with every plugin's hooks) and its evaluation variant. */
 import { valueAndGrad } from '../autodiff/vjp.ts';
-import { compile, type Executable } from '../compile.ts';
+import { compile, type CompileOptions, type Executable } from '../compile.ts';
 import type { Runner } from '../../runners/types.ts';
 import { trace, type Graph, type Tensor, type Var } from '../ir/graph.ts';
 import type { HostTensor } from '../ir/host.ts';
@@ -61,7 +61,8 @@ export class CompileCache {
     private readonly resident?: (graph: Graph) => ReadonlyMap<string, HostTensor>,
   ) {}
 
-  get(key: string, graph: () => Graph, dims: Record<string, number>): Promise<Executable> {
+  /** `holding`: a session that keeps state between runs (compile's `store` and `feedback`). */
+  get(key: string, graph: () => Graph, dims: Record<string, number>, holding: Pick<CompileOptions, 'store' | 'feedback'> = {}): Promise<Executable> {
     let hit = this.cache.get(key);
     if (hit) {
       this.cache.delete(key); // re-insert: Map order is recency order
@@ -73,7 +74,7 @@ export class CompileCache {
       this.replacing = false;
       const g = graph();
       const resident = this.runner?.residentWeights && this.resident ? this.resident(g) : undefined;
-      hit = compile(g, { dims, settle, runner: this.runner, ...(resident?.size ? { resident } : {}) }).then((exe) => {
+      hit = compile(g, { dims, settle, runner: this.runner, ...holding, ...(resident?.size ? { resident } : {}) }).then((exe) => {
         collectGarbage();
         return exe;
       });

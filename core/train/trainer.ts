@@ -29,6 +29,7 @@ import { optimizerStep } from './step.ts';
 import { describe, dropMetricsAfter, resultLines } from './run-log.ts';
 import type { TrainConfig } from './config.ts';
 import { CompileCache, backprop } from './graphs.ts';
+import { fusedOptimizerStep, fusedStepRefusal } from './fused-step.ts';
 import { checkpointedBackprop } from './checkpointed.ts';
 import { evaluateRun, evaluationMetrics } from './evaluate.ts';
 import { finishRun, generateSamples, type Sample } from './finish.ts';
@@ -114,6 +115,8 @@ class TrainingRun {
     private trainable: string[],
     private readonly optimizer: ReturnType<typeof makeOptimizer>,
     private readonly estimator: GradientEstimator,
+    /** The training state stays on the runner: each step is one fused graph (fused-step.ts). */
+    private readonly fused: boolean,
   ) {
     this.everTrained = new Set(trainable);
     this.cache = new CompileCache(undefined, opts.runner, (g) => this.frozenInputs(g));
@@ -162,8 +165,6 @@ class TrainingRun {
     cfg = planned.config;
     if (opts.runner?.residentWeights) {
       log(`plan: the sessions run on ${opts.runner.name}, which holds the compiled steps, their frozen weights and the activations; the plan above is for the whole run in one process`);
-      // The update's moments stay there, but parameters and gradients still travel each step (docs/sidecar.md).
-      if (cfg.train.optimizerOn === 'device') log(`train.optimizerOn 'device' on ${opts.runner.name}: the moments stay there, but each update sends the parameters and gradients again and receives the new parameters and clipped gradients, about 5x the trainable bytes a step against 2x with 'host'`);
     }
     // A mixture-of-experts model's per-expert tensors may sit below the configured threshold: the plan lowers it.
     const threshold = planned.plan.mmapThreshold;
@@ -180,9 +181,11 @@ class TrainingRun {
     totalSteps = t.steps ?? Math.ceil((t.epochs ?? 1) * stream.batchesPerEpoch);
     const optimizer = makeOptimizer(t, new Map([...m.params].map(([n, p]) => [n, p.shape])), opts.runner);
     const estimator = (await m.driver.first('step:estimator', m.ctx))?.value ?? (cfg.memory.checkpointing ? checkpointedBackprop() : backprop());
+    const fused = optimizer instanceof DeviceOptimizer && fusedStepRefusal(t, opts.runner, estimator, m) === undefined;
+    if (opts.runner?.residentWeights && t.optimizerOn === 'device') log(deviceOptimizerLine(opts.runner, fusedStepRefusal(t, opts.runner, estimator, m)));
     mkdirSync(cfg.output, { recursive: true });
     writeRunDescription(cfg, opts.plugins, planned.plan);
-    run = new TrainingRun(opts, cfg, m, data, planned.plan, stream, streamOptions, totalSteps, trainableSet(m), optimizer, estimator);
+    run = new TrainingRun(opts, cfg, m, data, planned.plan, stream, streamOptions, totalSteps, trainableSet(m), optimizer, estimator, fused);
     return run;
   }
 
@@ -257,10 +260,11 @@ class TrainingRun {
     const batch = this.stream.next();
     const micro = microBatches(this.data.train, batch, t.microBatchSize ?? t.batchSize, padId, t.padMultiple, this.padRowsTo);
     const lr = lrAt(step, this.totalSteps, this.schedule);
-    const r = await optimizerStep({
+    const input = {
       m, micro, estimator: this.estimator, trainable: this.trainable, cache: this.cache, optimizer: this.optimizer,
       lr, maxGradNorm: t.maxGradNorm, stepCtx,
-    });
+    };
+    const r = this.fused && this.optimizer instanceof DeviceOptimizer ? await fusedOptimizerStep({ ...input, optimizer: this.optimizer }) : await optimizerStep(input);
     const { loss, tokens, gradNorm, computeSeconds, updateSeconds } = r;
     this.step++;
     this.stepsThisProcess++;
@@ -287,6 +291,7 @@ class TrainingRun {
 
   /** A plugin asked for a retrace (LISA's switch): the hooks' new trainable set replaces the old one. */
   private async switchTrainable(reason: string): Promise<void> {
+    await this.syncState(); // the sessions holding the state are about to go
     const next = trainableSet(this.m);
     // Everything of the old trainable set goes before the next step compiles the new sessions: the sessions first
     // (the bulk), then the optimizer state of tensors frozen again; then the heaps are collected and trimmed, so the
@@ -300,10 +305,16 @@ class TrainingRun {
     await releaseFreedMemory();
   }
 
+  /** Brings back what the runner holds newer than here (fused steps: the parameters and moments). */
+  private async syncState(): Promise<void> {
+    await this.optimizer.syncState?.();
+  }
+
   // ------------------------------------------------------------------------------------------------ evaluation
 
   /** Evaluates the current weights; model selection sees the result, and a new best is saved at once. */
   private async evaluateNow(): Promise<Record<string, number>> {
+    await this.syncState();
     const metrics = await evaluateRun(this.cfg, this.m, this.data, this.cache);
     this.lastEval = { step: this.step, metrics };
     const { improved } = this.selection.observe(this.step, metrics);
@@ -341,6 +352,7 @@ class TrainingRun {
 
   /** Every compiled session of the run (the step's, evaluation's, a device optimizer's), on whichever runner holds it. */
   private async releaseSessions(): Promise<void> {
+    await this.syncState(); // before the sessions that hold it go
     await this.cache.clear();
     if (this.optimizer instanceof DeviceOptimizer) await this.optimizer.release();
   }
@@ -360,6 +372,7 @@ class TrainingRun {
     this.progress!.finish();
     // A resumed finished run has no evaluation in memory: score the last step again (selection has seen it already).
     if (this.hasEvalData && this.lastEval?.step !== this.step) {
+      await this.syncState();
       const seen = this.selection.lastEvalStep === this.step;
       const metrics = await evaluateRun(cfg, m, this.data, this.cache);
       this.lastEval = { step: this.step, metrics };
@@ -388,6 +401,13 @@ class TrainingRun {
     const { step: _s, final: _f, ...metrics } = final;
     return { runDir: cfg.output, step: this.step, finished: true, trained, metrics, exported, ...(bestStep !== undefined && cfg.checkpoint.best ? { bestStep } : {}) };
   }
+}
+
+/** What train.optimizerOn 'device' does on a remote runner, for the log (`refusal`: why the state cannot stay there). */
+function deviceOptimizerLine(runner: Runner, refusal: string | undefined): string {
+  if (refusal === undefined) return `train.optimizerOn 'device' on ${runner.name}: the parameters and moments stay there (one graph a step: gradients, clipping, update); a step sends its batch and receives the loss and gradient norm, and the weights come back for evaluations, checkpoints and the end`;
+  const why = refusal === 'not asked for' ? 'this runner cannot share a store between sessions' : refusal;
+  return `train.optimizerOn 'device' on ${runner.name}: the moments stay there, but ${why}, so each update sends the parameters and gradients again and receives the new parameters and clipped gradients, about 5x the trainable bytes a step against 2x with 'host'`;
 }
 
 export async function train(opts: TrainOptions): Promise<TrainResult> {

@@ -12,7 +12,7 @@ import { encodeModel } from '../../core/onnx/model.ts';
 import { buildCausalLM, causalLMLoss } from '../../core/models/llama.ts';
 import { loadModel } from '../../core/models/load.ts';
 import { train } from '../../core/train/trainer.ts';
-import { lisa, lora } from '../../plugins/index.ts';
+import { fullFinetune, lisa, lora } from '../../plugins/index.ts';
 import { ortNodeRunner } from '../../runners/ort-node.ts';
 import { sidecar, SidecarError } from '../../runners/sidecar.ts';
 import { startSidecar, type RunningSidecar, type SidecarServerOptions } from '../../runners/sidecar-server.ts';
@@ -147,29 +147,69 @@ describe('results equal onnxruntime-node in this process, bit for bit', () => {
     console.log(`sidecar training, KiB sent per step (* = loaded a session; the weights are ${(frozenBytes / 1024).toFixed(0)} KiB): ${perStep.map((p) => `${(p.bytes / 1024).toFixed(1)}${p.loaded ? '*' : ''}`).join(', ')}`);
   }, 120_000);
 
-  test.skipIf(noStories)("train.optimizerOn 'device' runs the update's graphs on the trainer's runner, and the run releases them", async () => {
+  test.skipIf(noStories)("train.optimizerOn 'device' keeps the parameters and moments on the sidecar: a step sends its batch, bit-equal to in-process", async () => {
     const s = await serve();
     const dir = tempDir('sidecar-device-optimizer');
     const data = writeTinyData(dir);
-    // Checkpoints every 2 steps: the moments held on the sidecar are read back for each one.
-    const overrides = { train: { steps: 3, optimizerOn: 'device' as const }, checkpoint: { every: 2, keep: 2 } };
+    // Checkpoints every 2 steps: the parameters and moments held on the sidecar are read back for each one.
+    const overrides = { train: { steps: 4, optimizerOn: 'device' as const }, checkpoint: { every: 2, keep: 2 } };
     const plugins = () => [lora({ r: 4, alpha: 8, targets: ['q_proj', 'v_proj'] })];
     const local = await train({ config: tinyConfig(data, join(dir, 'local'), overrides), plugins: plugins(), progress: silentProgress, log: quiet });
     const runner = sidecar(s.url, { token: TOKEN });
     const lines: string[] = [];
-    const remote = await train({ config: tinyConfig(data, join(dir, 'remote'), overrides), plugins: plugins(), progress: silentProgress, log: (l) => lines.push(l), runner });
+    const fusedSteps = perStep(runner);
+    const remote = await train({ config: tinyConfig(data, join(dir, 'remote'), overrides), plugins: plugins(), progress: silentProgress, log: (l) => lines.push(l), runner, onRecord: fusedSteps.onRecord });
     expect(bitDifferences(remote.trained, local.trained)).toEqual([]);
-    // The run says what a remote runner changes: the plan is for one process, and the device update's traffic.
+    // The run says what a remote runner changes: the plan is for one process, and where the training state is.
     expect(lines.some((l) => l.includes('the plan above is for the whole run in one process'))).toBe(true);
-    expect(lines.some((l) => l.includes("train.optimizerOn 'device' on sidecar") && l.includes("against 2x with 'host'"))).toBe(true);
-    // The same run with the update on the host: the device run's extra sessions and runs are the optimizer's.
+    expect(lines.some((l) => l.includes("train.optimizerOn 'device' on sidecar") && l.includes('the parameters and moments stay there'))).toBe(true);
+    // The update on the host: each step sends the trainable weights; with the state on the sidecar, a step does not.
     const hostRunner = sidecar(s.url, { token: TOKEN });
-    await train({ config: tinyConfig(data, join(dir, 'host'), { train: { steps: 3 } }), plugins: plugins(), progress: silentProgress, log: quiet, runner: hostRunner });
-    expect(runner.stats.loads).toBeGreaterThan(hostRunner.stats.loads);
-    expect(runner.stats.runs).toBeGreaterThanOrEqual(hostRunner.stats.runs + 3); // at least one update graph a step
-    expect((await runner.info()).sessions).toBe(0);
+    const hostSteps = perStep(hostRunner);
+    await train({ config: tinyConfig(data, join(dir, 'host'), { train: { steps: 4 } }), plugins: plugins(), progress: silentProgress, log: quiet, runner: hostRunner, onRecord: hostSteps.onRecord });
+    const trainableBytes = [...remote.trained.values()].reduce((n, t) => n + t.data.byteLength, 0);
+    const steady = (p: typeof fusedSteps) => p.steps.filter((x, i) => i > 0 && !x.loaded && i < 4).map((x) => x.sent);
+    expect(steady(fusedSteps).length).toBeGreaterThan(0);
+    for (const sent of steady(fusedSteps)) expect(sent).toBeLessThan(Math.min(...steady(hostSteps)) - trainableBytes + 1024);
+    console.log(`LoRA on the sidecar, bytes sent per step without loads: state on the sidecar ${steady(fusedSteps).join(', ')}; update on the host ${steady(hostSteps).join(', ')} (trainable ${trainableBytes})`);
+    expect(runner.stats.runs).toBeLessThan(hostRunner.stats.runs + 4); // one graph a step: no update graphs
+    expect((await runner.info())).toMatchObject({ sessions: 0, heldBytes: 0 }); // the run released its sessions and store
+  }, 120_000);
+
+  test.skipIf(noStories)("full fine-tuning with the state on the sidecar (AdamW, clipping): bit-equal to in-process, and resumed from a checkpoint read back from it", async () => {
+    const s = await serve();
+    const dir = tempDir('sidecar-fused-full');
+    const data = writeTinyData(dir);
+    const overrides = { train: { steps: 5, optimizerOn: 'device' as const, maxGradNorm: 0.5, warmupSteps: 2 }, checkpoint: { every: 2, keep: 1 } };
+    const local = await train({ config: tinyConfig(data, join(dir, 'local'), overrides), plugins: [fullFinetune()], progress: silentProgress, log: quiet });
+    const runner = sidecar(s.url, { token: TOKEN });
+    const steps = perStep(runner);
+    const remote = await train({ config: tinyConfig(data, join(dir, 'remote'), overrides), plugins: [fullFinetune()], progress: silentProgress, log: quiet, runner, onRecord: steps.onRecord });
+    const trainableBytes = [...remote.trained.values()].reduce((n, t) => n + t.data.byteLength, 0);
+    const steady = steps.steps.filter((x, i) => i > 0 && !x.loaded && i < 5).map((x) => x.sent);
+    expect(steady.length).toBeGreaterThan(0);
+    for (const sent of steady) expect(sent).toBeLessThan(trainableBytes / 100);
+    console.log(`full fine-tuning on the sidecar with the state there, bytes sent per step without loads: ${steady.join(', ')} (the weights: ${trainableBytes})`);
+    expect(remote.trained.size).toBe(local.trained.size);
+    expect(bitDifferences(remote.trained, local.trained)).toEqual([]);
+    const resumedConfig = tinyConfig(data, join(dir, 'resumed'), overrides);
+    await train({ config: resumedConfig, plugins: [fullFinetune()], progress: silentProgress, log: quiet, runner, stopAfterSteps: 3 });
+    const resumed = await train({ config: resumedConfig, plugins: [fullFinetune()], progress: silentProgress, log: quiet, runner });
+    expect(bitDifferences(resumed.trained, local.trained)).toEqual([]);
+    expect((await runner.info())).toMatchObject({ sessions: 0, heldBytes: 0 });
   }, 120_000);
 });
+
+/** Bytes sent per step, and whether the step loaded a session. */
+const perStep = (runner: ReturnType<typeof sidecar>) => {
+  const steps: { sent: number; loaded: boolean }[] = [];
+  let sent = 0, loads = 0;
+  return { steps, onRecord: () => {
+    steps.push({ sent: runner.stats.bytesSent - sent, loaded: runner.stats.loads > loads });
+    sent = runner.stats.bytesSent;
+    loads = runner.stats.loads;
+  } };
+};
 
 /** Raw requests, for what the runner itself never sends. */
 const raw = (url: string, path: string, init: RequestInit & { token?: string | null } = {}) => {

@@ -1,0 +1,61 @@
+/**
+ * A step whose training state stays on the runner (train.optimizerOn 'device' on a runner that shares stores, the
+ * sidecar): one graph computes the loss, the gradients, the clip and the update (core/optim/device-fused.ts), and
+ * the new parameters and moments stay in the runner's store for the next step. Only the batch goes out and the loss
+ * and gradient norm come back; the host's parameters are read back when something here needs them (evaluation, a
+ * checkpoint, the end: `DeviceOptimizer.syncState`).
+ *
+ * For runs whose steps need nothing between backward and update: backpropagation without activation checkpointing,
+ * one micro-batch per step, no plugin hook before or after a step (see `fusedStepRefusal`).
+ */
+import { valueAndGrad } from '../autodiff/vjp.ts';
+import type { Graph } from '../ir/graph.ts';
+import type { HostTensor } from '../ir/host.ts';
+import { DeviceOptimizer } from '../optim/device.ts';
+import type { GradientEstimator } from '../plugin/estimator.ts';
+import type { Runner } from '../../runners/types.ts';
+import type { TrainConfig } from './config.ts';
+import type { StepInput, StepOutput } from './step.ts';
+import type { RunModel } from './setup.ts';
+
+/** Why a run cannot keep its state on the runner (undefined: it can). */
+export function fusedStepRefusal(t: TrainConfig['train'], runner: Runner | undefined, estimator: GradientEstimator, m: RunModel): string | undefined {
+  if (t.optimizerOn !== 'device' || !runner?.sharesStores) return 'not asked for';
+  if (estimator.name !== 'backprop') return `the gradients come from '${estimator.name}', not plain backpropagation`;
+  if (t.microBatchSize !== undefined && t.microBatchSize < t.batchSize) return 'gradients are accumulated over micro-batches';
+  const hooked = m.driver.plugins.filter((p) => p['step:before'] || p['step:after']).map((p) => p.name);
+  if (hooked.length) return `plugins ${hooked.join(', ')} act between steps (step:before / step:after), on the parameters or gradients here`;
+  return undefined;
+}
+
+/** Gradient graphs by trainable set (the last one: the set changes only with a retrace). */
+const gradGraphs = new WeakMap<Graph, { key: string; graph: Graph }>();
+
+export async function fusedOptimizerStep(s: StepInput & { optimizer: DeviceOptimizer }): Promise<StepOutput> {
+  const { m, micro } = s;
+  if (micro.length !== 1) throw new Error(`fused step: ${micro.length} micro-batches, expected one`);
+  const mbatch = micro[0]!;
+  // Nothing to learn from (every label masked): no update, as the other path does.
+  if (mbatch.lossTokens === 0) return { loss: 0, tokens: mbatch.tokens, computeSeconds: 0, updateSeconds: 0, release: () => {} };
+  const ctx = s.stepCtx(mbatch.dims);
+  const feeds: Record<string, HostTensor> = { ...mbatch.feeds };
+  for (const { value } of await m.driver.collect('step:feeds', ctx)) Object.assign(feeds, value);
+  const started = performance.now();
+  const trainable = [...s.trainable], key = trainable.join(',');
+  const clip = s.maxGradNorm !== null;
+  const exe = await s.cache.get(`fused|${clip}|${key}|${mbatch.dims.B}x${mbatch.dims.T}`, () => {
+    let cached = gradGraphs.get(m.forward);
+    if (cached?.key !== key) gradGraphs.set(m.forward, (cached = { key, graph: valueAndGrad(m.forward, { of: 'loss', wrt: trainable }) }));
+    return s.optimizer.fuse(cached.graph, trainable, clip);
+  }, mbatch.dims, s.optimizer.fusedHolding(trainable));
+  Object.assign(feeds, s.optimizer.fusedFeeds(m.params, trainable, s.lr, s.maxGradNorm));
+  const held = new Set(trainable);
+  // Frozen weights the runner does not keep resident are fed as usual; trainable ones come from the store.
+  for (const i of exe.inputs) if (!(i.name in feeds) && !held.has(i.name) && m.params.has(i.name)) feeds[i.name] = m.params.get(i.name)!;
+  const out = await exe.run(feeds);
+  s.optimizer.fusedStepped(exe, trainable);
+  return {
+    loss: Number(out.loss!.data[0]), tokens: mbatch.tokens, ...(out.norm ? { gradNorm: Number(out.norm.data[0]) } : {}),
+    computeSeconds: (performance.now() - started) / 1000, updateSeconds: 0, release: () => {},
+  };
+}
