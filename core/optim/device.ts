@@ -22,12 +22,12 @@ import type { HostTensor } from '../ir/host.ts';
 import type { Runner } from '../../runners/types.ts';
 import { AdamWOptionsSchema, type AdamWConfig, type AdamWOptions } from './adamw.ts';
 import { GraphCache } from './device-cache.ts';
-import { COEFFICIENTS, momentSlots as momentSlotsOf, normGraph, type UpdateRule } from './device-graph.ts';
+import { COEFFICIENTS, normGraph, type UpdateRule } from './device-graph.ts';
 import { HeldBuckets } from './device-held.ts';
-import { fusedFeedback, fusedGraph, momentName } from './device-fused.ts';
+import { FusedSteps, fusedFeedback, fusedGraph } from './device-fused.ts';
 import type { Executable } from '../compile.ts';
 import type { Graph } from '../ir/graph.ts';
-import { TensorStore } from '../../runners/holding.ts';
+import type { TensorStore } from '../../runners/holding.ts';
 import { f32, updateInPlace, type Entry, type UpdateEnv } from './device-update.ts';
 import { emptyState, loadState, saveState, type ParamState, type StateLayout } from './device-state.ts';
 import { GroupedOptimizer } from './optimizer.ts';
@@ -69,12 +69,8 @@ export class DeviceOptimizer extends GroupedOptimizer {
   private readonly held: HeldBuckets;
   /** The default runner, made on first use (imported then: this file loads in a browser too). */
   private ownRunner?: Runner;
-  /**
-   * Fused steps (device-fused.ts): the store that keeps the parameters and moments where the steps run, the host
-   * arrays of those parameters, whether the store holds them (`seeded`), and whether they are newer there than here
-   * (`stale`, with the session to read them back through).
-   */
-  private fused?: { store: TensorStore; params: Map<string, Float32Array>; seeded: boolean; stale?: { exe: Executable; names: readonly string[] } };
+  /** Fused steps (device-fused.ts), once the trainer asks for them. */
+  private fused?: FusedSteps;
 
   /** AdamW with adamw.ts's options and formulas. */
   static adamw(options: AdamWOptions = {}, policy?: ParamPolicy, device?: DeviceOptions): DeviceOptimizer {
@@ -162,7 +158,7 @@ export class DeviceOptimizer extends GroupedOptimizer {
   }
 
   override stateDict({ copy = true }: StateDictOptions = {}): OptimizerStateDict {
-    const stale = this.held.stale() + (this.fused?.stale?.names.length ?? 0);
+    const stale = this.held.stale() + (this.fused?.staleCount() ?? 0);
     if (stale) throw new Error(`${this.label}.stateDict: the moments of ${stale} tensors are held on the runner and newer than here; await syncState() first`);
     return saveState(this.layout, this.state, copy);
   }
@@ -170,7 +166,7 @@ export class DeviceOptimizer extends GroupedOptimizer {
   override loadStateDict(state: OptimizerStateDict): void {
     this.state = loadState(this.layout, state);
     this.held.clear(); // the next update feeds the loaded moments, which replace what the sessions hold
-    this.reseed();
+    this.fused?.reseed();
   }
 
   /**
@@ -179,87 +175,54 @@ export class DeviceOptimizer extends GroupedOptimizer {
    */
   async syncState(): Promise<void> {
     await this.held.sync();
-    const f = this.fused, stale = f?.stale;
-    if (!f || !stale) return;
-    const slots = this.env.state().arrays;
-    for (const name of stale.names) {
-      f.params.get(name)!.set((await stale.exe.readHeld!(name)).data as Float32Array);
-      for (const [j, slot] of momentSlotsOf(this.rule).entries()) slots[j]!.get(name)!.set((await stale.exe.readHeld!(momentName(slot, name))).data as Float32Array);
-    }
-    f.stale = undefined;
-  }
-
-  /** The next fused step feeds the host's parameters and moments again (they were loaded or changed here). */
-  reseed(): void {
-    if (this.fused?.stale) throw new Error(`${this.label}: the runner holds newer parameters and moments than here; await syncState() first`);
-    if (this.fused) this.fused.seeded = false;
+    await this.fused?.sync();
   }
 
   /**
    * The gradient graph (outputs `loss` and `grad:<name>` for each of `trainable`) with this optimizer's clipping
-   * (when `clip`) and update fused in (device-fused.ts), the feedback pairs that keep its new state, and the store
-   * to compile it with: every batch shape's session reads and writes the same parameters and moments there.
+   * (when `clip`) and update fused in (device-fused.ts): compile it with `fusedHolding`.
    */
   fuse(gradGraph: Graph, trainable: readonly string[], clip: boolean): Graph {
     return fusedGraph(gradGraph, this.fusedSpec(trainable, clip));
   }
 
-  /** What a fused graph's session is compiled with: its feedback pairs, and the store all of them share. */
+  /** What a fused graph's session is compiled with: its feedback pairs, and the store every batch shape's shares. */
   fusedHolding(trainable: readonly string[]): { feedback: Record<string, string>; store: TensorStore } {
-    this.fused ??= { store: new TensorStore(), params: new Map(), seeded: false };
+    this.fused ??= new FusedSteps(this.env, this.label);
     return { feedback: fusedFeedback(this.fusedSpec(trainable, false)), store: this.fused.store };
+  }
+
+  /**
+   * The feeds of a fused step for these parameters (coefficients, maxNorm); the first one, or the first after a
+   * reload, also seeds the store with the parameters and moments.
+   */
+  fusedFeeds(params: ReadonlyMap<string, HostTensor>, trainable: readonly string[], lr: number, maxNorm: number | null): Record<string, HostTensor> {
+    if (!this.fused) throw new Error(`${this.label}.fusedFeeds: call fusedHolding() first`);
+    if (!Number.isFinite(lr) || lr < 0) throw new Error(`${this.label}.step: learning rate ${lr} is not a finite number >= 0`);
+    const shapes = new Map<string, readonly number[]>();
+    const entries = trainable.map((name): Entry => {
+      const t = params.get(name);
+      if (t?.dtype !== 'float32') throw new Error(`${this.label}.fusedFeeds: no float32 parameter '${name}'`);
+      shapes.set(name, t.shape);
+      return { name, param: t.data as Float32Array, grad: t.data as Float32Array, weightDecay: this.decayPolicy(name) ? this.weightDecay : 0 };
+    });
+    return this.fused.feeds(entries, shapes, lr, maxNorm);
+  }
+
+  /** After a fused step ran on `exe`: the store holds the newer state until `syncState`. */
+  fusedStepped(exe: Executable, trainable: readonly string[]): void {
+    this.fused!.stepped(exe, trainable);
   }
 
   private fusedSpec(trainable: readonly string[], clip: boolean) {
     return { rule: this.rule, clip, params: trainable.map((name) => ({ name, decayed: this.decayPolicy(name) && this.weightDecay !== 0 })) };
   }
 
-  /**
-   * The feeds of a fused step (coefficients, maxNorm); the first one, or the first after `reseed`, also seeds the
-   * store with the parameters `params` holds and the moments (zeros for a tensor's first update).
-   */
-  fusedFeeds(params: ReadonlyMap<string, HostTensor>, trainable: readonly string[], lr: number, maxNorm: number | null): Record<string, HostTensor> {
-    const f = this.fused;
-    if (!f) throw new Error(`${this.label}.fusedFeeds: call fuse() first`);
-    if (!Number.isFinite(lr) || lr < 0) throw new Error(`${this.label}.step: learning rate ${lr} is not a finite number >= 0`);
-    const tensor = (name: string) => {
-      const t = params.get(name);
-      if (t?.dtype !== 'float32') throw new Error(`${this.label}.fusedFeeds: no float32 parameter '${name}'`);
-      return t;
-    };
-    const entries = trainable.map((name) => {
-      const param = tensor(name).data as Float32Array;
-      return { name, param, grad: param, weightDecay: this.decayPolicy(name) ? this.weightDecay : 0 };
-    });
-    const feeds: Record<string, HostTensor> = { coef: f32(this.coefficients(entries, lr)) }; // before zero moments exist (SGD's first step)
-    if (maxNorm !== null) feeds.maxNorm = f32(Float32Array.of(maxNorm));
-    for (const e of entries) f.params.set(e.name, e.param);
-    if (!f.seeded) {
-      const shape = (name: string) => tensor(name).shape;
-      for (const e of entries) {
-        feeds[e.name] = { dtype: 'float32', shape: shape(e.name), data: e.param };
-        momentSlotsOf(this.rule).forEach((slot, j) => {
-          const own = this.state.arrays[j]!;
-          if (!own.has(e.name)) own.set(e.name, new Float32Array(e.param.length));
-          feeds[momentName(slot, e.name)] = { dtype: 'float32', shape: shape(e.name), data: own.get(e.name)! };
-        });
-      }
-    }
-    return feeds;
-  }
-
-  /** After a fused step ran on `exe`: the store holds the newer state (until `syncState`), and each tensor counted a step. */
-  fusedStepped(exe: Executable, trainable: readonly string[]): void {
-    this.fused!.seeded = true;
-    this.fused!.stale = { exe, names: [...trainable] };
-    if (this.layout.counted) for (const name of trainable) this.state.steps.set(name, (this.state.steps.get(name) ?? 0) + 1);
-  }
-
   /** Releases the compiled graphs (state is kept, read back first when held; the next step compiles again). */
   async release(): Promise<void> {
     await this.syncState();
     this.held.clear();
-    if (this.fused) this.fused.seeded = false; // the store goes with the step's sessions
+    this.fused?.reseed(); // the store goes with the step's sessions
     await this.cache.release();
   }
 
