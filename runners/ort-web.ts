@@ -124,12 +124,16 @@ export function ortWebRunner(options: OrtWebOptions = {}): OrtWebRunner {
   installLogTap(); // before onnxruntime-web's wasm module starts: it binds console.error then
   let ortModule: OrtWebModule | undefined = options.ort;
   const getOrt = async () => (ortModule ??= await import('onnxruntime-web'));
+  /** Stores by id: what their sessions hold (on WebGPU in GPU buffers), and how many sessions use each. */
+  const stores = new Map<string, { held: Map<string, OrtTensor>; sessions: number }>();
 
   return {
     name: `onnxruntime-web (${backend})`,
     holdsOutputs: true,
+    sharesStores: true,
     async load(step, loadOptions: LoadOptions = {}) {
-      const feedback = Object.entries(loadFeedback(step, 'onnxruntime-web', false, options.feedback, loadOptions.feedback));
+      const storeId = loadOptions.store;
+      const feedback = Object.entries(loadFeedback(step, 'onnxruntime-web', storeId !== undefined, options.feedback, loadOptions.feedback));
       const ort = await getOrt();
       configure(ort, options);
       if (backend === 'webgpu' && !(typeof navigator !== 'undefined' && 'gpu' in navigator)) {
@@ -157,18 +161,25 @@ export function ortWebRunner(options: OrtWebOptions = {}): OrtWebRunner {
         throw explainRuntimeError(e, step, `load the compiled graph on onnxruntime-web (${backend})`);
       }
 
-      const held = new Map<string, OrtTensor>(); // input name -> the output of the previous run that feeds it
+      // input name -> the output of the previous run that feeds it; shared by the sessions of a store
+      let store = storeId === undefined ? undefined : stores.get(storeId);
+      if (storeId !== undefined && !store) stores.set(storeId, (store = { held: new Map(), sessions: 0 }));
+      if (store) store.sessions++;
+      const held = store?.held ?? new Map<string, OrtTensor>();
       const fedBack = new Set(feedback.map(([o]) => o));
       return {
         async run(feeds) {
           const ortFeeds: Record<string, OrtTensor> = {};
           const missing: string[] = [];
-          for (const { name } of step.inputs) {
+          for (const { name, dtype, dims } of step.inputs) {
             const f = feeds[name];
             const h = held.get(name);
             if (f) ortFeeds[name] = toOrt(ort, name, f);
-            else if (h) ortFeeds[name] = h;
-            else missing.push(name);
+            else if (h) {
+              // Another session of the store may have put a tensor of another shape under this name.
+              if (h.type !== dtype || h.dims.join() !== dims.join()) throw new Error(`onnxruntime-web: the store holds '${name}' as ${h.type}[${h.dims}], the input is ${dtype}[${dims}]`);
+              ortFeeds[name] = h;
+            } else missing.push(name);
           }
           if (missing.length) throw new Error(`onnxruntime-web: inputs neither fed nor held from a previous run: ${missing.join(', ')}`);
           let results: OrtWeb.InferenceSession.ReturnType;
@@ -194,8 +205,12 @@ export function ortWebRunner(options: OrtWebOptions = {}): OrtWebRunner {
         },
         fallbackReport: () => fallbackReport(backend, step, create),
         async release() {
-          for (const t of held.values()) t.dispose();
-          held.clear();
+          // A store's tensors go with its last session.
+          if (!store || --store.sessions === 0) {
+            for (const t of held.values()) t.dispose();
+            held.clear();
+            if (storeId !== undefined) stores.delete(storeId);
+          }
           await session.release();
         },
       };

@@ -182,7 +182,10 @@ class TrainingRun {
     const optimizer = makeOptimizer(t, new Map([...m.params].map(([n, p]) => [n, p.shape])), opts.runner);
     const estimator = (await m.driver.first('step:estimator', m.ctx))?.value ?? (cfg.memory.checkpointing ? checkpointedBackprop() : backprop());
     const fused = optimizer instanceof DeviceOptimizer && fusedStepRefusal(t, opts.runner, estimator, m) === undefined;
-    if (opts.runner?.residentWeights && t.optimizerOn === 'device') log(deviceOptimizerLine(opts.runner, fusedStepRefusal(t, opts.runner, estimator, m)));
+    if (opts.runner && t.optimizerOn === 'device') {
+      const refusal = fusedStepRefusal(t, opts.runner, estimator, m);
+      if (refusal === undefined || opts.runner.residentWeights) log(deviceOptimizerLine(opts.runner, refusal));
+    }
     mkdirSync(cfg.output, { recursive: true });
     writeRunDescription(cfg, opts.plugins, planned.plan);
     run = new TrainingRun(opts, cfg, m, data, planned.plan, stream, streamOptions, totalSteps, trainableSet(m), optimizer, estimator, fused);

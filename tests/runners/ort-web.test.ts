@@ -1,5 +1,9 @@
 /** onnxruntime-web runner behaviour in this process (wasm), and the placement-log parser on a real log excerpt. */
-import { describe, expect, test } from 'bun:test';
+import { afterAll, describe, expect, test } from 'bun:test';
+import { join } from 'node:path';
+import { train } from '../../core/train/trainer.ts';
+import { fullFinetune } from '../../plugins/index.ts';
+import { quiet, readJsonl, removeTempDirs, silentProgress, storiesMissing, tempDir, tinyConfig, writeTinyData } from '../train/helpers.ts';
 import { trace } from '../../core/ir/graph.ts';
 import { hostTensor } from '../../core/ir/host.ts';
 import * as op from '../../core/ops/api.ts';
@@ -8,6 +12,8 @@ import { DeviceOptimizer } from '../../core/optim/device.ts';
 import { captureStep, maxRelError } from '../../runners/conformance.ts';
 import { ortWebRunner } from '../../runners/ort-web.ts';
 import { describeCpuNodes, parsePlacements } from '../../runners/ort-web-placement.ts';
+
+afterAll(removeTempDirs);
 
 // Lines as onnxruntime-web 1.30 printed them in Chromium for the gradient of gather (one node on the CPU).
 const LOG = [
@@ -89,4 +95,24 @@ describe('the device optimizer on onnxruntime-web keeps its moments in the sessi
     }
     await device.release();
   });
+});
+
+describe.skipIf(storiesMissing('the onnxruntime-web training run'))('a training run with the state on onnxruntime-web', () => {
+  test("train.optimizerOn 'device': full fine-tuning as one fused graph a step, its state in the runner's store; within float32 rounding of in-process", async () => {
+    const dir = tempDir('ort-web-fused');
+    const data = writeTinyData(dir);
+    const overrides = { train: { steps: 3, optimizerOn: 'device' as const, maxGradNorm: 1 }, checkpoint: { every: 2, keep: 1 } };
+    const local = await train({ config: tinyConfig(data, join(dir, 'local'), overrides), plugins: [fullFinetune()], progress: silentProgress, log: quiet });
+    const runner = ortWebRunner();
+    const lines: string[] = [];
+    const web = await train({ config: tinyConfig(data, join(dir, 'web'), overrides), plugins: [fullFinetune()], progress: silentProgress, log: (l) => lines.push(l), runner });
+    expect(lines.some((l) => l.includes("train.optimizerOn 'device' on onnxruntime-web (wasm): the parameters and moments stay there"))).toBe(true);
+    expect(web.trained.size).toBe(local.trained.size);
+    let worst = 0;
+    for (const [n, t] of local.trained) worst = Math.max(worst, maxRelError(web.trained.get(n)!, t));
+    console.log(`full fine-tuning on onnxruntime-web (wasm) with its state there, 3 steps: max relative difference ${worst.toExponential(2)}`);
+    expect(worst).toBeLessThan(1e-4);
+    const [a, b] = [readJsonl(join(dir, 'web', 'metrics.jsonl')), readJsonl(join(dir, 'local', 'metrics.jsonl'))];
+    a.filter((r) => r.loss !== undefined && r.final === undefined).forEach((r, k) => expect(Math.abs(r.loss! - b[k]!.loss!)).toBeLessThan(1e-5));
+  }, 120_000);
 });

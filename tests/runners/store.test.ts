@@ -9,6 +9,7 @@ import { encodeModel } from '../../core/onnx/model.ts';
 import * as op from '../../core/ops/api.ts';
 import { TensorStore } from '../../runners/holding.ts';
 import { ortNodeRunner } from '../../runners/ort-node.ts';
+import { ortWebRunner } from '../../runners/ort-web.ts';
 import { sidecar } from '../../runners/sidecar.ts';
 import { startSidecar, type RunningSidecar } from '../../runners/sidecar-server.ts';
 import { LOAD_CONTENT_TYPE, encodeLoadPrefix } from '../../runners/sidecar-protocol.ts';
@@ -81,6 +82,14 @@ describe('a store shared by the sessions of two batch shapes and an update', () 
     const got = await rounds(undefined);
     expect(got.losses).toEqual(want.losses);
     expect([...got.w]).toEqual([...want.w]);
+    await got.release();
+  });
+
+  test('on onnxruntime-web (wasm): the rounds of the host, within float32 rounding (its sums add in another order)', async () => {
+    const want = expected(ROUNDS);
+    const got = await rounds(ortWebRunner());
+    got.losses.forEach((l, k) => expect(Math.abs(l - want.losses[k]!)).toBeLessThan(1e-6 * Math.max(1, Math.abs(want.losses[k]!))));
+    got.w.forEach((w, j) => expect(Math.abs(w - want.w[j]!)).toBeLessThan(1e-6));
     await got.release();
   });
 
