@@ -6,12 +6,17 @@
  * The browser runners (headless Chromium) are measured by the conformance suite (tests/runners/), not here.
  * Then a stories260k training step in this process (onnxruntime-node) vs through a sidecar on loopback
  * (`tuneforge sidecar --provider cpu` in a child process, runners/sidecar.ts), LoRA (r 8 on q, v) and full
- * fine-tuning, batch 16 x 64 packed TinyStories tokens. Per case: the median step time (the first two steps, which
+ * fine-tuning, batch 16 x 64 packed TinyStories tokens, and full fine-tuning with train.optimizerOn 'device' (in this
+ * process the update's graphs; on the sidecar one fused graph a step, the parameters and moments kept there:
+ * core/train/fused-step.ts). Per case: the median step time (the first two steps, which
  * compile and upload, excluded), the sidecar / in-process ratio, and the bytes a step sends and receives. Rounds
  * alternate in-process and sidecar runs (and which goes first), so a machine shared with other work slows both alike;
  * the figures are the median over rounds and, less sensitive to that sharing, the best round of each.
  *
- *   bun run bench:runners [--quick] [--steps N] [--rounds N] [--no-smollm]
+ * With --smollm-full, full fine-tuning of the SmolLM2-135M shape (random weights, 4 x 256, 4 steps) too, with the
+ * update on the host and with optimizerOn 'device': what the sidecar's traffic costs on a model of real size.
+ *
+ *   bun run bench:runners [--quick] [--steps N] [--rounds N] [--no-smollm] [--smollm-full]
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,7 +35,7 @@ import { SMOLLM2_135M } from '../core/index.ts';
 import { ortNodeRunner } from '../runners/ort-node.ts';
 import { ortWebRunner } from '../runners/ort-web.ts';
 
-const opts = benchOptions(['quick', 'steps', 'rounds', 'no-smollm']);
+const opts = benchOptions(['quick', 'steps', 'rounds', 'no-smollm', 'smollm-full']);
 const quick = opts.string('quick') !== undefined;
 const steps = opts.number('steps') ?? (quick ? 8 : 20);
 const rounds = opts.number('rounds') ?? (quick ? 1 : 5);
@@ -39,7 +44,7 @@ const TOKEN = `bench-${crypto.randomUUID()}`;
 
 const dir = mkdtempSync(join(tmpdir(), 'tuneforge-bench-runners-'));
 const text = readFileSync(join(SHARED, 'data/tinystories/tiny_stories.txt'), 'utf8');
-const needChars = 4 * B * T * (steps + 1);
+const needChars = 4 * Math.max(B * T, 4 * 256) * (steps + 1);
 writeFileSync(join(dir, 'train.txt'), text.repeat(Math.ceil(needChars / text.length)).slice(0, needChars * 2));
 writeFileSync(join(dir, 'token'), TOKEN);
 
@@ -59,30 +64,37 @@ async function startChild(): Promise<{ url: string; stop: () => Promise<void> }>
 
 interface Measured { stepS: number; sentPerStep: number; receivedPerStep: number; loadBytes: number }
 
-async function measure(method: 'lora' | 'full', runner: Runner | undefined, tag: string): Promise<Measured> {
+type Method = 'lora' | 'full' | 'full_device';
+
+/** A model and batch shape the in-process / sidecar comparison trains. */
+interface TrainCase { label: string; model: string; B: number; T: number; steps: number; methods: readonly Method[] }
+
+async function measure({ model, B, T, steps }: TrainCase, method: Method, runner: Runner | undefined, tag: string): Promise<Measured> {
   const config = parseTrainConfig({
-    model: STORIES, output: join(dir, `run-${tag}`), seed: 0,
+    model, output: join(dir, `run-${tag}`), seed: 0,
     data: { train: join(dir, 'train.txt'), format: 'text', maxLength: T, packText: true, textSplit: 'blank-line' },
-    train: { steps, batchSize: B, lr: 1e-4, optimizer: 'adamw', padMultiple: 16 },
+    train: { steps, batchSize: B, lr: 1e-4, optimizer: 'adamw', padMultiple: 16, optimizerOn: method === 'full_device' ? 'device' : 'host' },
     export: { merged: false, adapters: false },
   });
-  const plugins = method === 'full' ? [fullFinetune()] : [lora({ r: 8, alpha: 16, targets: ['q_proj', 'v_proj'] })];
+  const plugins = method === 'lora' ? [lora({ r: 8, alpha: 16, targets: ['q_proj', 'v_proj'] })] : [fullFinetune()];
   const stats = (runner as SidecarRunner | undefined)?.stats;
   const times: number[] = [];
-  let mark = { sent: 0, received: 0, runs: 0 };
+  let mark = { sent: 0, received: 0, runs: 0 }, end = mark;
   await train({
     config, plugins, runner, resume: false, log: () => {}, progress: { isTTY: false, write: () => true },
     onRecord: (r) => {
       if (r.step_s !== undefined && r.step! > 2) times.push(r.step_s);
       // After step 2 every session is loaded: what follows is the steady per-step traffic.
       if (r.step === 2 && stats) mark = { sent: stats.bytesSent, received: stats.bytesReceived, runs: stats.runs };
+      // Up to the last step's record: the end of the run reads the state back (optimizerOn 'device'), once.
+      if (r.step === steps && r.final === undefined && stats) end = { sent: stats.bytesSent, received: stats.bytesReceived, runs: stats.runs };
     },
   });
   times.sort((a, b) => a - b);
-  const perStep = stats ? (stats.bytesSent - mark.sent) / (stats.runs - mark.runs) : 0;
+  const perStep = stats ? (end.sent - mark.sent) / (end.runs - mark.runs) : 0;
   return {
     stepS: times[Math.floor(times.length / 2)]!, sentPerStep: perStep,
-    receivedPerStep: stats ? (stats.bytesReceived - mark.received) / (stats.runs - mark.runs) : 0,
+    receivedPerStep: stats ? (end.received - mark.received) / (end.runs - mark.runs) : 0,
     loadBytes: stats ? mark.sent - perStep * mark.runs : 0, // the first two steps' sends, less their feeds: the uploads
   };
 }
@@ -105,26 +117,32 @@ try {
     modelCases.push({ key: 'smollm', step: await loraStep(smol, 1, 128), runs: quick ? 1 : 3 });
   }
   perRunner = await measureRunners(entries, modelCases, (l) => console.error(l));
-  for (const method of ['lora', 'full'] as const) {
+  const cases: TrainCase[] = [{ label: `stories260k ${B}x${T}`, model: STORIES, B, T, steps, methods: ['lora', 'full', 'full_device'] }];
+  if (opts.string('smollm-full') !== undefined) {
+    const smol = await randomModelFolder(join(tmpdir(), 'tuneforge-smollm2-135m-random'), SMOLLM2_135M);
+    cases.push({ label: 'SmolLM2-135M 4x256', model: smol, B: 4, T: 256, steps: 4, methods: ['full', 'full_device'] });
+  }
+  for (const c of cases) for (const method of c.methods) {
     const local: Measured[] = [], remote: Measured[] = [];
-    for (let r = 0; r < rounds; r++) {
-      const runLocal = async () => local.push(await measure(method, undefined, `${method}-local-${r}`));
-      const runRemote = async () => remote.push(await measure(method, sidecar(child.url, { token: TOKEN }), `${method}-sidecar-${r}`));
+    const key = c.model === STORIES ? method : `smollm_${method}`;
+    for (let r = 0; r < (c.model === STORIES ? rounds : 1); r++) {
+      const runLocal = async () => local.push(await measure(c, method, undefined, `${key}-local-${r}`));
+      const runRemote = async () => remote.push(await measure(c, method, sidecar(child.url, { token: TOKEN }), `${key}-sidecar-${r}`));
       if (r % 2 === 0) await runLocal().then(runRemote);
       else await runRemote().then(runLocal);
-      console.error(`round ${r + 1}/${rounds} ${method}: in-process ${(local[r]!.stepS * 1000).toFixed(1)} ms, sidecar ${(remote[r]!.stepS * 1000).toFixed(1)} ms`);
+      console.error(`round ${r + 1}/${rounds} ${c.label} ${method}: in-process ${(local[r]!.stepS * 1000).toFixed(1)} ms, sidecar ${(remote[r]!.stepS * 1000).toFixed(1)} ms`);
     }
     const l = median(local.map((m) => m.stepS)), s = median(remote.map((m) => m.stepS));
     const lBest = Math.min(...local.map((m) => m.stepS)), sBest = Math.min(...remote.map((m) => m.stepS));
     const last = remote[remote.length - 1]!;
-    results[method] = {
+    results[key] = {
       in_process_ms: +(l * 1000).toFixed(2), sidecar_ms: +(s * 1000).toFixed(2), ratio: +(s / l).toFixed(3),
       best_in_process_ms: +(lBest * 1000).toFixed(2), best_sidecar_ms: +(sBest * 1000).toFixed(2), best_ratio: +(sBest / lBest).toFixed(3),
       sent_kib_per_step: +(last.sentPerStep / 1024).toFixed(1), received_kib_per_step: +(last.receivedPerStep / 1024).toFixed(1),
       load_kib: +(last.loadBytes / 1024).toFixed(1),
     };
-    const x = results[method]!;
-    rows.push([`stories260k ${B}x${T} ${method}`, x.in_process_ms!.toFixed(1), x.sidecar_ms!.toFixed(1), `${x.ratio!.toFixed(2)}x`,
+    const x = results[key]!;
+    rows.push([`${c.label} ${method === 'full_device' ? "full, optimizerOn 'device'" : method}`, x.in_process_ms!.toFixed(1), x.sidecar_ms!.toFixed(1), `${x.ratio!.toFixed(2)}x`,
       `${x.best_in_process_ms!.toFixed(1)} / ${x.best_sidecar_ms!.toFixed(1)} = ${x.best_ratio!.toFixed(2)}x`, x.sent_kib_per_step!.toFixed(0), x.received_kib_per_step!.toFixed(0), x.load_kib!.toFixed(0)]);
   }
 } finally {
