@@ -28,8 +28,9 @@ import { microBatches } from './batches.ts';
 import { optimizerStep } from './step.ts';
 import { describe, dropMetricsAfter, resultLines } from './run-log.ts';
 import type { TrainConfig } from './config.ts';
+import type { TrainOptions, TrainResult } from './run-options.ts';
 import { CompileCache, backprop } from './graphs.ts';
-import { fusedOptimizerStep, fusedStepRefusal } from './fused-step.ts';
+import { deviceOptimizerLine, fusedOptimizerStep, fusedStepRefusal } from './fused-step.ts';
 import { checkpointedBackprop } from './checkpointed.ts';
 import { evaluateRun, evaluationMetrics } from './evaluate.ts';
 import { finishRun, generateSamples, type Sample } from './finish.ts';
@@ -40,44 +41,7 @@ import { Selection } from './selection.ts';
 import { RunCheckpoints } from './run-checkpoints.ts';
 import { setupModel, trainableSet, type RunData, type RunModel } from './setup.ts';
 
-export interface TrainOptions {
-  config: TrainConfig;
-  plugins: readonly Plugin[];
-  /** Continue from the latest checkpoint in the output folder when there is one (default true). */
-  resume?: boolean;
-  /** Stop after this many steps of this process without finishing the run (tests of kill-and-resume). */
-  stopAfterSteps?: number;
-  /** Where progress is drawn (default stderr); lines of the log go to `log`. */
-  progress?: ProgressStream;
-  log?: (line: string) => void;
-  /** Called after each metrics record is written (one per step, and the final evaluation's), e.g. to stream it. */
-  onRecord?: (record: Readonly<Record<string, number>>) => void;
-  /** Called after a checkpoint is saved, with its step and folder. */
-  onCheckpoint?: (step: number, dir: string) => void;
-  /**
-   * Checked before each step: once aborted, the run saves a checkpoint of the steps done (unless the latest one is of
-   * this step already) and returns unfinished, so a resumed run loses nothing (pausing a job).
-   */
-  signal?: AbortSignal;
-  /**
-   * Where the training and evaluation steps run (default: onnxruntime-node in this process), e.g.
-   * `sidecar(url, { token })` (runners/sidecar.ts) for a GPU elsewhere. Sampling generations stay in this process.
-   */
-  runner?: Runner;
-}
-
-export interface TrainResult {
-  runDir: string;
-  step: number;
-  finished: boolean;
-  /** Final values of every trained parameter (the best checkpoint's with checkpoint.best). */
-  trained: Map<string, HostTensor>;
-  metrics: Record<string, number>;
-  exported: string[];
-  /** With checkpoint.best: the step whose weights were kept and exported. */
-  bestStep?: number;
-}
-
+export type { TrainOptions, TrainResult } from './run-options.ts';
 export { bestCheckpointDir } from './run-checkpoints.ts';
 
 const mb = (bytes: number) => bytes / 2 ** 20;
@@ -404,13 +368,6 @@ class TrainingRun {
     const { step: _s, final: _f, ...metrics } = final;
     return { runDir: cfg.output, step: this.step, finished: true, trained, metrics, exported, ...(bestStep !== undefined && cfg.checkpoint.best ? { bestStep } : {}) };
   }
-}
-
-/** What train.optimizerOn 'device' does on a remote runner, for the log (`refusal`: why the state cannot stay there). */
-function deviceOptimizerLine(runner: Runner, refusal: string | undefined): string {
-  if (refusal === undefined) return `train.optimizerOn 'device' on ${runner.name}: the parameters and moments stay there (one graph a step: gradients, clipping, update); a step sends its batch and receives the loss and gradient norm, and the weights come back for evaluations, checkpoints and the end`;
-  const why = refusal === 'not asked for' ? 'this runner cannot share a store between sessions' : refusal;
-  return `train.optimizerOn 'device' on ${runner.name}: the moments stay there, but ${why}, so each update sends the parameters and gradients again and receives the new parameters and clipped gradients, about 5x the trainable bytes a step against 2x with 'host'`;
 }
 
 export async function train(opts: TrainOptions): Promise<TrainResult> {
