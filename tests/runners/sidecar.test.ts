@@ -562,7 +562,7 @@ describe('the device optimizer on the sidecar keeps its moments there', () => {
     const remote = await train({ config: tinyConfig(data, join(dir, 'remote'), overrides), plugins: plugins(), progress: silentProgress, log: (l) => lines.push(l), runner });
     expect(bitDifferences(remote.trained, local.trained)).toEqual([]);
     // LISA switches layers between steps, so the state cannot stay on the sidecar: the run says so, and why.
-    expect(lines.some((l) => l.includes('the moments stay there, but plugins lisa act between steps') && l.includes("against 2x with 'host'"))).toBe(true);
+    expect(lines.some((l) => l.includes('the moments stay there, but plugins tuneforge:lisa act between steps') && l.includes("against 2x with 'host'"))).toBe(true);
     // Stopped after step 3 and started again: resumes from step 2's checkpoint, whose moments came from the sidecar.
     const resumedConfig = tinyConfig(data, join(dir, 'resumed'), overrides);
     await train({ config: resumedConfig, plugins: plugins(), progress: silentProgress, log: quiet, runner, stopAfterSteps: 3 });
