@@ -13,19 +13,18 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HostTensor } from '../core/ir/host.ts';
-import { encodeModel } from '../core/onnx/model.ts';
 import { ortNodeRunner } from './ort-node.ts';
 import { sidecar } from './sidecar.ts';
 import { badFeedback, holdOutputs, holds } from './holding.ts';
 import { HttpError, SessionTable } from './sidecar-sessions.ts';
+import { EXECUTION_PROVIDERS, probeProvider, type SidecarProvider } from './sidecar-providers.ts';
 import type { Runner, RunnerSession } from './types.ts';
 import {
   BodyTooLargeError, ChunkReader, LOAD_CONTENT_TYPE, ProtocolError, TENSOR_CONTENT_TYPE, encodeTensors, readLoadHeader, readTensors, streamOf,
   type SidecarErrorBody,
 } from './sidecar-protocol.ts';
 
-export const SIDECAR_PROVIDERS = ['cuda', 'webgpu', 'cpu'] as const;
-export type SidecarProvider = (typeof SIDECAR_PROVIDERS)[number];
+export { SIDECAR_PROVIDERS, probeProvider, type SidecarProvider } from './sidecar-providers.ts';
 
 export interface SidecarLimits {
   /** Largest request body (a load frame: model + weights; a run frame: the feeds). Default 4 GiB. */
@@ -63,30 +62,6 @@ export interface SidecarInfo {
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
   new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
-
-const EXECUTION_PROVIDERS: Record<SidecarProvider, string[]> = { cuda: ['cuda'], webgpu: ['webgpu'], cpu: ['cpu'] };
-
-const PROVIDER_HELP: Record<SidecarProvider, string> = {
-  cuda: "onnxruntime-node's CUDA provider is not installed or CUDA 12 / cuDNN 9 libraries are missing: reinstall with `npm install onnxruntime-node --onnxruntime-node-install=cuda12` (or ONNXRUNTIME_NODE_INSTALL=cuda12), see docs/sidecar.md",
-  webgpu: 'no WebGPU adapter: onnxruntime-node uses Dawn on Vulkan (Linux) / Metal / D3D12; check the GPU driver',
-  cpu: 'the CPU provider should always load: is onnxruntime-node installed?',
-};
-
-/** Loads and runs a two-element Add on the provider, so a missing provider fails at start, not on the first step. */
-export async function probeProvider(provider: SidecarProvider): Promise<void> {
-  const bytes = encodeModel({
-    opset: 17, nodes: [{ op: 'Add', inputs: ['x', 'x'], outputs: ['y'], name: 'probe' }], initializers: [],
-    inputs: [{ name: 'x', dtype: 'float32', dims: [2] }], outputs: [{ name: 'y', dtype: 'float32', dims: [2] }],
-  });
-  try {
-    const s = await ortNodeRunner({ executionProviders: EXECUTION_PROVIDERS[provider] }).load({ model: { bytes }, inputs: [], outputs: [], origins: new Map() });
-    const y = (await s.run({ x: { dtype: 'float32', shape: [2], data: new Float32Array([1, 2]) } })).y!.data;
-    await s.release();
-    if (y[0] !== 2 || y[1] !== 4) throw new Error(`1 + 1 gave ${y[0]}`);
-  } catch (e) {
-    throw new Error(`the ${provider} execution provider does not work here: ${PROVIDER_HELP[provider]}\n  (${(e as Error).message.split('\n')[0]})`, { cause: e });
-  }
-}
 
 /** The message of the runtime's own error under ortNodeRunner's wrapping (the client adds its own context). */
 const rootMessage = (e: unknown): string => {
