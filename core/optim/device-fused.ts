@@ -9,11 +9,15 @@
  *            maxNorm (float32[1]) when clipping
  *   outputs  loss; norm when clipping; `new:<name>` and `new_<slot>:<name>` (fed back: see `fusedFeedback`)
  *
+ * With micro-batches, a step is several graphs (`FusedRole`), as core/optim/accumulate.ts weights them: the first
+ * micro-batch's graph stores acc = n·g (n: its loss tokens, input `tokens` [1]) as `acc:<name>`, a middle one adds
+ * its n·g, and the last adds its own, scales the sum by 1/N (input `invTokens` [1]) and clips and updates with it.
+ *
  * The arithmetic is device-graph.ts's, element by element, so a fused step gives the bits of the gradient graph
  * followed by the update graphs.
  */
 import type { Executable } from '../compile.ts';
-import type { Graph, Tensor } from '../ir/graph.ts';
+import type { Graph, GraphBuilder, Tensor } from '../ir/graph.ts';
 import type { HostTensor } from '../ir/host.ts';
 import { TensorStore } from '../../runners/holding.ts';
 import { lookup, replay } from '../ir/transform.ts';
@@ -21,20 +25,37 @@ import * as op from '../ops/api.ts';
 import { COEFFICIENTS, adamwUpdate, clipScale, momentSlots, sgdUpdate, type UpdateRule } from './device-graph.ts';
 import { f32, type Entry, type UpdateEnv } from './device-update.ts';
 
+/** A step's only graph, or, with micro-batches, the first, a middle or the last one (see the file comment). */
+export type FusedRole = 'only' | 'first' | 'middle' | 'last';
+
+/** The roles of a step's micro-batches, in order. */
+export const fusedRoles = (count: number): FusedRole[] =>
+  count === 1 ? ['only'] : Array.from({ length: count }, (_, i) => (i === 0 ? 'first' : i === count - 1 ? 'last' : 'middle'));
+
+/** Whether a role's graph updates the parameters. */
+export const updates = (role: FusedRole) => role === 'only' || role === 'last';
+
 export interface FusedSpec {
   readonly rule: UpdateRule;
   /** The trainable tensors in order (the gradient graph has `grad:<name>` for each), and whether each is decayed. */
   readonly params: readonly { readonly name: string; readonly decayed: boolean }[];
   readonly clip: boolean;
+  readonly role: FusedRole;
 }
 
 /** The input name of a moment of a parameter in a fused graph (and in the store). */
 export const momentName = (slot: string, param: string) => `${slot}:${param}`;
+/** The input name of a parameter's gradient accumulated over a step's micro-batches. */
+export const accName = (param: string) => `acc:${param}`;
 
-/** `{ output: input }`: each new parameter and moment feeds the input it replaces on the next step. */
+/** `{ output: input }`: each new parameter, moment or accumulated gradient feeds the input it replaces next. */
 export function fusedFeedback(spec: FusedSpec): Record<string, string> {
   const pairs: Record<string, string> = {};
   for (const { name } of spec.params) {
+    if (!updates(spec.role)) {
+      pairs[`new_${accName(name)}`] = accName(name);
+      continue;
+    }
     pairs[`new:${name}`] = name;
     for (const slot of momentSlots(spec.rule)) pairs[`new_${momentName(slot, name)}`] = momentName(slot, name);
   }
@@ -53,10 +74,27 @@ export function fusedGraph(gradGraph: Graph, spec: FusedSpec): Graph {
     if (!i) throw new Error(`fusedGraph: the gradient graph has no input '${name}'`);
     return lookup(env, i.v);
   };
+  const out: Record<string, Tensor> = { loss: output('loss') };
+  const own = spec.params.map(({ name }) => output(`grad:${name}`));
+  if (spec.role === 'only') return withUpdate(g, spec, own, input, out);
+  // n·g of this micro-batch, added to what the earlier ones stored (acc, shaped as the parameter).
+  const tokens = g.input('tokens', 'float32', [1]);
+  const summed = spec.params.map(({ name }, i) => {
+    const weighted = op.mul(own[i]!, tokens);
+    return spec.role === 'first' ? weighted : op.add(g.input(accName(name), 'float32', own[i]!.shape), weighted);
+  });
+  if (spec.role === 'last') {
+    const inv = g.input('invTokens', 'float32', [1]);
+    return withUpdate(g, spec, summed.map((t) => op.mul(t, inv)), input, out);
+  }
+  spec.params.forEach(({ name }, i) => { out[`new_${accName(name)}`] = summed[i]!; });
+  return g.build(out);
+}
+
+/** The clip (when asked) and the update of every parameter from its gradient `grads[i]`, added to `out`. */
+function withUpdate(g: GraphBuilder, spec: FusedSpec, grads: readonly Tensor[], input: (name: string) => Tensor, out: Record<string, Tensor>): Graph {
   const k = COEFFICIENTS[spec.rule.kind].length, slots = momentSlots(spec.rule);
   const coef = g.input('coef', 'float32', [spec.params.length * k]);
-  const grads = spec.params.map(({ name }) => output(`grad:${name}`));
-  const out: Record<string, Tensor> = { loss: output('loss') };
   let scale: Tensor | undefined;
   if (spec.clip) {
     const flat = grads.map((t) => op.reshape(t, [t.shape.reduce<number>((a, b) => a * (b as number), 1)])); // [n]
@@ -78,15 +116,24 @@ export function fusedGraph(gradGraph: Graph, spec: FusedSpec): Graph {
   return g.build(out);
 }
 
+/** What a fused graph is fed besides the batch, for one micro-batch. */
+export interface FusedStepFeeds {
+  lr: number;
+  maxNorm: number | null;
+  /** This micro-batch's loss tokens (n), and 1 / the step's (1/N), with micro-batches. */
+  tokens?: number;
+  invTokens?: number;
+}
+
 /**
  * The bookkeeping of fused steps: the store that keeps the parameters and moments where the steps run, the host
- * arrays of those parameters, whether the store holds them (`seeded`) and whether they are newer there than here
- * (`stale`, with a session of the store to read them back through).
+ * arrays of those parameters, which names the store holds (`present`, written by an update: the others are fed from here), and whether
+ * the state is newer there than here (`stale`, with a session of the store to read it back through).
  */
 export class FusedSteps {
   readonly store = new TensorStore();
   private readonly params = new Map<string, Float32Array>();
-  private seeded = false;
+  private readonly present = new Set<string>();
   private stale?: { exe: Executable; names: readonly string[] };
 
   constructor(private readonly env: UpdateEnv, private readonly who: string) {}
@@ -97,31 +144,43 @@ export class FusedSteps {
   }
 
   /**
-   * The feeds of a step of `entries` (coefficients, maxNorm); the first one, or the first after `reseed`, also
-   * seeds the store with the parameters and the moments (zeros for a tensor's first update).
+   * The feeds of a graph with these `inputs` for `entries`: its scalars, and each parameter or moment it reads that
+   * the store does not hold yet (a first step, or the first after `reseed`; moments start as zeros). Accumulated
+   * gradients are never fed: a step's first micro-batch makes them.
    */
-  feeds(entries: readonly Entry[], shapes: ReadonlyMap<string, readonly number[]>, lr: number, maxNorm: number | null): Record<string, HostTensor> {
-    const feeds: Record<string, HostTensor> = { coef: f32(this.env.coefficients(entries, lr)) }; // before zero moments exist (SGD's first step)
-    if (maxNorm !== null) feeds.maxNorm = f32(Float32Array.of(maxNorm));
-    for (const e of entries) this.params.set(e.name, e.param);
-    if (this.seeded) return feeds;
+  feeds(inputs: readonly string[], entries: readonly Entry[], shapes: ReadonlyMap<string, readonly number[]>, f: FusedStepFeeds): Record<string, HostTensor> {
+    const want = new Set(inputs);
+    const feeds: Record<string, HostTensor> = {};
+    if (want.has('coef')) feeds.coef = f32(this.env.coefficients(entries, f.lr)); // before zero moments exist (SGD's first step)
+    if (want.has('maxNorm')) feeds.maxNorm = f32(Float32Array.of(f.maxNorm ?? 0));
+    if (want.has('tokens')) feeds.tokens = f32(Float32Array.of(f.tokens ?? 0));
+    if (want.has('invTokens')) feeds.invTokens = f32(Float32Array.of(f.invTokens ?? 0));
     const state = this.env.state();
     for (const e of entries) {
+      this.params.set(e.name, e.param);
       const shape = [...shapes.get(e.name)!];
-      feeds[e.name] = { dtype: 'float32', shape, data: e.param };
-      momentSlots(this.env.rule).forEach((slot, j) => {
+      // Fed until an update has put its successor in the store (a fed input is not stored itself).
+      const seed = (key: string, data: () => Float32Array) => {
+        if (want.has(key) && !this.present.has(key)) feeds[key] = { dtype: 'float32', shape, data: data() };
+      };
+      seed(e.name, () => e.param);
+      momentSlots(this.env.rule).forEach((slot, j) => seed(momentName(slot, e.name), () => {
         const own = state.arrays[j]!;
         if (!own.has(e.name)) own.set(e.name, new Float32Array(e.param.length));
-        feeds[momentName(slot, e.name)] = { dtype: 'float32', shape, data: own.get(e.name)! };
-      });
+        return own.get(e.name)!;
+      }));
     }
     return feeds;
   }
 
-  /** After a step ran on `exe`: the store holds the newer state, and each tensor counted a step. */
-  stepped(exe: Executable, names: readonly string[]): void {
-    this.seeded = true;
+  /** After a graph of `role` ran on `exe`: when it updated, the store holds the newer state and each tensor counted a step. */
+  stepped(exe: Executable, names: readonly string[], role: FusedRole): void {
+    if (!updates(role)) return;
     this.stale = { exe, names: [...names] };
+    for (const name of names) {
+      this.present.add(name);
+      for (const slot of momentSlots(this.env.rule)) this.present.add(momentName(slot, name));
+    }
     const { steps } = this.env.state();
     if (this.env.counted) for (const name of names) steps.set(name, (steps.get(name) ?? 0) + 1);
   }
@@ -138,9 +197,9 @@ export class FusedSteps {
     this.stale = undefined;
   }
 
-  /** The next step feeds the host's parameters and moments again (they were loaded, or the store went). */
+  /** The next graphs feed the host's parameters and moments again (they were loaded, or the store went). */
   reseed(): void {
     if (this.stale) throw new Error(`${this.who}: the runner holds newer parameters and moments than here; await syncState() first`);
-    this.seeded = false;
+    this.present.clear();
   }
 }

@@ -24,7 +24,7 @@ import { AdamWOptionsSchema, type AdamWConfig, type AdamWOptions } from './adamw
 import { GraphCache } from './device-cache.ts';
 import { COEFFICIENTS, normGraph, type UpdateRule } from './device-graph.ts';
 import { HeldBuckets } from './device-held.ts';
-import { FusedSteps, fusedFeedback, fusedGraph } from './device-fused.ts';
+import { FusedSteps, fusedFeedback, fusedGraph, type FusedRole, type FusedSpec, type FusedStepFeeds } from './device-fused.ts';
 import type { Executable } from '../compile.ts';
 import type { Graph } from '../ir/graph.ts';
 import type { TensorStore } from '../../runners/holding.ts';
@@ -179,26 +179,27 @@ export class DeviceOptimizer extends GroupedOptimizer {
   }
 
   /**
-   * The gradient graph (outputs `loss` and `grad:<name>` for each of `trainable`) with this optimizer's clipping
-   * (when `clip`) and update fused in (device-fused.ts): compile it with `fusedHolding`.
+   * The gradient graph (outputs `loss` and `grad:<name>` for each of `trainable`) as a fused graph of `role`
+   * (device-fused.ts): with this optimizer's clipping (when `clip`) and update when the role updates, else the
+   * micro-batch's share of the step's gradient. Compile it with `fusedHolding`.
    */
-  fuse(gradGraph: Graph, trainable: readonly string[], clip: boolean): Graph {
-    return fusedGraph(gradGraph, this.fusedSpec(trainable, clip));
+  fuse(gradGraph: Graph, trainable: readonly string[], clip: boolean, role: FusedRole): Graph {
+    return fusedGraph(gradGraph, this.fusedSpec(trainable, clip, role));
   }
 
   /** What a fused graph's session is compiled with: its feedback pairs, and the store every batch shape's shares. */
-  fusedHolding(trainable: readonly string[]): { feedback: Record<string, string>; store: TensorStore } {
+  fusedHolding(trainable: readonly string[], role: FusedRole): { feedback: Record<string, string>; store: TensorStore } {
     this.fused ??= new FusedSteps(this.env, this.label);
-    return { feedback: fusedFeedback(this.fusedSpec(trainable, false)), store: this.fused.store };
+    return { feedback: fusedFeedback(this.fusedSpec(trainable, false, role)), store: this.fused.store };
   }
 
   /**
-   * The feeds of a fused step for these parameters (coefficients, maxNorm); the first one, or the first after a
-   * reload, also seeds the store with the parameters and moments.
+   * The feeds of a fused graph `exe` for these parameters besides the batch: its scalars, and what of the state the
+   * store does not hold yet (the first step, or the first after a reload).
    */
-  fusedFeeds(params: ReadonlyMap<string, HostTensor>, trainable: readonly string[], lr: number, maxNorm: number | null): Record<string, HostTensor> {
+  fusedFeeds(exe: Executable, params: ReadonlyMap<string, HostTensor>, trainable: readonly string[], f: FusedStepFeeds): Record<string, HostTensor> {
     if (!this.fused) throw new Error(`${this.label}.fusedFeeds: call fusedHolding() first`);
-    if (!Number.isFinite(lr) || lr < 0) throw new Error(`${this.label}.step: learning rate ${lr} is not a finite number >= 0`);
+    if (!Number.isFinite(f.lr) || f.lr < 0) throw new Error(`${this.label}.step: learning rate ${f.lr} is not a finite number >= 0`);
     const shapes = new Map<string, readonly number[]>();
     const entries = trainable.map((name): Entry => {
       const t = params.get(name);
@@ -206,16 +207,16 @@ export class DeviceOptimizer extends GroupedOptimizer {
       shapes.set(name, t.shape);
       return { name, param: t.data as Float32Array, grad: t.data as Float32Array, weightDecay: this.decayPolicy(name) ? this.weightDecay : 0 };
     });
-    return this.fused.feeds(entries, shapes, lr, maxNorm);
+    return this.fused.feeds(exe.inputs.map((i) => i.name), entries, shapes, f);
   }
 
-  /** After a fused step ran on `exe`: the store holds the newer state until `syncState`. */
-  fusedStepped(exe: Executable, trainable: readonly string[]): void {
-    this.fused!.stepped(exe, trainable);
+  /** After a fused graph of `role` ran on `exe`: an update leaves the store newer than here until `syncState`. */
+  fusedStepped(exe: Executable, trainable: readonly string[], role: FusedRole): void {
+    this.fused!.stepped(exe, trainable, role);
   }
 
-  private fusedSpec(trainable: readonly string[], clip: boolean) {
-    return { rule: this.rule, clip, params: trainable.map((name) => ({ name, decayed: this.decayPolicy(name) && this.weightDecay !== 0 })) };
+  private fusedSpec(trainable: readonly string[], clip: boolean, role: FusedRole): FusedSpec {
+    return { rule: this.rule, clip, role, params: trainable.map((name) => ({ name, decayed: this.decayPolicy(name) && this.weightDecay !== 0 })) };
   }
 
   /** Releases the compiled graphs (state is kept, read back first when held; the next step compiles again). */

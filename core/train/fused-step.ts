@@ -5,13 +5,15 @@
  * and gradient norm come back; the host's parameters are read back when something here needs them (evaluation, a
  * checkpoint, the end: `DeviceOptimizer.syncState`).
  *
- * For runs whose steps need nothing between backward and update: backpropagation without activation checkpointing,
- * one micro-batch per step, no plugin hook before or after a step (see `fusedStepRefusal`).
+ * With micro-batches, each is a graph of its own that adds its share of the step's gradient in the store, and the
+ * last one updates (device-fused.ts `FusedRole`). For runs whose steps need nothing between backward and update:
+ * backpropagation without activation checkpointing, no plugin hook before or after a step (`fusedStepRefusal`).
  */
 import { valueAndGrad } from '../autodiff/vjp.ts';
 import type { Graph } from '../ir/graph.ts';
 import type { HostTensor } from '../ir/host.ts';
-import { DeviceOptimizer } from '../optim/device.ts';
+import type { DeviceOptimizer } from '../optim/device.ts';
+import { fusedRoles } from '../optim/device-fused.ts';
 import type { GradientEstimator } from '../plugin/estimator.ts';
 import type { Runner } from '../../runners/types.ts';
 import type { TrainConfig } from './config.ts';
@@ -24,7 +26,6 @@ export function fusedStepRefusal(t: TrainConfig['train'], runner: Runner | undef
   // In this process the update's own graphs are faster, and take less memory (docs/sidecar.md).
   if (!runner?.sharesStores) return `${runner?.name ?? 'this process'} keeps no store for a run's sessions`;
   if (estimator.name !== 'backprop') return `the gradients come from '${estimator.name}', not plain backpropagation`;
-  if (t.microBatchSize !== undefined && t.microBatchSize < t.batchSize) return 'gradients are accumulated over micro-batches';
   const hooked = m.driver.plugins.filter((p) => p['step:before'] || p['step:after']).map((p) => p.name);
   if (hooked.length) return `plugins ${hooked.join(', ')} act between steps (step:before / step:after), on the parameters or gradients here`;
   return undefined;
@@ -40,30 +41,37 @@ export function deviceOptimizerLine(runner: Runner, refusal: string | undefined)
 const gradGraphs = new WeakMap<Graph, { key: string; graph: Graph }>();
 
 export async function fusedOptimizerStep(s: StepInput & { optimizer: DeviceOptimizer }): Promise<StepOutput> {
-  const { m, micro } = s;
-  if (micro.length !== 1) throw new Error(`fused step: ${micro.length} micro-batches, expected one`);
-  const mbatch = micro[0]!;
-  // Nothing to learn from (every label masked): no update, as the other path does.
-  if (mbatch.lossTokens === 0) return { loss: 0, tokens: mbatch.tokens, computeSeconds: 0, updateSeconds: 0, release: () => {} };
-  const ctx = s.stepCtx(mbatch.dims);
-  const feeds: Record<string, HostTensor> = { ...mbatch.feeds };
-  for (const { value } of await m.driver.collect('step:feeds', ctx)) Object.assign(feeds, value);
+  const { m } = s;
+  // Micro-batches without loss tokens add nothing (accumulate.ts); with none left there is no update, as elsewhere.
+  const micro = s.micro.filter((mb) => mb.lossTokens > 0);
+  const tokens = s.micro.reduce((n, mb) => n + mb.tokens, 0);
+  const lossTokens = micro.reduce((n, mb) => n + mb.lossTokens, 0);
+  if (micro.length === 0) return { loss: 0, tokens, computeSeconds: 0, updateSeconds: 0, release: () => {} };
   const started = performance.now();
   const trainable = [...s.trainable], key = trainable.join(',');
   const clip = s.maxGradNorm !== null;
-  const exe = await s.cache.get(`fused|${clip}|${key}|${mbatch.dims.B}x${mbatch.dims.T}`, () => {
-    let cached = gradGraphs.get(m.forward);
-    if (cached?.key !== key) gradGraphs.set(m.forward, (cached = { key, graph: valueAndGrad(m.forward, { of: 'loss', wrt: trainable }) }));
-    return s.optimizer.fuse(cached.graph, trainable, clip);
-  }, mbatch.dims, s.optimizer.fusedHolding(trainable));
-  Object.assign(feeds, s.optimizer.fusedFeeds(m.params, trainable, s.lr, s.maxGradNorm));
-  const held = new Set(trainable);
-  // Frozen weights the runner does not keep resident are fed as usual; trainable ones come from the store.
-  for (const i of exe.inputs) if (!(i.name in feeds) && !held.has(i.name) && m.params.has(i.name)) feeds[i.name] = m.params.get(i.name)!;
-  const out = await exe.run(feeds);
-  s.optimizer.fusedStepped(exe, trainable);
+  const trainableSet = new Set(trainable);
+  let lossSum = 0, gradNorm: number | undefined;
+  for (const [k, role] of fusedRoles(micro.length).entries()) {
+    const mbatch = micro[k]!;
+    const ctx = s.stepCtx(mbatch.dims);
+    const feeds: Record<string, HostTensor> = { ...mbatch.feeds };
+    for (const { value } of await m.driver.collect('step:feeds', ctx)) Object.assign(feeds, value);
+    const exe = await s.cache.get(`fused|${role}|${clip}|${key}|${mbatch.dims.B}x${mbatch.dims.T}`, () => {
+      let cached = gradGraphs.get(m.forward);
+      if (cached?.key !== key) gradGraphs.set(m.forward, (cached = { key, graph: valueAndGrad(m.forward, { of: 'loss', wrt: trainable }) }));
+      return s.optimizer.fuse(cached.graph, trainable, clip, role);
+    }, mbatch.dims, s.optimizer.fusedHolding(trainable, role));
+    Object.assign(feeds, s.optimizer.fusedFeeds(exe, m.params, trainable, { lr: s.lr, maxNorm: s.maxGradNorm, tokens: mbatch.lossTokens, invTokens: 1 / lossTokens }));
+    // Frozen weights the runner does not keep resident are fed as usual; trainable ones come from the store.
+    for (const i of exe.inputs) if (!(i.name in feeds) && !trainableSet.has(i.name) && m.params.has(i.name)) feeds[i.name] = m.params.get(i.name)!;
+    const out = await exe.run(feeds);
+    s.optimizer.fusedStepped(exe, trainable, role);
+    lossSum += Number(out.loss!.data[0]) * mbatch.lossTokens;
+    if (out.norm) gradNorm = Number(out.norm.data[0]);
+  }
   return {
-    loss: Number(out.loss!.data[0]), tokens: mbatch.tokens, ...(out.norm ? { gradNorm: Number(out.norm.data[0]) } : {}),
+    loss: lossSum / lossTokens, tokens, ...(gradNorm !== undefined ? { gradNorm } : {}),
     computeSeconds: (performance.now() - started) / 1000, updateSeconds: 0, release: () => {},
   };
 }
