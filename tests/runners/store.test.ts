@@ -14,10 +14,14 @@ import { sidecar } from '../../runners/sidecar.ts';
 import { startSidecar, type RunningSidecar } from '../../runners/sidecar-server.ts';
 import { LOAD_CONTENT_TYPE, encodeLoadPrefix } from '../../runners/sidecar-protocol.ts';
 import type { Runner } from '../../runners/types.ts';
+import { BROWSER_RUNNERS, browserRunner } from './browser/driver.ts';
 
 const TOKEN = 'store-test-token-0123456789';
 const servers: RunningSidecar[] = [];
-afterAll(async () => { for (const s of servers.splice(0)) await s.stop().catch(() => {}); });
+afterAll(async () => {
+  for (const s of servers.splice(0)) await s.stop().catch(() => {});
+  await BROWSER_RUNNERS[0]!.close?.();
+});
 const serve = async () => {
   const s = await startSidecar({ hostname: '127.0.0.1', port: 0, provider: 'cpu', token: TOKEN });
   servers.push(s);
@@ -92,6 +96,26 @@ describe('a store shared by the sessions of two batch shapes and an update', () 
     got.w.forEach((w, j) => expect(Math.abs(w - want.w[j]!)).toBeLessThan(1e-6));
     await got.release();
   });
+
+  // In headless Chromium: a store's tensors cross from one session to the next inside onnxruntime-web, on WebGPU
+  // as GPU buffers (SwiftShader), with CPU fallback disabled.
+  for (const [label, entry, make] of [
+    ['wasm (chromium)', BROWSER_RUNNERS[0]!, () => browserRunner('wasm', { numThreads: 2 })],
+    ['webgpu (chromium, swiftshader), CPU fallback disabled', BROWSER_RUNNERS[1]!, () => browserRunner('webgpu')],
+  ] as const) {
+    test(`on onnxruntime-web ${label}: the rounds of the host, within float32 rounding`, async () => {
+      const ok = await entry.available();
+      if (ok !== true) {
+        console.warn(`skipping the store on onnxruntime-web ${label}: ${ok}`);
+        return;
+      }
+      const want = expected(ROUNDS);
+      const got = await rounds(make());
+      got.losses.forEach((l, k) => expect(Math.abs(l - want.losses[k]!)).toBeLessThan(1e-6 * Math.max(1, Math.abs(want.losses[k]!))));
+      got.w.forEach((w, j) => expect(Math.abs(w - want.w[j]!)).toBeLessThan(1e-6));
+      await got.release();
+    }, 60_000);
+  }
 
   test('on a sidecar: the same bits, only the batch crosses after the first round, and the store goes with its sessions', async () => {
     const s = await serve();

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import type { FallbackReport, OrtWebBackend } from '../../../runners/ort-web.ts';
 import type { ConformanceCase, ConformanceRunner } from '../../../runners/conformance.ts';
-import type { CompiledStep, Runner, RunnerSession } from '../../../runners/types.ts';
+import type { CompiledStep, LoadOptions, Runner, RunnerSession } from '../../../runners/types.ts';
 import type { HostTensor } from '../../../core/ir/host.ts';
 import type { PageApi, PageRunnerOptions } from './page.ts';
 import { fromWire, mapValues, stepToWire, toWire } from './wire.ts';
@@ -91,7 +91,7 @@ export type BrowserSession = RunnerSession & { readHeld(input: string): Promise<
 
 /** A Runner whose sessions are onnxruntime-web sessions in the page. */
 export interface BrowserRunner extends Runner {
-  load(step: CompiledStep): Promise<BrowserSession>;
+  load(step: CompiledStep, options?: LoadOptions): Promise<BrowserSession>;
 }
 
 /** A Runner on onnxruntime-web in the page of a build; WebGPU refuses CPU fallback unless `cpuFallback: true`. */
@@ -100,8 +100,11 @@ export function browserRunner(backend: OrtWebBackend, options: PageRunnerOptions
   const on = <K extends keyof PageApi>(name: K, ...args: Parameters<PageApi[K]>) => callOn(build, name, ...args);
   return {
     name: `onnxruntime-web ${backend} (chromium${build === 'jsep' ? '' : `, ${build}`})`,
-    async load(step) {
-      const id = await on('load', backend, stepToWire(step), o);
+    // The page's runner holds fed-back outputs (GPU buffers on WebGPU), shared by a store's sessions.
+    holdsOutputs: true,
+    sharesStores: true,
+    async load(step, load: LoadOptions = {}) {
+      const id = await on('load', backend, stepToWire(step), o, { ...(load.feedback ? { feedback: { ...load.feedback } } : {}), ...(load.store ? { store: load.store } : {}) });
       return {
         run: async (feeds) => mapValues(await on('run', id, mapValues(feeds, toWire)), fromWire),
         readHeld: async (input) => fromWire(await on('readHeld', id, input)),

@@ -14,6 +14,13 @@ export type PageRunnerOptions = Pick<OrtWebOptions, 'numThreads' | 'cpuFallback'
 
 const sessions = new Map<number, OrtWebSession>();
 let nextId = 0;
+/** One runner per backend and options, so sessions loaded with a store id share it (a store is the runner's). */
+const runners = new Map<string, ReturnType<typeof ortWebRunner>>();
+const runnerFor = (backend: OrtWebBackend, options: PageRunnerOptions) => {
+  const key = `${backend}|${JSON.stringify(options)}`;
+  if (!runners.has(key)) runners.set(key, ortWebRunner({ ort, backend, ...options }));
+  return runners.get(key)!;
+};
 
 const session = (id: number): OrtWebSession => {
   const s = sessions.get(id);
@@ -31,8 +38,8 @@ const api = {
       webgpu: adapter ? `${adapter.info?.vendor ?? '?'} ${adapter.info?.architecture ?? ''}`.trim() : null,
     };
   },
-  async load(backend: OrtWebBackend, step: WireStep, options: PageRunnerOptions): Promise<number> {
-    const s = await ortWebRunner({ ort, backend, ...options }).load(stepFromWire(step));
+  async load(backend: OrtWebBackend, step: WireStep, options: PageRunnerOptions, load: { feedback?: Record<string, string>; store?: string } = {}): Promise<number> {
+    const s = await runnerFor(backend, options).load(stepFromWire(step), load);
     sessions.set(nextId, s);
     return nextId++;
   },
