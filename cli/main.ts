@@ -55,9 +55,12 @@ function runArgs(v: Record<string, string | boolean | string[] | undefined>): Ru
 const COMMANDS: Record<string, Command> = {
   train: {
     summary: 'fine-tune a model as a config file describes (resumes from the latest checkpoint)',
-    usage: 'train --config <file.ts|file.json> [--adapter <PEFT adapter dir>] [--steps N] [--output dir] [--seed N] [--no-resume]',
-    options: runOptions,
-    run: (v) => trainCommand(runArgs(v)),
+    usage: 'train --config <file.ts|file.json> [--adapter <PEFT adapter dir>] [--steps N] [--output dir] [--seed N] [--no-resume] [--sidecar URL [--sidecar-token-file FILE]]',
+    options: { ...runOptions, sidecar: { type: 'string' }, 'sidecar-token-file': { type: 'string' } },
+    run: (v) => {
+      if (v['sidecar-token-file'] !== undefined && v.sidecar === undefined) throw new UsageError('--sidecar-token-file goes with --sidecar URL');
+      return trainCommand({ ...runArgs(v), ...(v.sidecar !== undefined ? { sidecar: { url: v.sidecar as string, tokenFile: v['sidecar-token-file'] as string | undefined } } : {}) });
+    },
   },
   plan: {
     summary: "predict a run's peak memory before it starts (fits it to memory.budget when set)",

@@ -1,5 +1,7 @@
 /** `train`, `eval` and `export`: the commands that work from a config file. */
+import { readFileSync } from 'node:fs';
 import { loadConfigFile } from '../core/train/load-config.ts';
+import { sidecar } from '../runners/sidecar.ts';
 import type { TrainConfig } from '../core/train/config.ts';
 import { train } from '../core/train/trainer.ts';
 import { evaluateCommand, exportCommand } from '../core/train/run.ts';
@@ -35,13 +37,39 @@ export async function load(o: RunCommandOptions): Promise<{ config: TrainConfig;
   return { config, plugins: [...plugins.filter((p) => p.name !== adapter.plugin.name), adapter.plugin] };
 }
 
-export async function trainCommand(o: RunCommandOptions): Promise<void> {
+export interface TrainCommandOptions extends RunCommandOptions {
+  /**
+   * Run the steps on a `tuneforge sidecar` (docs/sidecar.md): its URL, and the file holding its token
+   * (default: TUNEFORGE_SIDECAR_TOKEN).
+   */
+  sidecar?: { url: string; tokenFile?: string };
+}
+
+export async function trainCommand(o: TrainCommandOptions, env: Record<string, string | undefined> = process.env): Promise<void> {
+  const runner = o.sidecar ? await sidecarRunner(o.sidecar, env) : undefined;
   const { config, plugins } = await load(o);
   log(`run folder: ${config.output}`);
-  const result = await train({ config, plugins, resume: o.resume ?? true, log });
+  if (runner) log(`steps run on the sidecar at ${runner.url} (${(await runner.info()).provider} provider)`);
+  const result = await train({ config, plugins, resume: o.resume ?? true, log, ...(runner ? { runner } : {}) });
   const figures = Object.entries(result.metrics).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(', ');
   console.log(`trained ${result.step} steps; ${figures}`);
   console.log(`metrics: ${config.output}/metrics.jsonl, report: ${config.output}/report.html`);
+}
+
+/** The sidecar runner of `train --sidecar`, its token read from the file or the environment; checked reachable. */
+async function sidecarRunner(o: { url: string; tokenFile?: string }, env: Record<string, string | undefined>) {
+  let url: URL;
+  try {
+    url = new URL(o.url);
+  } catch {
+    throw new Error(`--sidecar: '${o.url}' is not a URL; write e.g. http://gpu-box:7070`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`--sidecar: '${o.url}' is not an http:// or https:// URL`);
+  const token = o.tokenFile !== undefined ? readFileSync(o.tokenFile, 'utf8').split('\n')[0]!.trim() : env.TUNEFORGE_SIDECAR_TOKEN?.trim();
+  if (!token) throw new Error(o.tokenFile !== undefined ? `--sidecar-token-file ${o.tokenFile} is empty` : '--sidecar: give the sidecar\'s token with --sidecar-token-file FILE or TUNEFORGE_SIDECAR_TOKEN');
+  const runner = sidecar(o.url.replace(/\/+$/, ''), { token });
+  await runner.info(); // an unreachable sidecar or a wrong token fails here, before the data and the model load
+  return runner;
 }
 
 export async function evalCommand(o: RunCommandOptions): Promise<void> {

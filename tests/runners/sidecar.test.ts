@@ -638,3 +638,55 @@ describe('the device optimizer on the sidecar keeps its moments there', () => {
     await reference.release();
   }, 60_000);
 });
+
+describe.skipIf(storiesMissing('the CLI sidecar test'))('tuneforge train --sidecar', () => {
+  /** The CLI in a child process; resolves with its exit code and output. */
+  async function cli(args: string[], env: Record<string, string> = {}) {
+    const p = Bun.spawn([process.execPath, join(REPO, 'cli/main.ts'), ...args], { stdout: 'pipe', stderr: 'pipe', env: { ...process.env, TUNEFORGE_SIDECAR_TOKEN: '', ...env } });
+    const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    return { code, out, err };
+  }
+
+  test("full fine-tuning with optimizerOn 'device' through the sidecar from the command line: the losses of the run in this process, the state kept there", async () => {
+    const s = await serve();
+    const dir = tempDir('cli-sidecar');
+    const data = writeTinyData(dir);
+    const tokenFile = join(dir, 'token');
+    writeFileSync(tokenFile, `${TOKEN}\n`);
+    const config = (output: string) => ({ model: STORIES, output, seed: 3, data: { train: data, maxLength: 32 }, train: { steps: 3, batchSize: 4, lr: 1e-3, optimizerOn: 'device' }, plugins: [{ name: 'full' }], export: { merged: false, adapters: false } });
+    writeFileSync(join(dir, 'remote.json'), JSON.stringify(config(join(dir, 'remote'))));
+    writeFileSync(join(dir, 'local.json'), JSON.stringify(config(join(dir, 'local'))));
+    const remote = await cli(['train', '--config', join(dir, 'remote.json'), '--sidecar', `${s.url}/`, '--sidecar-token-file', tokenFile]);
+    expect(remote.code).toBe(0);
+    expect(remote.out).toContain('trained 3 steps');
+    expect(remote.err).toContain(`steps run on the sidecar at ${s.url} (cpu provider)`);
+    expect(remote.err).toContain('the parameters and moments stay there');
+    const local = await cli(['train', '--config', join(dir, 'local.json')]);
+    expect(local.code).toBe(0);
+    const losses = (run: string) => readJsonl(join(dir, run, 'metrics.jsonl')).filter((r) => r.loss !== undefined && r.final === undefined).map((r) => r.loss);
+    expect(losses('remote')).toEqual(losses('local'));
+    expect(losses('remote').length).toBe(3);
+  }, 120_000);
+
+  test('refusals: no token, a token file that is empty, a URL that is not one, a wrong token, a token file alone', async () => {
+    const s = await serve();
+    const dir = tempDir('cli-sidecar-refusals');
+    const config = join(dir, 'c.json');
+    writeFileSync(config, JSON.stringify({ model: STORIES, output: join(dir, 'run'), data: { train: writeTinyData(dir), maxLength: 32 }, train: { steps: 1, batchSize: 2 }, plugins: [{ name: 'full' }] }));
+    const empty = join(dir, 'empty');
+    writeFileSync(empty, '\n');
+    const cases: [string[], Record<string, string>, string][] = [
+      [['--sidecar', s.url], {}, 'give the sidecar\'s token with --sidecar-token-file FILE or TUNEFORGE_SIDECAR_TOKEN'],
+      [['--sidecar', s.url, '--sidecar-token-file', empty], {}, `--sidecar-token-file ${empty} is empty`],
+      [['--sidecar', 'gpu-box:7070'], { TUNEFORGE_SIDECAR_TOKEN: TOKEN }, "is not an http:// or https:// URL"],
+      [['--sidecar', s.url], { TUNEFORGE_SIDECAR_TOKEN: 'not-the-token-0123456789' }, '401'],
+      [['--sidecar-token-file', empty], {}, '--sidecar-token-file goes with --sidecar URL'],
+    ];
+    for (const [args, env, message] of cases) {
+      const r = await cli(['train', '--config', config, ...args], env);
+      expect([args.join(' '), r.code !== 0]).toEqual([args.join(' '), true]);
+      expect(r.err).toContain(message);
+    }
+    expect(existsSync(join(dir, 'run', 'metrics.jsonl'))).toBe(false); // refused before anything ran
+  }, 120_000);
+});
