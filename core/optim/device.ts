@@ -210,6 +210,11 @@ export class DeviceOptimizer extends GroupedOptimizer {
     return this.fused.feeds(exe.inputs.map((i) => i.name), entries, shapes, f);
   }
 
+  /** The sessions of the fused graphs' store were released (with them the store, on a runner): feed the state again. */
+  storeReleased(): void {
+    this.fused?.reseed();
+  }
+
   /** After a fused graph of `role` ran on `exe`: an update leaves the store newer than here until `syncState`. */
   fusedStepped(exe: Executable, trainable: readonly string[], role: FusedRole): void {
     this.fused!.stepped(exe, trainable, role);
@@ -223,7 +228,7 @@ export class DeviceOptimizer extends GroupedOptimizer {
   async release(): Promise<void> {
     await this.syncState();
     this.held.clear();
-    this.fused?.reseed(); // the store goes with the step's sessions
+    this.storeReleased(); // the store goes with the step's sessions
     await this.cache.release();
   }
 

@@ -265,6 +265,7 @@ class TrainingRun {
     // new sessions are not allocated on top of freed but unreturned memory (LISA: RSS between steps 120-146 MB
     // instead of 142-150 over 1,000 steps; the peak's growth across switches is not explained by this alone).
     await this.cache.clear();
+    if (this.optimizer instanceof DeviceOptimizer) this.optimizer.storeReleased();
     for (const n of this.trainable) if (!next.includes(n)) this.optimizer.forget(n); // frozen again: release its state
     for (const n of next) this.everTrained.add(n);
     this.log(`step ${this.step}: trainable set changed (${reason}): ${next.length} tensors`);
