@@ -41,6 +41,8 @@ export interface CompileOptions {
    * its sessions. On a runner with `sharesStores` the tensors stay there; on one in this process, in `store`.
    */
   store?: TensorStore;
+  /** Fed-back outputs that may be written over the held tensor they replace (runners/types.ts `LoadOptions.inPlace`). */
+  inPlace?: readonly string[];
 }
 
 /** A compiled graph ready to run: feed the non-resident inputs by name, get every output by name. */
@@ -93,8 +95,9 @@ export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<
     throw new Error(`compile: ${runner.name} holds outputs per session and cannot share a store between sessions; compile without store`);
   }
   const remote = runner.holdsOutputs === true;
-  let session: RunnerSession = await runner.load(step, { ...(feedback ? { feedback } : {}), ...(store && remote ? { store: store.id } : {}) });
-  if ((feedback || store) && !remote) session = holdOutputs(session, step, feedback ?? {}, runner.name, undefined, store);
+  const inPlace = opts.inPlace?.length ? opts.inPlace : undefined;
+  let session: RunnerSession = await runner.load(step, { ...(feedback ? { feedback } : {}), ...(store && remote ? { store: store.id } : {}), ...(inPlace && remote ? { inPlace } : {}) });
+  if ((feedback || store) && !remote) session = holdOutputs(session, step, feedback ?? {}, runner.name, undefined, store, inPlace);
   await trimMalloc();
   const inputs = fedInputs(model.inputs);
   // With a store, any input may be served by it: the session names those it has not got.

@@ -70,11 +70,13 @@ export function loadFeedback(
  *
  * With a `store`, what is held lives there, shared with the other sessions of the store: any input a run leaves out
  * is served from it when it has that name (with the input's dtype and shape), and releasing the session leaves it.
+ * Outputs in `inPlace` are written over the held tensor they replace (LoadOptions.inPlace).
  */
 export function holdOutputs(
   session: RunnerSession, step: Pick<CompiledStep, 'inputs' | 'outputs'>, feedback: Readonly<Record<string, string>>, who: string,
-  account: (deltaBytes: number) => void = () => {}, store?: TensorStore,
+  account: (deltaBytes: number) => void = () => {}, store?: TensorStore, inPlace: readonly string[] = [],
 ): HoldingSession {
+  const overwrite = new Set(inPlace);
   const pairs = Object.entries(loadFeedback(step, who, store !== undefined, feedback));
   const held = store?.tensors ?? new Map<string, HostTensor>(); // input name -> the output of the previous run that feeds it
   // The inputs a run may leave out: those fed back, and with a store every input it may hold.
@@ -91,9 +93,11 @@ export function holdOutputs(
       }
       if (store) checkServed(step, all, feeds, who);
       if (missing.length) throw new Error(`${who}: inputs neither fed nor held from a previous run: ${missing.join(', ')}`);
-      // A held output stays the session's own: it is not written into a caller's tensor.
-      const into = options?.into && Object.fromEntries(Object.entries(options.into).filter(([name]) => !(name in feedback)));
-      const out = await session.run(all, into ? { into } : {});
+      // A held output stays the session's own: it is not written into a caller's tensor; `inPlace` ones are
+      // written over the held tensor this run was served, where the session can write into one (onnxruntime-node).
+      const into: Record<string, HostTensor> = Object.fromEntries(Object.entries(options?.into ?? {}).filter(([name]) => !(name in feedback)));
+      for (const [output, input] of pairs) if (overwrite.has(output) && !feeds[input] && all[input]) into[output] = all[input]!;
+      const out = await session.run(all, Object.keys(into).length ? { into } : {});
       let delta = 0;
       for (const [output, input] of pairs) {
         const next = out[output];

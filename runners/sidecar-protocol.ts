@@ -30,7 +30,8 @@
  *                          "feedback": [[output, input], ...]?, "store": id? }: outputs the sidecar keeps and feeds
  *                          to those inputs on the next run that leaves them out, instead of returning them; with a
  *                          store, they are kept in it, shared by every session loaded with that id (an input any of
- *                          them leaves out is served from it), and it is freed with its last session
+ *                          them leaves out is served from it), and it is freed with its last session; "inPlace":
+ *                          [output, ...]? lists fed-back outputs written over the held tensor they replace
  *   payload                the parts' bytes in order: the ONNX model (resident weights are its initializers), then
  *                          its external data file when it has one
  *
@@ -78,6 +79,8 @@ export interface LoadHeader {
   feedback?: [string, string][];
   /** The store the session holds in, shared with the other sessions loaded with this id (runners/holding.ts). */
   store?: string;
+  /** Fed-back outputs written over the held tensor they replace (runners/types.ts `LoadOptions.inPlace`). */
+  inPlace?: string[];
 }
 
 /** What a store id may be: a key of the sidecar's table, never a path. */
@@ -276,5 +279,11 @@ export async function readLoadHeader(r: ChunkReader): Promise<LoadHeader> {
   if (h.store !== undefined && !(typeof h.store === 'string' && STORE_ID.test(h.store))) {
     throw new ProtocolError('"store" must be an id of 1 to 128 letters, digits and . _ : -');
   }
-  return { inputs: h.inputs, outputs: h.outputs, parts: h.parts, ...(h.feedback?.length ? { feedback: h.feedback } : {}), ...(h.store ? { store: h.store } : {}) };
+  if (h.inPlace !== undefined && !(Array.isArray(h.inPlace) && h.inPlace.every((o) => typeof o === 'string' && (h.feedback ?? []).some(([out]) => out === o)))) {
+    throw new ProtocolError('"inPlace" must list outputs named in "feedback"');
+  }
+  return {
+    inputs: h.inputs, outputs: h.outputs, parts: h.parts, ...(h.feedback?.length ? { feedback: h.feedback } : {}), ...(h.store ? { store: h.store } : {}),
+    ...(h.inPlace?.length ? { inPlace: h.inPlace } : {}),
+  };
 }

@@ -185,7 +185,7 @@ export class SidecarHandler {
       }
       // Fed-back outputs stay here between runs (in this process's memory, next to the session), in its store if any.
       const store = header.store ? this.sessions.store(header.store) : undefined;
-      if (header.feedback?.length || store) session = holdOutputs(session, header, feedback, 'sidecar', (d) => this.sessions.accountHeld(d), store);
+      if (header.feedback?.length || store) session = holdOutputs(session, header, feedback, 'sidecar', (d) => this.sessions.accountHeld(d), store, header.inPlace);
       const id = this.sessions.add(session, header.store);
       const bytes = header.parts.reduce((s, p) => s + p.bytes, 0);
       this.log(`sidecar: session ${id} loaded (${(bytes / 2 ** 20).toFixed(1)} MiB, ${this.sessions.size} held)`);

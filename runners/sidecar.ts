@@ -164,7 +164,7 @@ export function sidecar(url: string, options: SidecarOptions): SidecarRunner {
       if (store !== undefined && !STORE_ID.test(store)) throw new Error(`sidecar: store id '${store}' is not 1 to 128 letters, digits and . _ : -`);
       const pairs = Object.entries(loadFeedback(step, 'sidecar', store !== undefined, options.feedback, loadOptions.feedback));
       const { blobs, parts, files } = await stepParts(step);
-      const head = encodeLoadPrefix({ inputs: [...step.inputs], outputs: [...step.outputs], parts, ...(pairs.length ? { feedback: pairs } : {}), ...(store ? { store } : {}) }) as Uint8Array<ArrayBuffer>;
+      const head = encodeLoadPrefix({ inputs: [...step.inputs], outputs: [...step.outputs], parts, ...(pairs.length ? { feedback: pairs } : {}), ...(store ? { store } : {}), ...(loadOptions.inPlace?.length ? { inPlace: [...loadOptions.inPlace] } : {}) }) as Uint8Array<ArrayBuffer>;
       const frame = [head, ...blobs];
       const body = { data: files ? streamOf(frame) : new Blob(frame), size: head.length + parts.reduce((n, p) => n + p.bytes, 0) };
       const { res } = await call('POST', '/v1/sessions', 'load a compiled step', loadTimeoutMs, body, LOAD_CONTENT_TYPE).catch((e: unknown) => {

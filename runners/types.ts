@@ -60,6 +60,12 @@ export interface LoadOptions {
   feedback?: Readonly<Record<string, string>>;
   /** On runners with `sharesStores`: hold in the store of this id, shared with the other sessions loaded with it. */
   store?: string;
+  /**
+   * Fed-back outputs a run may write over the held tensor they replace, when the run was served that tensor: the
+   * graph reads every element of the input before it writes that element of the output (an optimizer's moments;
+   * parameters after a global-norm barrier). The state then takes its size once, not twice, during a run.
+   */
+  inPlace?: readonly string[];
 }
 
 /** Rewrites a runtime error so it names the IR op and shapes behind the failing ONNX node. */

@@ -62,6 +62,15 @@ export function fusedFeedback(spec: FusedSpec): Record<string, string> {
   return pairs;
 }
 
+/**
+ * The fed-back outputs that may be written over the held tensor they replace (LoadOptions.inPlace): a moment and an
+ * accumulated gradient are read only by the element-wise chain that makes their successor; a parameter also by the
+ * forward and backward passes, which all come before the global norm, hence before any update, only with clipping.
+ */
+export function fusedInPlace(spec: FusedSpec): string[] {
+  return Object.keys(fusedFeedback(spec)).filter((output) => spec.clip || !output.startsWith('new:'));
+}
+
 export function fusedGraph(gradGraph: Graph, spec: FusedSpec): Graph {
   const { g, env } = replay(gradGraph);
   const output = (name: string): Tensor => {

@@ -24,7 +24,7 @@ import { AdamWOptionsSchema, type AdamWConfig, type AdamWOptions } from './adamw
 import { GraphCache } from './device-cache.ts';
 import { COEFFICIENTS, normGraph, type UpdateRule } from './device-graph.ts';
 import { HeldBuckets } from './device-held.ts';
-import { FusedSteps, fusedFeedback, fusedGraph, type FusedRole, type FusedSpec, type FusedStepFeeds } from './device-fused.ts';
+import { FusedSteps, fusedFeedback, fusedGraph, fusedInPlace, type FusedRole, type FusedSpec, type FusedStepFeeds } from './device-fused.ts';
 import type { Executable } from '../compile.ts';
 import type { Graph } from '../ir/graph.ts';
 import type { TensorStore } from '../../runners/holding.ts';
@@ -187,10 +187,14 @@ export class DeviceOptimizer extends GroupedOptimizer {
     return fusedGraph(gradGraph, this.fusedSpec(trainable, clip, role));
   }
 
-  /** What a fused graph's session is compiled with: its feedback pairs, and the store every batch shape's shares. */
-  fusedHolding(trainable: readonly string[], role: FusedRole): { feedback: Record<string, string>; store: TensorStore } {
+  /**
+   * What a fused graph's session is compiled with: its feedback pairs, the store every batch shape's shares, and
+   * the outputs written over the held tensors they replace (device-fused.ts `fusedInPlace`).
+   */
+  fusedHolding(trainable: readonly string[], role: FusedRole, clip: boolean): { feedback: Record<string, string>; store: TensorStore; inPlace: string[] } {
     this.fused ??= new FusedSteps(this.env, this.label);
-    return { feedback: fusedFeedback(this.fusedSpec(trainable, false, role)), store: this.fused.store };
+    const spec = this.fusedSpec(trainable, clip, role);
+    return { feedback: fusedFeedback(spec), store: this.fused.store, inPlace: fusedInPlace(spec) };
   }
 
   /**

@@ -61,7 +61,7 @@ export async function fusedOptimizerStep(s: StepInput & { optimizer: DeviceOptim
       let cached = gradGraphs.get(m.forward);
       if (cached?.key !== key) gradGraphs.set(m.forward, (cached = { key, graph: valueAndGrad(m.forward, { of: 'loss', wrt: trainable }) }));
       return s.optimizer.fuse(cached.graph, trainable, clip, role);
-    }, mbatch.dims, s.optimizer.fusedHolding(trainable, role));
+    }, mbatch.dims, s.optimizer.fusedHolding(trainable, role, clip));
     Object.assign(feeds, s.optimizer.fusedFeeds(exe, m.params, trainable, { lr: s.lr, maxNorm: s.maxGradNorm, tokens: mbatch.lossTokens, invTokens: 1 / lossTokens }));
     // Frozen weights the runner does not keep resident are fed as usual; trainable ones come from the store.
     for (const i of exe.inputs) if (!(i.name in feeds) && !trainableSet.has(i.name) && m.params.has(i.name)) feeds[i.name] = m.params.get(i.name)!;

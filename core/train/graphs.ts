@@ -62,7 +62,7 @@ export class CompileCache {
   ) {}
 
   /** `holding`: a session that keeps state between runs (compile's `store` and `feedback`). */
-  get(key: string, graph: () => Graph, dims: Record<string, number>, holding: Pick<CompileOptions, 'store' | 'feedback'> = {}): Promise<Executable> {
+  get(key: string, graph: () => Graph, dims: Record<string, number>, holding: Pick<CompileOptions, 'store' | 'feedback' | 'inPlace'> = {}): Promise<Executable> {
     let hit = this.cache.get(key);
     if (hit) {
       this.cache.delete(key); // re-insert: Map order is recency order

@@ -136,6 +136,44 @@ describe('a store shared by the sessions of two batch shapes and an update', () 
   });
 });
 
+describe('outputs written over the held tensor they replace (inPlace)', () => {
+  for (const [label, make] of [['in this process', async () => undefined], ['on a sidecar', async () => sidecar((await serve()).url, { token: TOKEN })]] as const) {
+    test(`${label}: the same values, and the store's weight is one array from the second update on`, async () => {
+      const runner = await make();
+      const store = new TensorStore();
+      const on = runner ? { runner } : {};
+      const update = await compile(updateGraph(), { ...on, store, feedback: { new_w: 'w' }, inPlace: ['new_w'] });
+      const plain = await compile(updateGraph(), { ...on, store: new TensorStore(), feedback: { new_w: 'w' } });
+      const g = f32([N], [1, -2, 3, -4]);
+      const w0 = f32([N], [0.5, -1, 2, 0.25]);
+      await update.run({ w: w0, g });
+      await plain.run({ w: w0, g });
+      const first = runner ? undefined : store.tensors.get('w');
+      for (let k = 0; k < 3; k++) {
+        await update.run({ g });
+        await plain.run({ g });
+      }
+      if (first) expect(store.tensors.get('w')).toBe(first); // written over, not replaced
+      expect([...(await update.readHeld!('w')).data as Float32Array]).toEqual([...(await plain.readHeld!('w')).data as Float32Array]);
+      const want = [0.5 - 0.4, -1 + 0.8, 2 - 1.2, 0.25 + 1.6]; // four updates of w - 0.1·g
+      ((await update.readHeld!('w')).data as Float32Array).forEach((w, j) => expect(Math.abs(w - want[j]!)).toBeLessThan(1e-6));
+      if (runner && 'info' in runner) expect((await (runner as ReturnType<typeof sidecar>).info()).heldBytes).toBe(2 * N * 4);
+      await update.release();
+      await plain.release();
+    });
+  }
+
+  test('the sidecar refuses an inPlace output that is not fed back', async () => {
+    const s = await serve();
+    const res = await fetch(`${s.url}/v1/sessions`, {
+      method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': LOAD_CONTENT_TYPE },
+      body: new Blob([encodeLoadPrefix({ inputs: [], outputs: [], parts: [{ name: 'model.onnx', bytes: 0 }], feedback: [['y', 'x']], inPlace: ['z'] } as never) as Uint8Array<ArrayBuffer>]),
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toContain('"inPlace" must list outputs named in "feedback"');
+  });
+});
+
 describe('refusals', () => {
   test('a runner that holds per session cannot share a store', async () => {
     const perSession: Runner = { ...ortNodeRunner(), name: 'holds per session', holdsOutputs: true };
