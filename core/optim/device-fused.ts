@@ -125,6 +125,9 @@ function withUpdate(g: GraphBuilder, spec: FusedSpec, grads: readonly Tensor[], 
   return g.build(out);
 }
 
+/** A trainable tensor of a fused step: its gradient never leaves the graph. */
+export type FusedEntry = Omit<Entry, 'grad'>;
+
 /** What a fused graph is fed besides the batch, for one micro-batch. */
 export interface FusedStepFeeds {
   lr: number;
@@ -157,7 +160,7 @@ export class FusedSteps {
    * the store does not hold yet (a first step, or the first after `reseed`; moments start as zeros). Accumulated
    * gradients are never fed: a step's first micro-batch makes them.
    */
-  feeds(inputs: readonly string[], entries: readonly Entry[], shapes: ReadonlyMap<string, readonly number[]>, f: FusedStepFeeds): Record<string, HostTensor> {
+  feeds(inputs: readonly string[], entries: readonly FusedEntry[], shapes: ReadonlyMap<string, readonly number[]>, f: FusedStepFeeds): Record<string, HostTensor> {
     const want = new Set(inputs);
     const feeds: Record<string, HostTensor> = {};
     if (want.has('coef')) feeds.coef = f32(this.env.coefficients(entries, f.lr)); // before zero moments exist (SGD's first step)

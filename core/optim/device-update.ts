@@ -22,7 +22,7 @@ export interface UpdateEnv {
   /** The host state (replaced when a state dict is loaded). */
   state(): ParamState;
   /** COEFFICIENTS of each entry, in order, for this learning rate. */
-  coefficients(entries: readonly Entry[], lr: number): Float32Array;
+  coefficients(entries: readonly Pick<Entry, 'name' | 'weightDecay'>[], lr: number): Float32Array;
   /** The global norm of these gradients and the clip scale for `maxNorm`, from the norm graph. */
   clipScale(grads: readonly Float32Array[], maxNorm: number): Promise<{ norm: number; scale: HostTensor }>;
 }
@@ -32,11 +32,11 @@ export const f32 = (data: Float32Array): HostTensor => ({ dtype: 'float32', shap
 /** Elements [start, end) of an entry's tensors. */
 interface Piece { entry: Entry; start: number; end: number }
 
-/** The entries cut into pieces of at most `size` elements, in order. */
-function piecesOf(entries: readonly Entry[], size: number): Piece[] {
-  return entries.flatMap((entry) => Array.from({ length: Math.ceil(entry.param.length / size) }, (_, k) => ({
+/** An entry cut into pieces of at most `size` elements, in order. */
+function piecesOf(entry: Entry, size: number): Piece[] {
+  return Array.from({ length: Math.ceil(entry.param.length / size) }, (_, k) => ({
     entry, start: k * size, end: Math.min((k + 1) * size, entry.param.length),
-  })));
+  }));
 }
 
 /**
@@ -44,14 +44,15 @@ function piecesOf(entries: readonly Entry[], size: number): Piece[] {
  * outputs written over the arrays they replace. Moments start as zeros in the host state on a tensor's first update.
  */
 export async function updateInPlace(env: UpdateEnv, entries: readonly Entry[], lr: number, maxNorm: number | null, pieceElements: number): Promise<{ norm?: number }> {
-  const pieces = piecesOf(entries, pieceElements);
+  const byEntry = entries.map((e) => piecesOf(e, pieceElements));
+  const pieces = byEntry.flat();
   env.cache.reserve(2 * (new Set(pieces.map((p) => `${p.end - p.start}|${p.entry.weightDecay !== 0}`)).size + 1));
   const view = (a: Float32Array, p: Piece) => a.subarray(p.start, p.end);
   const clip = maxNorm === null ? undefined : await env.clipScale(pieces.map((p) => view(p.entry.grad, p)), maxNorm);
   const clippedGrads = env.clippedGrads && clip !== undefined;
   const slots = momentSlots(env.rule);
   const state = env.state();
-  for (const e of entries) {
+  for (const [i, e] of entries.entries()) {
     const coef = f32(env.coefficients([e], lr)); // before the moments exist: SGD's first step is told so
     const moments = slots.map((_, j) => {
       const own = state.arrays[j]!;
@@ -59,7 +60,7 @@ export async function updateInPlace(env: UpdateEnv, entries: readonly Entry[], l
       return own.get(e.name)!;
     });
     const decayed = e.weightDecay !== 0;
-    for (const piece of pieces.filter((p) => p.entry === e)) {
+    for (const piece of byEntry[i]!) {
       const n = piece.end - piece.start;
       const exe = await env.cache.get(`piece|${clip ? 'scale' : 'none'}|${clippedGrads}|${n}|${Number(decayed)}`,
         () => updateGraph({ rule: env.rule, lengths: [n], decayed: [decayed], clip: clip ? 'scale' : 'none', clippedGrads }));

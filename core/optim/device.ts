@@ -24,7 +24,7 @@ import { AdamWOptionsSchema, type AdamWConfig, type AdamWOptions } from './adamw
 import { GraphCache } from './device-cache.ts';
 import { COEFFICIENTS, normGraph, type UpdateRule } from './device-graph.ts';
 import { HeldBuckets } from './device-held.ts';
-import { FusedSteps, fusedFeedback, fusedGraph, fusedInPlace, type FusedRole, type FusedSpec, type FusedStepFeeds } from './device-fused.ts';
+import { FusedSteps, fusedFeedback, fusedGraph, fusedInPlace, type FusedEntry, type FusedRole, type FusedSpec, type FusedStepFeeds } from './device-fused.ts';
 import type { Executable } from '../compile.ts';
 import type { Graph } from '../ir/graph.ts';
 import type { TensorStore } from '../../runners/holding.ts';
@@ -205,11 +205,11 @@ export class DeviceOptimizer extends GroupedOptimizer {
     if (!this.fused) throw new Error(`${this.label}.fusedFeeds: call fusedHolding() first`);
     if (!Number.isFinite(f.lr) || f.lr < 0) throw new Error(`${this.label}.step: learning rate ${f.lr} is not a finite number >= 0`);
     const shapes = new Map<string, readonly number[]>();
-    const entries = trainable.map((name): Entry => {
+    const entries = trainable.map((name): FusedEntry => {
       const t = params.get(name);
       if (t?.dtype !== 'float32') throw new Error(`${this.label}.fusedFeeds: no float32 parameter '${name}'`);
       shapes.set(name, t.shape);
-      return { name, param: t.data as Float32Array, grad: t.data as Float32Array, weightDecay: this.decayPolicy(name) ? this.weightDecay : 0 };
+      return { name, param: t.data as Float32Array, weightDecay: this.decayPolicy(name) ? this.weightDecay : 0 };
     });
     return this.fused.feeds(exe.inputs.map((i) => i.name), entries, shapes, f);
   }
@@ -263,7 +263,7 @@ export class DeviceOptimizer extends GroupedOptimizer {
   }
 
   /** The per-tensor scalars of COEFFICIENTS, in float64 like the reference, rounded to float32 when fed. */
-  private coefficients(bucket: readonly Entry[], lr: number): Float32Array {
+  private coefficients(bucket: readonly Pick<Entry, 'name' | 'weightDecay'>[], lr: number): Float32Array {
     const k = COEFFICIENTS[this.rule.kind].length;
     const coef = new Float32Array(bucket.length * k);
     bucket.forEach((e, i) => {

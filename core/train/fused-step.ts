@@ -9,14 +9,13 @@
  * last one updates (device-fused.ts `FusedRole`). For runs whose steps need nothing between backward and update:
  * backpropagation without activation checkpointing, no plugin hook before or after a step (`fusedStepRefusal`).
  */
-import { valueAndGrad } from '../autodiff/vjp.ts';
-import type { Graph } from '../ir/graph.ts';
 import type { HostTensor } from '../ir/host.ts';
 import type { DeviceOptimizer } from '../optim/device.ts';
 import { fusedRoles } from '../optim/device-fused.ts';
 import type { GradientEstimator } from '../plugin/estimator.ts';
 import type { Runner } from '../../runners/types.ts';
 import type { TrainConfig } from './config.ts';
+import { lossGradient } from './graphs.ts';
 import type { StepInput, StepOutput } from './step.ts';
 import type { RunModel } from './setup.ts';
 
@@ -37,9 +36,6 @@ export function deviceOptimizerLine(runner: Runner, refusal: string | undefined)
   return `train.optimizerOn 'device' on ${runner.name}: the moments stay there, but ${refusal}, so each update sends the parameters and gradients again and receives the new parameters and clipped gradients, about 5x the trainable bytes a step against 2x with 'host'`;
 }
 
-/** Gradient graphs by trainable set (the last one: the set changes only with a retrace). */
-const gradGraphs = new WeakMap<Graph, { key: string; graph: Graph }>();
-
 export async function fusedOptimizerStep(s: StepInput & { optimizer: DeviceOptimizer }): Promise<StepOutput> {
   const { m } = s;
   // Micro-batches without loss tokens add nothing (accumulate.ts); with none left there is no update, as elsewhere.
@@ -57,11 +53,8 @@ export async function fusedOptimizerStep(s: StepInput & { optimizer: DeviceOptim
     const ctx = s.stepCtx(mbatch.dims);
     const feeds: Record<string, HostTensor> = { ...mbatch.feeds };
     for (const { value } of await m.driver.collect('step:feeds', ctx)) Object.assign(feeds, value);
-    const exe = await s.cache.get(`fused|${role}|${clip}|${key}|${mbatch.dims.B}x${mbatch.dims.T}`, () => {
-      let cached = gradGraphs.get(m.forward);
-      if (cached?.key !== key) gradGraphs.set(m.forward, (cached = { key, graph: valueAndGrad(m.forward, { of: 'loss', wrt: trainable }) }));
-      return s.optimizer.fuse(cached.graph, trainable, clip, role);
-    }, mbatch.dims, s.optimizer.fusedHolding(trainable, role, clip));
+    const exe = await s.cache.get(`fused|${role}|${clip}|${key}|${mbatch.dims.B}x${mbatch.dims.T}`,
+      () => s.optimizer.fuse(lossGradient(m.forward, trainable), trainable, clip, role), mbatch.dims, s.optimizer.fusedHolding(trainable, role, clip));
     Object.assign(feeds, s.optimizer.fusedFeeds(exe, m.params, trainable, { lr: s.lr, maxNorm: s.maxGradNorm, tokens: mbatch.lossTokens, invTokens: 1 / lossTokens }));
     // Frozen weights the runner does not keep resident are fed as usual; trainable ones come from the store.
     for (const i of exe.inputs) if (!(i.name in feeds) && !trainableSet.has(i.name) && m.params.has(i.name)) feeds[i.name] = m.params.get(i.name)!;

@@ -97,20 +97,24 @@ export class CompileCache {
   }
 }
 
+/** The latest gradient graph of each forward graph, by trainable set (the set changes only with a retrace). */
+const gradientGraphs = new WeakMap<Graph, { key: string; graph: Graph }>();
+
+/** `loss` and `grad:<name>` for each of `trainable`: reverse-mode autodiff of `forward`, built once per trainable set. */
+export function lossGradient(forward: Graph, trainable: readonly string[]): Graph {
+  const key = trainable.join(',');
+  let cached = gradientGraphs.get(forward);
+  if (cached?.key !== key) gradientGraphs.set(forward, (cached = { key, graph: valueAndGrad(forward, { of: 'loss', wrt: [...trainable] }) }));
+  return cached.graph;
+}
+
 /** The default estimator: reverse-mode autodiff of the loss with respect to the trainable parameters. */
 export function backprop(): GradientEstimator {
-  const graphs = new Map<string, Graph>();
   return {
     name: 'backprop',
     async estimate(s: EstimatorStep) {
       const key = `grad|${s.trainable.join(',')}`;
-      let graph = graphs.get(key);
-      if (!graph) {
-        graphs.clear();
-        graph = valueAndGrad(s.forward, { of: 'loss', wrt: s.trainable });
-        graphs.set(key, graph);
-      }
-      const exe = await s.compile(graph, key);
+      const exe = await s.compile(lossGradient(s.forward, s.trainable), key);
       const feeds: Record<string, HostTensor> = { ...s.feeds };
       for (const input of exe.inputs) if (!(input.name in feeds)) feeds[input.name] = s.ctx.params.get(input.name)!;
       const out = await exe.run(feeds);

@@ -145,11 +145,9 @@ class TrainingRun {
     totalSteps = t.steps ?? Math.ceil((t.epochs ?? 1) * stream.batchesPerEpoch);
     const optimizer = makeOptimizer(t, new Map([...m.params].map(([n, p]) => [n, p.shape])), opts.runner);
     const estimator = (await m.driver.first('step:estimator', m.ctx))?.value ?? (cfg.memory.checkpointing ? checkpointedBackprop() : backprop());
-    const fused = optimizer instanceof DeviceOptimizer && fusedStepRefusal(t, opts.runner, estimator, m) === undefined;
-    if (opts.runner && t.optimizerOn === 'device') {
-      const refusal = fusedStepRefusal(t, opts.runner, estimator, m);
-      if (refusal === undefined || opts.runner.residentWeights) log(deviceOptimizerLine(opts.runner, refusal));
-    }
+    const refusal = fusedStepRefusal(t, opts.runner, estimator, m);
+    const fused = optimizer instanceof DeviceOptimizer && refusal === undefined;
+    if (opts.runner && t.optimizerOn === 'device' && (refusal === undefined || opts.runner.residentWeights)) log(deviceOptimizerLine(opts.runner, refusal));
     mkdirSync(cfg.output, { recursive: true });
     writeRunDescription(cfg, opts.plugins, planned.plan);
     run = new TrainingRun(opts, cfg, m, data, planned.plan, stream, streamOptions, totalSteps, trainableSet(m), optimizer, estimator, fused);
