@@ -30,6 +30,7 @@ import type { Runner } from '../runners/types.ts';
 import { benchOptions } from './lib/options.ts';
 import { randomModelFolder, SHARED, STORIES } from './lib/model-folder.ts';
 import { loraStep } from './lib/lora-step.ts';
+import { startSidecarChild } from './lib/sidecar-child.ts';
 import { measureRunners, runnerRows, type ModelCase, type RunnerEntry } from './lib/runner-table.ts';
 import { SMOLLM2_135M } from '../core/index.ts';
 import { ortNodeRunner } from '../runners/ort-node.ts';
@@ -47,20 +48,6 @@ const text = readFileSync(join(SHARED, 'data/tinystories/tiny_stories.txt'), 'ut
 const needChars = 4 * Math.max(B * T, 4 * 256) * (steps + 1);
 writeFileSync(join(dir, 'train.txt'), text.repeat(Math.ceil(needChars / text.length)).slice(0, needChars * 2));
 writeFileSync(join(dir, 'token'), TOKEN);
-
-/** `tuneforge sidecar` in a child process, as it would run on a GPU machine; resolves with its URL. */
-async function startChild(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const proc = Bun.spawn([process.execPath, join(import.meta.dir, '../cli/main.ts'), 'sidecar', '--listen', '127.0.0.1:0', '--provider', 'cpu', '--token-file', join(dir, 'token')], { stdout: 'pipe', stderr: 'inherit' });
-  const reader = proc.stdout.getReader();
-  let out = '';
-  while (!/listening on (\S+)/.test(out)) {
-    const { done, value } = await reader.read();
-    if (done) throw new Error(`the sidecar did not start: ${out}`);
-    out += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
-  return { url: /listening on (\S+)/.exec(out)![1]!, stop: async () => { proc.kill(); await proc.exited; } };
-}
 
 interface Measured { stepS: number; sentPerStep: number; receivedPerStep: number; loadBytes: number }
 
@@ -100,7 +87,7 @@ async function measure({ model, B, T, steps }: TrainCase, method: Method, runner
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const child = await startChild();
+const child = await startSidecarChild({ provider: 'cpu', tokenFile: join(dir, 'token') });
 const results: Record<string, Record<string, number>> = {};
 const rows: string[][] = [];
 let perRunner: Awaited<ReturnType<typeof measureRunners>> = {};

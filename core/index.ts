@@ -32,7 +32,7 @@ export * from '../runners/index.ts';
 export { graphCost, type GraphCost } from './cost.ts';
 export { lowerGraph, OPSET } from './onnx/lower.ts';
 export { encodeModel } from './onnx/model.ts';
-export { parseConfig, SUPPORTED_ARCHITECTURES, SMOLLM2_135M, type ModelConfig, type RawConfig } from './models/config.ts';
+export { parseConfig, SUPPORTED_ARCHITECTURES, SMOLLM2_135M, TINYLLAMA_1_1B, type ModelConfig, type RawConfig } from './models/config.ts';
 export { paramSpecs, parameterCount, randomWeights, type ParamSpec } from './models/params.ts';
 export { realConfig, REAL_CONFIGS, type RealConfigName, type RealConfigOptions } from './models/configs/index.ts';
 export { buildCausalLM, causalLMLoss, type AttentionInputs, type CausalLMGraph, type CausalLMOptions, type LinearSite, type ModelHooks, type TokenEmbeddings } from './models/llama.ts';

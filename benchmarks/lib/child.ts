@@ -10,17 +10,22 @@ export interface ChildOptions {
   quiet?: boolean;
   /** Names the case in errors (default: the script and its arguments). */
   label?: string;
+  /** Kill the child (SIGKILL) after this long and fail with a message saying so. */
+  timeoutMs?: number;
 }
 
 export async function runChild<R>(script: string, args: readonly string[], tag = '', opts: ChildOptions = {}): Promise<R> {
   const child = Bun.spawn([process.execPath, script, ...args], {
     stdout: 'pipe', stderr: opts.quiet ? 'pipe' : 'inherit', ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.env ? { env: opts.env } : {}),
   });
+  let timedOut = false;
+  const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, opts.timeoutMs);
   const [out, err, code] = await Promise.all([
     new Response(child.stdout).text(),
     opts.quiet ? new Response(child.stderr as ReadableStream).text() : Promise.resolve(''),
     child.exited,
-  ]);
+  ]).finally(() => clearTimeout(timer));
+  if (timedOut) throw new Error(`${opts.label ?? `${script} ${args.join(' ')}`} timed out after ${(opts.timeoutMs! / 1000).toFixed(0)} s and was killed`);
   const line = out.split('\n').filter((l) => l.startsWith(`${tag}{`)).at(-1);
   if (code !== 0 || !line) {
     throw new Error(`${opts.label ?? `${script} ${args.join(' ')}`} failed (exit code ${code}${line ? '' : ', no result line'})\n${out}${err ? `\n${err}` : ''}`);

@@ -3,7 +3,8 @@ import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseConfig, randomWeights, writeSafetensors, type RawConfig } from '../../core/index.ts';
 
-export const SHARED = join(import.meta.dir, '../../../shared');
+/** ../shared beside the checkout, or TUNEFORGE_SHARED (benchmarks bundled and run elsewhere, on a GPU machine). */
+export const SHARED = process.env.TUNEFORGE_SHARED ?? join(import.meta.dir, '../../../shared');
 export const STORIES = join(SHARED, 'models/stories260k');
 
 /**

@@ -13,6 +13,7 @@ import { train } from '../../core/train/trainer.ts';
 import { fullFinetune } from '../../plugins/full/index.ts';
 import { lora } from '../../plugins/lora/index.ts';
 import { SHARED } from './model-folder.ts';
+import { sidecar } from '../../runners/sidecar.ts';
 import { reportToParent } from './child.ts';
 
 export interface TrainCase {
@@ -21,6 +22,10 @@ export interface TrainCase {
   mmapThreshold?: number | false;
   /** train.optimizerOn (default 'host'). */
   optimizerOn?: 'host' | 'device';
+  /** Run the steps on this sidecar (runners/sidecar.ts) instead of in this process. */
+  sidecar?: { url: string; token: string };
+  /** The text to train on (default ../shared's TinyStories). */
+  textFile?: string;
 }
 export const TRAIN_TAG = '@@train-result ';
 
@@ -28,7 +33,7 @@ export async function runTrainCase(c: TrainCase) {
   const dir = mkdtempSync(join(tmpdir(), 'tuneforge-bench-train-'));
   try {
     // TinyStories text, repeated as needed, packed into sequences of exactly T tokens.
-    const text = readFileSync(join(SHARED, 'data/tinystories/tiny_stories.txt'), 'utf8');
+    const text = readFileSync(c.textFile ?? join(SHARED, 'data/tinystories/tiny_stories.txt'), 'utf8');
     const needChars = 4 * c.B * c.T * (c.steps + 1);
     writeFileSync(join(dir, 'train.txt'), text.repeat(Math.ceil(needChars / text.length)).slice(0, needChars * 2));
     const config = parseTrainConfig({
@@ -39,17 +44,24 @@ export async function runTrainCase(c: TrainCase) {
       ...(c.mmapThreshold !== undefined ? { memory: { mmapThreshold: c.mmapThreshold } } : {}),
     });
     const plugins = c.method === 'full' ? [fullFinetune()] : [lora({ r: 8, alpha: 16, targets: ['q_proj', 'v_proj'] })];
-    await train({ config, plugins, resume: false, log: () => {}, progress: { isTTY: false, write: () => true } });
+    const runner = c.sidecar ? sidecar(c.sidecar.url, { token: c.sidecar.token }) : undefined;
+    await train({ config, plugins, runner, resume: false, log: () => {}, progress: { isTTY: false, write: () => true } });
     const steps = readFileSync(join(config.output, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.trim())
       .map((l) => JSON.parse(l) as Record<string, number>).filter((m) => m.step_s !== undefined);
     const times = steps.slice(2).map((m) => m.step_s!).sort((a, b) => a - b);
     const median = times[Math.floor(times.length / 2)]!;
     const updates = steps.slice(2).map((m) => m.update_s!).sort((a, b) => a - b);
-    return { name: c.name, tok_s: (c.B * c.T) / median, step_s: median, update_s: updates[Math.floor(updates.length / 2)]!, peak_mb: peakRssBytes() / 2 ** 20, predicted_mb: steps[0]!.predicted_peak_mb };
+    return {
+      name: c.name, tok_s: (c.B * c.T) / median, step_s: median, update_s: updates[Math.floor(updates.length / 2)]!, peak_mb: peakRssBytes() / 2 ** 20, predicted_mb: steps[0]!.predicted_peak_mb,
+      // The first step compiles, loads and uploads; the losses let runs on different runners be compared.
+      first_step_s: steps[0]!.step_s!, losses: steps.map((m) => m.loss!),
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+export type TrainResult = Awaited<ReturnType<typeof runTrainCase>>;
 
 if (import.meta.main) {
   const result = await runTrainCase(JSON.parse(process.argv[2]!) as TrainCase);

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 
-function statusField(field: 'VmHWM' | 'VmRSS'): number | undefined {
+function statusField(field: 'VmHWM' | 'VmRSS', pid: number | 'self' = 'self'): number | undefined {
   try {
-    const m = new RegExp(`${field}:\\s+(\\d+)\\s+kB`).exec(readFileSync('/proc/self/status', 'utf8'));
+    const m = new RegExp(`${field}:\\s+(\\d+)\\s+kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) * 1024 : undefined;
   } catch {
     return undefined;
@@ -15,6 +15,11 @@ function statusField(field: 'VmHWM' | 'VmRSS'): number | undefined {
  */
 export function peakRssBytes(): number {
   return statusField('VmHWM') ?? process.memoryUsage().rss;
+}
+
+/** Another process's peak resident memory (Linux's VmHWM), or undefined where /proc cannot tell. */
+export function peakRssBytesOf(pid: number): number | undefined {
+  return statusField('VmHWM', pid);
 }
 
 export function rssBytes(): number {

@@ -212,6 +212,28 @@ export function parseConfig(json: unknown, source = 'config.json'): ModelConfig 
   };
 }
 
+/**
+ * A 1B-parameter Llama shape: TinyLlama-1.1B's configuration (22 layers, hidden 2048, grouped-query attention with
+ * 4 key/value heads, 32,000-token vocabulary, untied embeddings; 1,100,048,384 parameters).
+ */
+export const TINYLLAMA_1_1B: RawConfig = {
+  architectures: ['LlamaForCausalLM'],
+  model_type: 'llama',
+  vocab_size: 32000,
+  hidden_size: 2048,
+  intermediate_size: 5632,
+  num_hidden_layers: 22,
+  num_attention_heads: 32,
+  num_key_value_heads: 4,
+  hidden_act: 'silu',
+  max_position_embeddings: 2048,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
+  tie_word_embeddings: false,
+  bos_token_id: 1,
+  eos_token_id: 2,
+};
+
 /** The SmolLM2-135M configuration (for building randomly initialised models at a real shape). */
 export const SMOLLM2_135M: RawConfig = {
   architectures: ['LlamaForCausalLM'],
