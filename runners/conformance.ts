@@ -163,4 +163,6 @@ export const CONFORMANCE_RUNNERS: ConformanceRunner[] = [
     make: ({ feedback }) => ortWebRunner({ feedback }),
   },
   { name: 'sidecar (cpu, loopback)', ...loopbackSidecar('cpu') },
+  // The sidecar as it runs on a GPU machine (its WebGPU provider), here on whatever adapter Dawn finds (lavapipe in CI).
+  { name: 'sidecar (webgpu, loopback)', ...loopbackSidecar('webgpu') },
 ];
