@@ -6,7 +6,7 @@ set -uo pipefail
 have_lavapipe() {
   local v
   v="$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null)" || return 1
-  [ -n "$v" ] && dpkg --compare-versions "$v" ge 24
+  [ -n "$v" ] && dpkg --compare-versions "$v" ge 25
 }
 have_lavapipe && exit 0
 command -v apt-get >/dev/null || { echo "lavapipe: no apt-get; the onnxruntime-node WebGPU tests will skip" >&2; exit 0; }

@@ -72,8 +72,8 @@ function webgpuUnavailable(e: unknown): Error | undefined {
   return new Error(
     `onnxruntime-node's WebGPU provider could not be created: ${message}\n`
       + '  It runs on Dawn, which needs a GPU driver: on Linux a Vulkan loader and driver (Debian/Ubuntu: the GPU vendor\'s '
-      + 'driver, or `apt-get install libvulkan1 mesa-vulkan-drivers`; Dawn refuses Mesa 22\'s lavapipe, which lacks '
-      + 'shaderUniform*ArrayDynamicIndexing), D3D12 on Windows, Metal on macOS. Without one, use provider: \'cpu\'.',
+      + 'driver, or Mesa\'s software lavapipe (Mesa 25 works): `apt-get install libvulkan1 mesa-vulkan-drivers`, on Debian 12 '
+      + 'from bookworm-backports, see .ci/lavapipe.sh; Dawn refuses Mesa 22\'s), D3D12 on Windows, Metal on macOS. Without one, use provider: \'cpu\'.',
     { cause: e },
   );
 }
