@@ -32,6 +32,7 @@ export const DATA_LINES = 300;
 const LAZY_NODE_ONLY: Readonly<Record<string, readonly string[]>> = {
   'core/compile.ts': ['../runners/ort-node.ts', './onnx/external-data.ts'],
   'core/memory/allocator.ts': ['bun:ffi'],
+  'core/optim/device.ts': ['../../runners/ort-node.ts'], // its default runner; the page passes its own
 };
 /** Modules replaced in the bundle: the file a specifier resolves to -> its browser stand-in. */
 const SHIMS: Readonly<Record<string, string>> = {

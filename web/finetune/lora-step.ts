@@ -1,7 +1,8 @@
 /**
  * LoRA fine-tuning of a model held in memory, as the trainer does it (core/train/setup.ts, graphs.ts): the lora
  * plugin's hooks driven through core's PluginDriver, the trainer's loss graph (`buildLossGraph`), reverse-mode
- * autodiff (`valueAndGrad`), the graph compiled for a runner, and core/optim's AdamW on the host. The page runs it on
+ * autodiff (`valueAndGrad`), and core/optim's AdamW fused after the gradients in one graph whose adapter and moments stay
+ * on the runner (`DeviceOptimizer`, as `train.optimizerOn: 'device'` does on a sidecar). The page runs it on
  * onnxruntime-web; its test runs the same code on onnxruntime-node to check the page's loss.
  */
 import { valueAndGrad } from '../../core/autodiff/vjp.ts';
@@ -11,7 +12,7 @@ import type { Graph } from '../../core/ir/graph.ts';
 import type { HostTensor } from '../../core/ir/host.ts';
 import type { ModelConfig } from '../../core/models/config.ts';
 import { paramSpecs } from '../../core/models/params.ts';
-import { AdamW } from '../../core/optim/adamw.ts';
+import { DeviceOptimizer } from '../../core/optim/device.ts';
 import { PluginDriver } from '../../core/plugin/driver.ts';
 import { baseWeightsOf } from '../../core/plugin/hooks.ts';
 import type { PluginContext } from '../../core/plugin/context.ts';
@@ -68,24 +69,35 @@ export async function setupLora(config: ModelConfig, weights: ReadonlyMap<string
 export interface LoraTrainer {
   /** One step on `batch` (input_ids and shifted labels, int64 [B, T]); returns the loss before the update. */
   step(batch: { input_ids: HostTensor; labels: HostTensor }): Promise<number>;
+  /** Reads the trained adapter back into the model's `adapter` tensors, then frees the session. */
   release(): Promise<void>;
 }
 
-/** Compiles the gradient graph (base weights resident in the session) and pairs it with AdamW. */
+/**
+ * Compiles the step as one graph (core/optim/device-fused.ts): the loss, the adapter's gradients and AdamW's update,
+ * base weights resident. The adapter and its moments are fed back into the runner's store (on WebGPU, GPU buffers),
+ * so after the first step a step sends the batch and receives the loss; `release` reads the adapter back into
+ * `m.adapter` (for generation) and frees the session.
+ */
 export async function loraTrainer(
   m: LoraModel, weights: ReadonlyMap<string, HostTensor>, opts: { B: number; T: number; lr?: number; runner?: Runner },
 ): Promise<LoraTrainer> {
-  const exe: Executable = await compile(m.grads, { dims: { B: opts.B, T: opts.T }, resident: weights, runner: opts.runner });
-  const optimizer = new AdamW({ lr: opts.lr ?? RECIPE.lr });
-  const params = new Map(m.trainable.map((n) => [n, m.adapter.get(n)!.data as Float32Array]));
+  const lr = opts.lr ?? RECIPE.lr;
+  const optimizer = DeviceOptimizer.adamw({ lr }, undefined, opts.runner ? { runner: opts.runner } : {});
+  const graph = optimizer.fuse(m.grads, m.trainable, false, 'only');
+  const exe: Executable = await compile(graph, {
+    dims: { B: opts.B, T: opts.T }, resident: weights, runner: opts.runner, ...optimizer.fusedHolding(m.trainable, 'only', false),
+  });
   return {
     async step(batch) {
-      const out = await exe.run({ ...batch, ...Object.fromEntries(m.trainable.map((n) => [n, m.adapter.get(n)!])) });
-      const grads = new Map(m.trainable.map((n) => [n, out[`grad:${n}`]!.data as Float32Array]));
-      optimizer.step(params, grads, opts.lr ?? RECIPE.lr); // in place: the adapter's arrays are `params`' arrays
+      const out = await exe.run({ ...batch, ...optimizer.fusedFeeds(exe, m.adapter, m.trainable, { lr, maxNorm: null }) });
+      optimizer.fusedStepped(exe, m.trainable, 'only');
       return Number(out.loss!.data[0]);
     },
-    release: () => exe.release(),
+    async release() {
+      await optimizer.syncState(); // the adapter, into m.adapter's arrays
+      await exe.release();
+    },
   };
 }
 
