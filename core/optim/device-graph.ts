@@ -55,40 +55,46 @@ export interface UpdateGraphSpec {
 /** torch.nn.utils.clip_grad_norm_'s epsilon (clip.ts). */
 const CLIP_EPS = 1e-6;
 
-/** Elements per partial sum of squares: short enough that a float32 sum of them keeps ~7 digits. */
+/** Terms per partial sum: few enough that a float32 sum of them keeps ~7 digits. */
 const ROW = 256;
 
 /**
- * sum of g^2 over one gradient (rank 0, float64). One float32 sum over millions of positive terms drifts (measured:
- * 5e-4 relative on SmolLM2-135M's embedding), so the squares are summed in float32 rows of ROW elements and the row
- * sums in float64, as clip.ts accumulates in float64; no float64 copy of the gradient is made.
+ * The partial sums of g^2 of one gradient ([parts] float32): rows of ROW elements, and the tail. One float32 sum over
+ * millions of positive terms drifts (measured: 5e-4 relative on SmolLM2-135M's embedding); sums of ROW terms do not.
  */
-function sumOfSquares(g: Tensor): Tensor {
+function squareSums(g: Tensor): Tensor[] {
   const n = g.shape[0] as number, rows = Math.floor(n / ROW);
   const parts: Tensor[] = [];
-  if (rows > 0) {
-    const body = op.reshape(op.slice(g, 0, 0, rows * ROW), [rows, ROW]); // [rows, ROW]
-    parts.push(op.sum(op.cast(op.sum(op.square(body), 1), 'float64'))); // []
-  }
-  if (rows * ROW < n) parts.push(op.cast(op.sum(op.square(op.slice(g, 0, rows * ROW, n))), 'float64')); // []
-  return parts.length === 2 ? op.add(parts[0]!, parts[1]!) : parts[0]!;
+  if (rows > 0) parts.push(op.sum(op.square(op.reshape(op.slice(g, 0, 0, rows * ROW), [rows, ROW])), 1)); // [rows]
+  if (rows * ROW < n) parts.push(op.sum(op.square(op.slice(g, 0, rows * ROW, n)), 0, true)); // [1]
+  return parts;
 }
 
 /**
- * norm = sqrt(sum of g^2 over every gradient) (rank 0) and scale = min(1, maxNorm / (norm + 1e-6)) (shape [1]),
- * both computed in float64 like clip.ts and rounded to float32. The min is written so that a NaN norm gives a NaN
- * scale, as Math.min does.
+ * Sum of a float32 vector in float32, as a tree of fan-out ROW: each level adds ROW terms at a time, so no sum adds
+ * more than ROW terms and the rounding of each level averages out in the next. All in float32, so every node runs
+ * on a GPU (WebGPU has no float64; a float64 sum put the norm's nodes on the CPU, with a copy back and forth each).
+ */
+function treeSum(x: Tensor): Tensor {
+  let v = x; // [n]
+  for (let n = v.shape[0] as number; n > ROW; n = v.shape[0] as number) {
+    const rows = Math.ceil(n / ROW);
+    v = op.sum(op.reshape(rows * ROW === n ? v : op.pad(v, 0, 0, rows * ROW - n), [rows, ROW]), 1); // [rows]
+  }
+  return op.sum(v); // []
+}
+
+/**
+ * norm = sqrt(sum of g^2 over every gradient) (rank 0) and scale = min(1, maxNorm / (norm + 1e-6)) (shape [1]), in
+ * float32 with the sum as a tree (clip.ts accumulates in float64; measured within 1e-7 of it). The min is written so
+ * that a NaN norm gives a NaN scale, as Math.min does.
  */
 export function clipScale(grads: readonly Tensor[], maxNorm: Tensor): { norm: Tensor; scale: Tensor } {
-  let total: Tensor | undefined;
-  for (const g of grads) {
-    const squares = sumOfSquares(g); // [] float64
-    total = total ? op.add(total, squares) : squares;
-  }
-  const norm = op.sqrt(total!); // [] float64
-  const ratio = op.div(op.cast(maxNorm, 'float64'), op.add(norm, CLIP_EPS)); // [1] float64
-  const scale = op.where(op.less(1, ratio), op.scalar(ratio, 1), ratio); // [1] float64
-  return { norm: op.cast(norm, 'float32'), scale: op.cast(scale, 'float32') };
+  const parts = grads.flatMap(squareSums);
+  const norm = op.sqrt(treeSum(parts.length === 1 ? parts[0]! : op.concat(parts, 0))); // []
+  const ratio = op.div(maxNorm, op.add(norm, CLIP_EPS)); // [1]
+  const scale = op.where(op.less(1, ratio), op.scalar(ratio, 1), ratio); // [1]
+  return { norm, scale };
 }
 
 /** A graph computing only the global norm and the clip scale of a set of gradients (inputs g<i>, maxNorm). */

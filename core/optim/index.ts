@@ -15,7 +15,8 @@
  * update as compiled graphs (device-graph.ts) on a runner, `await opt.clipAndStep(params, grads, lr, maxNorm)`, one
  * graph per ~64 MiB bucket of parameters (a small norm graph first when there are several). They agree with AdamW,
  * SGD and clipGradNorm to float32 rounding (max |diff| / max |value| per tensor ~2e-7 after 6 steps, device.test.ts;
- * the norm sums squares in float32 rows of 256 and float64 across), save the same state dict (a checkpoint of one
+ * the norm sums squares in float32 rows of 256, then the row sums as a float32 tree of fan-out 256, all of it on a GPU
+ * where there is one), save the same state dict (a checkpoint of one
  * resumes with the other), and resume bit-exactly on a given runner. It is meant for runners whose memory is not the
  * host's: on onnxruntime-node's CPU provider each elementwise operation is a pass over memory of its own, and the
  * SmolLM2-135M full fine-tuning update takes 2-3.6x the fused JavaScript loop's time (`bench:optimizer`).

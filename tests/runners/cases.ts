@@ -1,6 +1,7 @@
 /**
  * The conformance cases: float32 versions of representative rows of the gradient tables (value and gradient of
- * sum(u · f(x)), so the backward kernels run too), a LoRA gradient step and two fused AdamW steps on stories260k.
+ * sum(u · f(x)), so the backward kernels run too), fused AdamW steps (a regression, also through the trainer's fused
+ * step with clipping), a LoRA gradient step and two fused AdamW steps on stories260k.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +14,8 @@ import { loadModel } from '../../core/models/load.ts';
 import * as nn from '../../core/nn/index.ts';
 import * as op from '../../core/ops/api.ts';
 import { captureStep, type ConformanceCase } from '../../runners/conformance.ts';
+import type { Executable } from '../../core/compile.ts';
+import { DeviceOptimizer } from '../../core/optim/device.ts';
 import { loraGradientStep } from '../../runners/lora-step.ts';
 import { normal, rng, type InputSpec } from '../gradcheck.ts';
 
@@ -169,6 +172,36 @@ export async function tinyAdamwCase(rounds = 3): Promise<ConformanceCase> {
   const params = new Map([['w', randn([4, 6])], ['b', randn([4])]]);
   const feeds = adamwRounds(params, rounds, () => ({ x: randn([8, 6]), y: randn([8, 4]) }));
   return { name: `linear regression + AdamW, ${rounds} steps fed back`, step: await captureStep(graph), rounds: feeds, feedback, tol: TOL_SMALL };
+}
+
+/**
+ * The same regression through the trainer's own fused step (`DeviceOptimizer.fuse`, what `train.optimizerOn:
+ * 'device'` runs on a sidecar or in a page): gradients, clipping by global norm (0.5: every step clips) and AdamW in
+ * one graph, three steps with parameters and moments fed back. Its norm is summed in float32 (core/optim/
+ * device-graph.ts), so every node runs on WebGPU, which the suite's no-fallback WebGPU entry checks.
+ */
+export async function fusedClipCase(rounds = 3): Promise<ConformanceCase> {
+  const loss = trace((g) => {
+    const x = g.input('x', 'float32', [8, 6]), y = g.input('y', 'float32', [8, 4]); // x: [N, in], y: [N, out]
+    const pred = nn.linear(x, g.input('w', 'float32', [4, 6]), g.input('b', 'float32', [4]));
+    return { loss: op.mean(op.square(op.sub(pred, y))) };
+  });
+  const trainable = ['w', 'b'];
+  const opt = DeviceOptimizer.adamw({ lr: ADAMW.lr, weightDecay: ADAMW.weightDecay });
+  const graph = opt.fuse(valueAndGrad(loss, { of: 'loss', wrt: trainable }), trainable, true, 'only');
+  const { feedback } = opt.fusedHolding(trainable, 'only', true);
+  const rand = rng(37);
+  const randn = (shape: number[], scale = 1) => hostTensor('float32', shape, Array.from({ length: size(shape) }, () => scale * normal(rand)));
+  const params = new Map([['w', randn([4, 6])], ['b', randn([4])]]);
+  // What the trainer feeds each step, from the optimizer's own bookkeeping: the first step the parameters and zero
+  // moments too, later ones only the scalars (the rest is fed back).
+  const exe = { inputs: graph.inputs.map((i) => ({ name: i.name })) } as unknown as Executable;
+  const rounds_: Record<string, HostTensor>[] = [];
+  for (let t = 0; t < rounds; t++) {
+    rounds_.push({ x: randn([8, 6]), y: randn([8, 4], 3), ...opt.fusedFeeds(exe, params, trainable, { lr: ADAMW.lr, maxNorm: 0.5 }) });
+    opt.fusedStepped(exe, trainable, 'only');
+  }
+  return { name: `linear regression + the trainer's fused AdamW with clipping, ${rounds} steps fed back`, step: await captureStep(graph), rounds: rounds_, feedback, tol: TOL_SMALL };
 }
 
 /** Full fine-tuning of stories260k with AdamW fused after the gradient graph, two steps fed back. */

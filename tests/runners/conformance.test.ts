@@ -10,7 +10,7 @@ import type { HostTensor } from '../../core/ir/host.ts';
 import type { FallbackReport } from '../../runners/ort-web.ts';
 import { formatPlacedNode } from '../../runners/ort-web-placement.ts';
 import { compareResults, CONFORMANCE_RUNNERS, maxRelError, runCase, type CaseResult, type ConformanceCase, type ConformanceRunner } from '../../runners/conformance.ts';
-import { ADAMW, adamwCase, loraCase, storiesMissing, tableCases, tinyAdamwCase } from './cases.ts';
+import { ADAMW, adamwCase, fusedClipCase, loraCase, storiesMissing, tableCases, tinyAdamwCase } from './cases.ts';
 import { BROWSER_RUNNERS, browserRunner, pageInfo, type OrtWebBuild } from './browser/driver.ts';
 import { DENO_RUNNER } from './deno/driver.ts';
 
@@ -21,7 +21,7 @@ const [REFERENCE, ...OTHERS] = RUNNERS as [ConformanceRunner, ...ConformanceRunn
 const missing = storiesMissing();
 if (missing) console.warn(`conformance: skipping the stories260k cases: ${missing}`);
 const adamw = missing ? undefined : await adamwCase();
-const CASES: ConformanceCase[] = [...await tableCases(), await tinyAdamwCase(), ...(missing ? [] : [await loraCase(), adamw!])];
+const CASES: ConformanceCase[] = [...await tableCases(), await tinyAdamwCase(), await fusedClipCase(), ...(missing ? [] : [await loraCase(), adamw!])];
 const AVAILABLE = await Promise.all(OTHERS.map((r) => r.available()));
 
 const references = new Map<string, Promise<CaseResult>>();
