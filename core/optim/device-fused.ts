@@ -9,15 +9,17 @@
  *            maxNorm (float32[1]) when clipping
  *   outputs  loss; norm when clipping; `new:<name>` and `new_<slot>:<name>` (fed back: see `fusedFeedback`)
  *
- * With micro-batches, a step is several graphs (`FusedRole`), as core/optim/accumulate.ts weights them: the first
- * micro-batch's graph stores acc = n·g (n: its loss tokens, input `tokens` [1]) as `acc:<name>`, a middle one adds
- * its n·g, and the last adds its own, scales the sum by 1/N (input `invTokens` [1]) and clips and updates with it.
+ * With micro-batches, a step is two graphs (`FusedRole`), as core/optim/accumulate.ts weights them: each
+ * micro-batch runs the `accumulate` graph, acc' = keep·acc + n·g (n: its loss tokens, input `tokens` [1]; keep [1]:
+ * 0 for a step's first micro-batch, 1 after), kept in the store as `acc:<name>`; then the `update` graph, which holds
+ * no model, scales acc by 1/N (input `invTokens` [1]), clips and updates. So however many micro-batches there are,
+ * one session per batch shape holds the model's frozen weights (a LoRA run's base model on a GPU), not three.
  *
  * The arithmetic is device-graph.ts's, element by element, so a fused step gives the bits of the gradient graph
  * followed by the update graphs.
  */
 import type { Executable } from '../compile.ts';
-import type { Graph, GraphBuilder, Tensor } from '../ir/graph.ts';
+import { GraphBuilder, type Graph, type Tensor } from '../ir/graph.ts';
 import type { HostTensor } from '../ir/host.ts';
 import { TensorStore } from '../../runners/holding.ts';
 import { lookup, replay } from '../ir/transform.ts';
@@ -25,15 +27,11 @@ import * as op from '../ops/api.ts';
 import { COEFFICIENTS, adamwUpdate, clipScale, momentSlots, sgdUpdate, type UpdateRule } from './device-graph.ts';
 import { f32, type Entry, type UpdateEnv } from './device-update.ts';
 
-/** A step's only graph, or, with micro-batches, the first, a middle or the last one (see the file comment). */
-export type FusedRole = 'only' | 'first' | 'middle' | 'last';
-
-/** The roles of a step's micro-batches, in order. */
-export const fusedRoles = (count: number): FusedRole[] =>
-  count === 1 ? ['only'] : Array.from({ length: count }, (_, i) => (i === 0 ? 'first' : i === count - 1 ? 'last' : 'middle'));
+/** A step's only graph, or, with micro-batches, the graph each runs and the update after them (see the file comment). */
+export type FusedRole = 'only' | 'accumulate' | 'update';
 
 /** Whether a role's graph updates the parameters. */
-export const updates = (role: FusedRole) => role === 'only' || role === 'last';
+export const updates = (role: FusedRole) => role !== 'accumulate';
 
 export interface FusedSpec {
   readonly rule: UpdateRule;
@@ -52,7 +50,7 @@ export const accName = (param: string) => `acc:${param}`;
 export function fusedFeedback(spec: FusedSpec): Record<string, string> {
   const pairs: Record<string, string> = {};
   for (const { name } of spec.params) {
-    if (!updates(spec.role)) {
+    if (spec.role === 'accumulate') {
       pairs[`new_${accName(name)}`] = accName(name);
       continue;
     }
@@ -65,39 +63,47 @@ export function fusedFeedback(spec: FusedSpec): Record<string, string> {
 /**
  * The fed-back outputs that may be written over the held tensor they replace (LoadOptions.inPlace): a moment and an
  * accumulated gradient are read only by the element-wise chain that makes their successor; a parameter also by the
- * forward and backward passes, which all come before the global norm, hence before any update, only with clipping.
+ * forward and backward passes, which all come before the global norm, hence before any update, only with clipping
+ * (the update graph of micro-batches has no forward pass: there always).
  */
 export function fusedInPlace(spec: FusedSpec): string[] {
-  return Object.keys(fusedFeedback(spec)).filter((output) => spec.clip || !output.startsWith('new:'));
+  return Object.keys(fusedFeedback(spec)).filter((output) => spec.role === 'update' || spec.clip || !output.startsWith('new:'));
 }
 
 export function fusedGraph(gradGraph: Graph, spec: FusedSpec): Graph {
+  if (spec.role === 'update') return updateOfAccumulated(gradGraph, spec);
   const { g, env } = replay(gradGraph);
   const output = (name: string): Tensor => {
     const o = gradGraph.outputs.find((x) => x.name === name);
     if (!o) throw new Error(`fusedGraph: the gradient graph has no output '${name}'`);
     return lookup(env, o.v);
   };
-  const input = (name: string): Tensor => {
-    const i = gradGraph.inputs.find((x) => x.name === name);
-    if (!i) throw new Error(`fusedGraph: the gradient graph has no input '${name}'`);
-    return lookup(env, i.v);
-  };
+  const input = (name: string): Tensor => lookup(env, gradInput(gradGraph, name).v);
   const out: Record<string, Tensor> = { loss: output('loss') };
   const own = spec.params.map(({ name }) => output(`grad:${name}`));
   if (spec.role === 'only') return withUpdate(g, spec, own, input, out);
-  // n·g of this micro-batch, added to what the earlier ones stored (acc, shaped as the parameter).
-  const tokens = g.input('tokens', 'float32', [1]);
-  const summed = spec.params.map(({ name }, i) => {
-    const weighted = op.mul(own[i]!, tokens);
-    return spec.role === 'first' ? weighted : op.add(g.input(accName(name), 'float32', own[i]!.shape), weighted);
+  // keep·acc + n·g: this micro-batch's share added to what the step's earlier ones stored (acc: shaped as the parameter).
+  const tokens = g.input('tokens', 'float32', [1]), keep = g.input('keep', 'float32', [1]);
+  spec.params.forEach(({ name }, i) => {
+    const acc = g.input(accName(name), 'float32', own[i]!.shape);
+    out[`new_${accName(name)}`] = op.add(op.mul(acc, keep), op.mul(own[i]!, tokens));
   });
-  if (spec.role === 'last') {
-    const inv = g.input('invTokens', 'float32', [1]);
-    return withUpdate(g, spec, summed.map((t) => op.mul(t, inv)), input, out);
-  }
-  spec.params.forEach(({ name }, i) => { out[`new_${accName(name)}`] = summed[i]!; });
   return g.build(out);
+}
+
+function gradInput(gradGraph: Graph, name: string) {
+  const i = gradGraph.inputs.find((x) => x.name === name);
+  if (!i) throw new Error(`fusedGraph: the gradient graph has no input '${name}'`);
+  return i;
+}
+
+/** The update from a step's accumulated gradients (acc / N), clipped when asked: no model, only the trainable tensors. */
+function updateOfAccumulated(gradGraph: Graph, spec: FusedSpec): Graph {
+  const g = new GraphBuilder();
+  const params = new Map(spec.params.map(({ name }) => [name, g.input(name, 'float32', gradInput(gradGraph, name).v.shape)]));
+  const inv = g.input('invTokens', 'float32', [1]);
+  const grads = spec.params.map(({ name }) => op.mul(g.input(accName(name), 'float32', params.get(name)!.shape), inv));
+  return withUpdate(g, spec, grads, (name) => params.get(name)!, {});
 }
 
 /** The clip (when asked) and the update of every parameter from its gradient `grads[i]`, added to `out`. */
@@ -132,8 +138,10 @@ export type FusedEntry = Omit<Entry, 'grad'>;
 export interface FusedStepFeeds {
   lr: number;
   maxNorm: number | null;
-  /** This micro-batch's loss tokens (n), and 1 / the step's (1/N), with micro-batches. */
+  /** With micro-batches: this one's loss tokens (n) and whether it adds to the step's earlier ones (keep 1, else 0). */
   tokens?: number;
+  keep?: number;
+  /** With micro-batches, for the update: 1 / the step's loss tokens (1/N). */
   invTokens?: number;
 }
 
@@ -158,7 +166,8 @@ export class FusedSteps {
   /**
    * The feeds of a graph with these `inputs` for `entries`: its scalars, and each parameter or moment it reads that
    * the store does not hold yet (a first step, or the first after `reseed`; moments start as zeros). Accumulated
-   * gradients are never fed: a step's first micro-batch makes them.
+   * gradients are fed as zeros once, for the accumulate graph to have an input; later steps' first micro-batch (keep 0)
+   * ignores what the store holds.
    */
   feeds(inputs: readonly string[], entries: readonly FusedEntry[], shapes: ReadonlyMap<string, readonly number[]>, f: FusedStepFeeds): Record<string, HostTensor> {
     const want = new Set(inputs);
@@ -167,6 +176,7 @@ export class FusedSteps {
     if (want.has('maxNorm')) feeds.maxNorm = f32(Float32Array.of(f.maxNorm ?? 0));
     if (want.has('tokens')) feeds.tokens = f32(Float32Array.of(f.tokens ?? 0));
     if (want.has('invTokens')) feeds.invTokens = f32(Float32Array.of(f.invTokens ?? 0));
+    if (want.has('keep')) feeds.keep = f32(Float32Array.of(f.keep ?? 0));
     const state = this.env.state();
     for (const e of entries) {
       this.params.set(e.name, e.param);
@@ -176,6 +186,7 @@ export class FusedSteps {
         if (want.has(key) && !this.present.has(key)) feeds[key] = { dtype: 'float32', shape, data: data() };
       };
       seed(e.name, () => e.param);
+      seed(accName(e.name), () => new Float32Array(e.param.length)); // once: keep 0 ignores what the store holds after
       momentSlots(this.env.rule).forEach((slot, j) => seed(momentName(slot, e.name), () => {
         const own = state.arrays[j]!;
         if (!own.has(e.name)) own.set(e.name, new Float32Array(e.param.length));
@@ -185,9 +196,15 @@ export class FusedSteps {
     return feeds;
   }
 
-  /** After a graph of `role` ran on `exe`: when it updated, the store holds the newer state and each tensor counted a step. */
+  /**
+   * After a graph of `role` ran on `exe`: the store holds what it wrote (accumulated gradients; when it updated, the
+   * newer state, and each tensor counted a step).
+   */
   stepped(exe: Executable, names: readonly string[], role: FusedRole): void {
-    if (!updates(role)) return;
+    if (!updates(role)) {
+      for (const name of names) this.present.add(accName(name));
+      return;
+    }
     this.stale = { exe, names: [...names] };
     for (const name of names) {
       this.present.add(name);

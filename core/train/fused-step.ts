@@ -5,13 +5,14 @@
  * and gradient norm come back; the host's parameters are read back when something here needs them (evaluation, a
  * checkpoint, the end: `DeviceOptimizer.syncState`).
  *
- * With micro-batches, each is a graph of its own that adds its share of the step's gradient in the store, and the
- * last one updates (device-fused.ts `FusedRole`). For runs whose steps need nothing between backward and update:
- * backpropagation without activation checkpointing, no plugin hook before or after a step (`fusedStepRefusal`).
+ * With micro-batches, each runs a graph that adds its share of the step's gradient in the store, then a graph with no
+ * model updates from the sum (device-fused.ts `FusedRole`): one session per batch shape holds the frozen weights.
+ * For runs whose steps need nothing between backward and update: backpropagation without activation checkpointing,
+ * no plugin hook before or after a step (`fusedStepRefusal`).
  */
 import type { HostTensor } from '../ir/host.ts';
 import type { DeviceOptimizer } from '../optim/device.ts';
-import { fusedRoles } from '../optim/device-fused.ts';
+import type { FusedRole } from '../optim/device-fused.ts';
 import type { GradientEstimator } from '../plugin/estimator.ts';
 import type { Runner } from '../../runners/types.ts';
 import type { TrainConfig } from './config.ts';
@@ -48,19 +49,28 @@ export async function fusedOptimizerStep(s: StepInput & { optimizer: DeviceOptim
   const clip = s.maxGradNorm !== null;
   const trainableSet = new Set(trainable);
   let lossSum = 0, gradNorm: number | undefined;
-  for (const [k, role] of fusedRoles(micro.length).entries()) {
-    const mbatch = micro[k]!;
+  // One micro-batch: one graph that also updates. More: each adds its share in the accumulate graph, then the update.
+  const role: FusedRole = micro.length === 1 ? 'only' : 'accumulate';
+  for (const [k, mbatch] of micro.entries()) {
     const ctx = s.stepCtx(mbatch.dims);
     const feeds: Record<string, HostTensor> = { ...mbatch.feeds };
     for (const { value } of await m.driver.collect('step:feeds', ctx)) Object.assign(feeds, value);
     const exe = await s.cache.get(`fused|${role}|${clip}|${key}|${mbatch.dims.B}x${mbatch.dims.T}`,
       () => s.optimizer.fuse(lossGradient(m.forward, trainable), trainable, clip, role), mbatch.dims, s.optimizer.fusedHolding(trainable, role, clip));
-    Object.assign(feeds, s.optimizer.fusedFeeds(exe, m.params, trainable, { lr: s.lr, maxNorm: s.maxGradNorm, tokens: mbatch.lossTokens, invTokens: 1 / lossTokens }));
+    Object.assign(feeds, s.optimizer.fusedFeeds(exe, m.params, trainable, { lr: s.lr, maxNorm: s.maxGradNorm, tokens: mbatch.lossTokens, keep: k === 0 ? 0 : 1 }));
     // Frozen weights the runner does not keep resident are fed as usual; trainable ones come from the store.
     for (const i of exe.inputs) if (!(i.name in feeds) && !trainableSet.has(i.name) && m.params.has(i.name)) feeds[i.name] = m.params.get(i.name)!;
     const out = await exe.run(feeds);
     s.optimizer.fusedStepped(exe, trainable, role);
     lossSum += Number(out.loss!.data[0]) * mbatch.lossTokens;
+    if (out.norm) gradNorm = Number(out.norm.data[0]);
+  }
+  if (role === 'accumulate') {
+    // No model in this graph: one session for every batch shape, holding only the trainable tensors' state.
+    const exe = await s.cache.get(`fused|update|${clip}|${key}`,
+      () => s.optimizer.fuse(lossGradient(m.forward, trainable), trainable, clip, 'update'), micro[0]!.dims, s.optimizer.fusedHolding(trainable, 'update', clip));
+    const out = await exe.run(s.optimizer.fusedFeeds(exe, m.params, trainable, { lr: s.lr, maxNorm: s.maxGradNorm, invTokens: 1 / lossTokens }));
+    s.optimizer.fusedStepped(exe, trainable, 'update');
     if (out.norm) gradNorm = Number(out.norm.data[0]);
   }
   return {
