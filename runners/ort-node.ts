@@ -1,4 +1,8 @@
 import * as ort from 'onnxruntime-node';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readPlacement, type NodePlacement } from './ort-node-placement.ts';
 import type { DType } from '../core/ir/dtype.ts';
 import type { HostTensor } from '../core/ir/host.ts';
 import { explainRuntimeError, type CompiledStep, type Runner, type RunnerSession } from './types.ts';
@@ -25,6 +29,12 @@ export interface OrtNodeOptions {
    * on a SmolLM2-135M full fine-tuning step at 4 x 256), at no measurable speed difference.
    */
   memPattern?: boolean;
+  /**
+   * Called once per session, after its first run, with where onnxruntime ran its nodes (ort-node-placement.ts), when
+   * the providers are not only the CPU and `profilePrefix` is not set: the nodes its GPU provider has no kernel for,
+   * which it runs on the CPU without saying so, and the copies that costs.
+   */
+  onPlacement?: (placement: NodePlacement, step: CompiledStep) => void;
   /**
    * Write onnxruntime's per-node profile (Chrome trace JSON: one event per node run, with its op type and duration)
    * to `<prefix>_<date>.json` when the session is released. For finding which nodes a step's time goes to.
@@ -65,6 +75,22 @@ function fromOrt(t: ort.Tensor): HostTensor {
   return { dtype, shape: [...t.dims], data: data as HostTensor['data'] };
 }
 
+/** Ends the first run's profile and reports it; a profile that cannot be read is reported as such, never thrown. */
+async function reportPlacement(session: ort.InferenceSession, dir: string, step: CompiledStep, report: NonNullable<OrtNodeOptions['onPlacement']>): Promise<void> {
+  let placement: NodePlacement;
+  try {
+    await session.endProfiling();
+    const file = readdirSync(dir).find((f) => f.endsWith('.json'));
+    if (!file) throw new Error('onnxruntime wrote no profile');
+    placement = readPlacement(join(dir, file), step.origins);
+  } catch (e) {
+    placement = { counts: {}, cpuNodes: [], copies: 0, summary: `placement unknown: ${(e as Error).message.split('\n')[0]}` };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  report(placement, step);
+}
+
 /** onnxruntime-node's WebGPU provider could not start: say why, and what to install. */
 function webgpuUnavailable(e: unknown): Error | undefined {
   const message = e instanceof Error ? e.message : String(e);
@@ -94,6 +120,10 @@ export function ortNodeRunner(options: OrtNodeOptions = {}): Runner {
         ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
         ...(options.profilePrefix ? { enableProfiling: true, profileFilePrefix: options.profilePrefix } : {}),
       };
+      const onDevice = sessionOptions.executionProviders!.some((p) => (typeof p === 'string' ? p : p.name) !== 'cpu');
+      // The first run is profiled to see where each node ran; endProfiling after it stops the profiler.
+      let placementDir = options.onPlacement && onDevice && !options.profilePrefix ? mkdtempSync(join(tmpdir(), 'tuneforge-placement-')) : undefined;
+      if (placementDir) Object.assign(sessionOptions, { enableProfiling: true, profileFilePrefix: join(placementDir, 'first-run') });
       let session: ort.InferenceSession;
       try {
         session = 'bytes' in step.model
@@ -118,9 +148,17 @@ export function ortNodeRunner(options: OrtNodeOptions = {}): Runner {
           }
           const out: Record<string, HostTensor> = {};
           for (const [name, t] of Object.entries(results)) out[name] = into?.[name] ?? fromOrt(t);
+          if (placementDir) {
+            const dir = placementDir;
+            placementDir = undefined;
+            await reportPlacement(session, dir, step, options.onPlacement!);
+          }
           return out;
         },
-        release: () => session.release(),
+        release: async () => {
+          if (placementDir) rmSync(placementDir, { recursive: true, force: true });
+          await session.release();
+        },
       };
     },
   };

@@ -18,7 +18,7 @@ import { sidecar } from './sidecar.ts';
 import { badFeedback, holdOutputs, holds } from './holding.ts';
 import { HttpError, SessionTable } from './sidecar-sessions.ts';
 import { EXECUTION_PROVIDERS, probeProvider, type SidecarProvider } from './sidecar-providers.ts';
-import type { Runner, RunnerSession } from './types.ts';
+import type { CompiledStep, Runner, RunnerSession } from './types.ts';
 import {
   BodyTooLargeError, ChunkReader, LOAD_CONTENT_TYPE, ProtocolError, TENSOR_CONTENT_TYPE, encodeTensors, readLoadHeader, readTensors, streamOf,
   type SidecarErrorBody,
@@ -83,6 +83,8 @@ export class SidecarHandler {
   private readonly tokenDigest: Buffer;
   private readonly runner: Runner;
   private readonly log: (line: string) => void;
+  /** Which session a loaded step is (the placement report names it). */
+  private readonly stepIds = new WeakMap<CompiledStep, string>();
 
   constructor(private readonly o: SidecarServerOptions) {
     if (o.token.length < 16) throw new Error('the sidecar token must be at least 16 characters');
@@ -91,8 +93,12 @@ export class SidecarHandler {
       idleTimeoutMs: o.idleTimeoutMs ?? DEFAULT_LIMITS.idleTimeoutMs, maxHeldBytes: o.maxHeldBytes ?? DEFAULT_LIMITS.maxHeldBytes,
     };
     this.tokenDigest = digest(o.token);
-    this.runner = ortNodeRunner({ executionProviders: EXECUTION_PROVIDERS[o.provider] });
     this.log = o.log ?? (() => {});
+    // On a GPU provider, each session's first run says which nodes onnxruntime put on the CPU instead.
+    this.runner = ortNodeRunner({
+      executionProviders: EXECUTION_PROVIDERS[o.provider],
+      onPlacement: (p, step) => this.log(`sidecar: session ${this.stepIds.get(step) ?? '?'}, first run: ${p.summary}`),
+    });
     this.sessions = new SessionTable(this.limits, this.log);
   }
 
@@ -177,9 +183,10 @@ export class SidecarHandler {
         }
       }
       await reader.end();
-      let session: RunnerSession;
+      let session: RunnerSession, step: CompiledStep;
       try {
-        session = await this.runner.load({ model: { path: join(dir, 'model.onnx') }, inputs: header.inputs, outputs: header.outputs, origins: new Map() });
+        step = { model: { path: join(dir, 'model.onnx') }, inputs: header.inputs, outputs: header.outputs, origins: new Map() };
+        session = await this.runner.load(step);
       } catch (e) {
         throw new HttpError(422, 'load_failed', rootMessage(e));
       }
@@ -187,6 +194,7 @@ export class SidecarHandler {
       const store = header.store ? this.sessions.store(header.store) : undefined;
       if (header.feedback?.length || store) session = holdOutputs(session, header, feedback, 'sidecar', (d) => this.sessions.accountHeld(d), store, header.inPlace);
       const id = this.sessions.add(session, header.store);
+      this.stepIds.set(step, id);
       const bytes = header.parts.reduce((s, p) => s + p.bytes, 0);
       this.log(`sidecar: session ${id} loaded (${(bytes / 2 ** 20).toFixed(1)} MiB, ${this.sessions.size} held)`);
       return json(201, { session: id });
