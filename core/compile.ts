@@ -43,6 +43,13 @@ export interface CompileOptions {
   store?: TensorStore;
   /** Fed-back outputs that may be written over the held tensor they replace (runners/types.ts `LoadOptions.inPlace`). */
   inPlace?: readonly string[];
+  /**
+   * The embedding gradient (a row scatter-add) as one-hot matrix products, which sum in a fixed order, instead of
+   * ScatterND, whose GPU kernels (WebGPU, CUDA) add rows sharing an index in a different order each run: runs, and
+   * resumes, then repeat to the bit on those providers. Costs N·V·D multiply-adds (N rows scattered into a V x D
+   * table: about the LM head's forward matrix product again). The CPU providers' ScatterND is ordered already.
+   */
+  orderedScatter?: boolean;
 }
 
 /** A compiled graph ready to run: feed the non-resident inputs by name, get every output by name. */
@@ -73,7 +80,7 @@ export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<
   assertGraph(graph); // on the symbolic graph: shape rules see the dims as written
   const concrete = eliminateDeadCode(specialize(graph, opts.dims ?? {}));
   const resident = opts.resident instanceof Map ? opts.resident : new Map(Object.entries(opts.resident ?? {}));
-  const { model, origins } = lowerGraph(concrete, { resident });
+  const { model, origins } = lowerGraph(concrete, { resident, ...(opts.orderedScatter ? { orderedScatter: true } : {}) });
   const initBytes = model.initializers.reduce((s, i) => s + (i.raw?.length ?? 0), 0);
   const threshold = opts.externalDataThreshold ?? DEFAULT_EXTERNAL_THRESHOLD;
   const step: CompiledStep = {

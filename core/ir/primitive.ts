@@ -25,9 +25,16 @@ export interface LowerCtx {
    * When equation input `i` is a graph input fed at run time: the name of an extra graph input that the caller feeds
    * with the same values in `dims` (same element count), so no reshape of it runs on the device. Otherwise
    * undefined, and the lowering reshapes it itself. For int64 indices, which onnxruntime-web's WebGPU provider
-   * cannot reshape (core/onnx/input-views.ts).
+   * cannot reshape (core/onnx/input-views.ts). With `dtype`, the host also converts it (int64 ids as float32, which
+   * onnxruntime-web's WebGPU provider cannot cast either).
    */
-  inputView(i: number, dims: readonly number[]): string | undefined;
+  inputView(i: number, dims: readonly number[], dtype?: TensorType['dtype']): string | undefined;
+  /**
+   * Lower scatter-adds whose accumulation order a GPU provider does not fix (ScatterND with reduction 'add' adds
+   * rows that share an index in whatever order its threads meet: onnxruntime's WebGPU and CUDA kernels) as products
+   * that sum in the same order every run, at the price of more arithmetic (CompileOptions.orderedScatter).
+   */
+  readonly orderedScatter: boolean;
 }
 
 export interface JvpArgs<P> {

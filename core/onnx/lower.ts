@@ -11,6 +11,8 @@ export const OPSET = 18;
 export interface LowerOptions {
   /** Inputs whose values are baked into the model as initializers (frozen weights): not fed at run time. */
   resident?: ReadonlyMap<string, HostTensor>;
+  /** LowerCtx.orderedScatter: row scatter-adds as one-hot matrix products, summed in the same order every run. */
+  orderedScatter?: boolean;
 }
 
 /** What each ONNX node came from, so runtime errors can name the op and shapes. */
@@ -68,12 +70,12 @@ export function lowerGraph(graph: Graph, opts: LowerOptions = {}): LoweredModel 
   // Graph inputs fed at run time, by value id, and the views of them the lowerings asked for (LowerCtx.inputView).
   const fedInput = new Map(graph.inputs.filter((i) => !resident.has(i.name)).map((i) => [i.v.id, i]));
   const views: OnnxValueInfo[] = [];
-  const viewOf = (v: Var, dims: readonly number[]): string | undefined => {
+  const viewOf = (v: Var, dims: readonly number[], dtype: DType = v.dtype): string | undefined => {
     const input = fedInput.get(v.id);
     if (!input) return undefined;
     if (sizeOf(dims) !== sizeOf(input.v.shape as number[])) throw new Error(`lowering: a view [${dims}] of input '${input.name}' ${formatShape(input.v.shape)} must keep its element count`);
-    const name = `${input.name}:view[${dims.join(',')}]`;
-    if (!views.some((x) => x.name === name)) views.push({ name: claim(name), dtype: input.v.dtype, dims: [...dims], viewOf: input.name });
+    const name = `${input.name}:view[${dims.join(',')}]${dtype === input.v.dtype ? '' : `:${dtype}`}`;
+    if (!views.some((x) => x.name === name)) views.push({ name: claim(name), dtype, dims: [...dims], viewOf: input.name });
     return name;
   };
   for (const name of resident.keys()) {
@@ -115,7 +117,8 @@ export function lowerGraph(graph: Graph, opts: LowerOptions = {}): LoweredModel 
         return addInit(dtype, [], data, `s:${dtype}:${value}`);
       },
       tensor: (dtype, dims, data, key) => addInit(dtype, dims, data, key === undefined ? undefined : `t:${key}`),
-      inputView: (i, dims) => viewOf(eqn.inputs[i]!, dims),
+      inputView: (i, dims, dtype) => viewOf(eqn.inputs[i]!, dims, dtype),
+      orderedScatter: opts.orderedScatter ?? false,
     };
     eqn.prim.lower(ctx, eqn);
   });

@@ -2,11 +2,12 @@
  * Indexing primitives. `gather` picks rows (embedding lookup), `take_along_axis` picks one element per position
  * (the label's logit); each has a scatter-add partner that is its transpose.
  */
-import type { Tensor } from '../ir/graph.ts';
+import type { Eqn, Tensor } from '../ir/graph.ts';
+import type { LowerCtx } from '../ir/primitive.ts';
 import { definePrimitive } from '../ir/primitive.ts';
 import { dimEq, formatShape, shapeEq } from '../ir/shape.ts';
 import * as op from './api.ts';
-import { bytesOf, requireArity, requireInt, streamingCost } from './util.ts';
+import { bytesOf, castCode, requireArity, requireInt, streamingCost } from './util.ts';
 
 type NoParams = Record<string, never>;
 
@@ -40,6 +41,7 @@ export const scatterAddRows = definePrimitive<NoParams>({
     return base;
   },
   lower: (ctx, eqn) => {
+    if (ctx.orderedScatter) return lowerOrderedScatterRows(ctx, eqn);
     // ScatterND wants int64 indices [...I, 1]. Token ids fed as int64 come as a view in that shape, fed by the host
     // (core/onnx/input-views.ts): onnxruntime-web's WebGPU provider has no int64 Cast or Unsqueeze.
     const idx = eqn.inputs[1]!;
@@ -59,6 +61,55 @@ export const scatterAddRows = definePrimitive<NoParams>({
   vjp: ({ primals: [, idx], ct, needs }) => [needs[0] ? ct : null, null, needs[2] ? op.gather(ct, idx!) : null],
   cost: (eqn) => streamingCost(eqn, 0),
 });
+
+/** Elements of one one-hot block [N, C] of the ordered lowering (64 MiB in float32). */
+const ONE_HOT_BLOCK = 2 ** 24;
+
+/**
+ * scatter_add_rows as matrix products (LowerCtx.orderedScatter): with the N indices as floats [N, 1] (exact below
+ * 2^24) and the updates as [N, D], each block of C table rows gets onehotᵀ [C, N] · updates [N, D], where onehot
+ * [N, C] = (index == row). A matrix product sums over N in a fixed order, so every run gives the same bits; rows no
+ * index names get exact zeros. Blocks bound the one-hot to ONE_HOT_BLOCK elements; they are concatenated in order.
+ */
+function lowerOrderedScatterRows(ctx: LowerCtx, eqn: Eqn): void {
+  const [base, idx] = [eqn.inputs[0]!, eqn.inputs[1]!];
+  const dims = (shape: readonly (number | string)[]) => shape.map((d) => {
+    if (typeof d !== 'number') throw new Error(`scatter_add_rows: the ordered lowering needs concrete shapes, got ${formatShape(shape)}`);
+    return d;
+  });
+  const [V, ...rest] = dims(base.shape);
+  const N = dims(idx.shape).reduce((a, b) => a * b, 1), D = rest.reduce((a, b) => a * b, 1);
+  if (V! >= 2 ** 24) throw new Error(`scatter_add_rows: the ordered lowering compares indices as float32, exact below 2^24 rows; this table has ${V}`);
+  // The ids as float32 [N, 1]: converted by the host when they are fed (no int64 op on the device), else here.
+  let idxF = ctx.inputView(1, [N, 1], 'float32');
+  if (idxF === undefined) {
+    const idxN1 = ctx.temp('idx_n1');
+    ctx.node('Reshape', [ctx.inputs[1]!, ctx.int64s([N, 1])], [idxN1]);
+    idxF = ctx.temp('idx_f');
+    ctx.node('Cast', [idxN1], [idxF], { to: 1 });
+  }
+  const upd = ctx.temp('upd_nd');
+  ctx.node('Reshape', [ctx.inputs[2]!, ctx.int64s([N, D])], [upd]); // [N, D]
+  const C = Math.max(1, Math.min(V!, Math.floor(ONE_HOT_BLOCK / Math.max(N, 1))));
+  const parts: string[] = [];
+  for (let start = 0; start < V!; start += C) {
+    const rows = Math.min(C, V! - start);
+    const iota = ctx.tensor('float32', [1, rows], Float32Array.from({ length: rows }, (_, i) => start + i), `rows:${start}:${rows}`);
+    const eq = ctx.temp('is_row'), hot = ctx.temp('one_hot'), part = ctx.temp('rows_sum');
+    ctx.node('Equal', [idxF, iota], [eq]); // [N, rows] bool
+    ctx.node('Cast', [eq], [hot], { to: castCode(base.dtype) }); // [N, rows], the table's dtype
+    ctx.node('Gemm', [hot, upd], [part], { transA: 1 }); // [rows, D]
+    parts.push(part);
+  }
+  let summed = parts[0]!;
+  if (parts.length > 1) {
+    summed = ctx.temp('rows_all');
+    ctx.node('Concat', parts, [summed], { axis: 0 }); // [V, D]
+  }
+  const shaped = ctx.temp('rows_shaped');
+  ctx.node('Reshape', [summed, ctx.int64s([V!, ...rest])], [shaped]);
+  ctx.node('Add', [ctx.inputs[0]!, shaped], [ctx.out]);
+}
 
 function checkAlongAxis(x: { shape: readonly (number | string)[] }, idx: { shape: readonly (number | string)[] }, axis: number): void {
   if (idx.shape.length !== x.shape.length) throw new Error(`indices rank ${idx.shape.length} must equal data rank ${x.shape.length}`);

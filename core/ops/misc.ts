@@ -4,7 +4,7 @@ import { isFloat } from '../ir/dtype.ts';
 import { definePrimitive } from '../ir/primitive.ts';
 import { normAxis, resolveDim, type Dim } from '../ir/shape.ts';
 import * as op from './api.ts';
-import { bytesOf, count, requireArity, streamingCost } from './util.ts';
+import { bytesOf, castCode, count, requireArity, streamingCost } from './util.ts';
 
 export interface ConstantParams {
   readonly dtype: DType;
@@ -82,10 +82,6 @@ export const cast = definePrimitive<{ dtype: DType }>({
   vjp: ({ primals: [x], ct }) => [isFloat(x!.dtype) && isFloat(ct.dtype) ? op.cast(ct, x!.dtype) : null],
   cost: (eqn) => streamingCost(eqn, 0),
 });
-
-function castCode(dtype: DType): number {
-  return ({ float32: 1, uint8: 2, int8: 3, uint16: 4, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11, bfloat16: 16 } as const)[dtype];
-}
 
 /** Identity in the forward pass; no derivative flows through it. */
 export const stopGradient = definePrimitive<Record<string, never>>({

@@ -45,3 +45,8 @@ export function requireInt(t: TensorType, what = 'indices'): void {
 export function requireArity(types: readonly TensorType[], n: number): void {
   if (types.length !== n) throw new Error(`expects ${n} inputs, got ${types.length}`);
 }
+
+/** ONNX's TensorProto data type code of a dtype (Cast's `to`). */
+export function castCode(dtype: DType): number {
+  return ({ float32: 1, uint8: 2, int8: 3, uint16: 4, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11, bfloat16: 16 } as const)[dtype];
+}

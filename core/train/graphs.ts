@@ -54,11 +54,13 @@ export class CompileCache {
    * `runner`: where the sessions run (compile's default, onnxruntime-node in this process, when absent).
    * `resident`: for a runner with `residentWeights`, the inputs of a graph to compile into its session (the frozen
    * weights as they are now). Whoever changes one of them must `clear()` the cache, as a change of trainable set does.
+   * `orderedScatter`: compile's option of that name, for every graph (train.deterministic).
    */
   constructor(
     private readonly limit = 96,
     private readonly runner?: Runner,
     private readonly resident?: (graph: Graph) => ReadonlyMap<string, HostTensor>,
+    private readonly orderedScatter = false,
   ) {}
 
   /** `holding`: a session that keeps state between runs (compile's `store` and `feedback`). */
@@ -74,7 +76,7 @@ export class CompileCache {
       this.replacing = false;
       const g = graph();
       const resident = this.runner?.residentWeights && this.resident ? this.resident(g) : undefined;
-      hit = compile(g, { dims, settle, runner: this.runner, ...holding, ...(resident?.size ? { resident } : {}) }).then((exe) => {
+      hit = compile(g, { dims, settle, runner: this.runner, ...holding, ...(resident?.size ? { resident } : {}), ...(this.orderedScatter ? { orderedScatter: true } : {}) }).then((exe) => {
         collectGarbage();
         return exe;
       });

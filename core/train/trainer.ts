@@ -83,7 +83,7 @@ class TrainingRun {
     private readonly fused: boolean,
   ) {
     this.everTrained = new Set(trainable);
-    this.cache = new CompileCache(undefined, opts.runner, (g) => this.frozenInputs(g));
+    this.cache = new CompileCache(undefined, opts.runner, (g) => this.frozenInputs(g), cfg.train.deterministic);
     this.selection = new Selection(cfg);
     this.checkpoints = new RunCheckpoints(cfg, m, optimizer, this.log);
     const t = cfg.train;

@@ -4,7 +4,8 @@
  * float32 rounding, and a run resumed on the WebGPU sidecar ends where an uninterrupted one on it does, as closely as
  * two uninterrupted runs there agree: onnxruntime's WebGPU ScatterND accumulates the embedding gradient in an order
  * that changes from run to run (measured: two identical 5-step runs differ by up to 8e-8 relative), so on WebGPU
- * "the same bits" holds only for runs whose embeddings do not train.
+ * "the same bits" holds for runs whose embeddings do not train, and, with train.deterministic (the embedding gradient
+ * as ordered matrix products), for the others too.
  */
 import { afterAll, describe, expect, test } from 'bun:test';
 import { join } from 'node:path';
@@ -73,6 +74,24 @@ describe.skipIf(!server)('training through a WebGPU sidecar', () => {
     console.log(`resumed on the WebGPU sidecar vs uninterrupted there: ${resumeDiff.toExponential(2)} relative`);
     expect(resumeDiff).toBeLessThan(1e-6);
     expect(await runner.info()).toMatchObject({ provider: 'webgpu', sessions: 0, heldBytes: 0 });
+  }, 180_000);
+
+  test('with train.deterministic, full fine-tuning repeats to the bit there, and resumes to the same bits', async () => {
+    const dir = tempDir('webgpu-sidecar-deterministic');
+    const data = writeTinyData(dir);
+    const overrides = { train: { steps: 5, optimizerOn: 'device' as const, maxGradNorm: 0.5, warmupSteps: 2, deterministic: true }, checkpoint: { every: 2, keep: 1 } };
+    const runner = sidecar(server!.url, { token: TOKEN });
+    const run = (name: string, more: { stopAfterSteps?: number } = {}) =>
+      train({ config: tinyConfig(data, join(dir, name), overrides), plugins: [fullFinetune()], progress: silentProgress, log: quiet, runner, ...more });
+    const [a, b] = [await run('a'), await run('b')];
+    expect(bitDifferences(a.trained, b.trained)).toEqual([]);
+    await run('resumed', { stopAfterSteps: 3 });
+    const resumed = await run('resumed');
+    expect(bitDifferences(resumed.trained, a.trained)).toEqual([]);
+    const local = await train({ config: tinyConfig(data, join(dir, 'local'), overrides), plugins: [fullFinetune()], progress: silentProgress, log: quiet });
+    const { weights } = compareRuns(a, local, join(dir, 'a'), join(dir, 'local'));
+    console.log(`deterministic full fine-tuning on the WebGPU sidecar vs the CPU here: ${weights.toExponential(2)}; two runs and a resume: the same bits`);
+    expect(weights).toBeLessThan(WEIGHTS_TOL);
   }, 180_000);
 
   test('LoRA agrees with the CPU in this process; with the state on the sidecar it resumes to the same bits (the embeddings are frozen)', async () => {
