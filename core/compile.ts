@@ -44,10 +44,13 @@ export interface CompileOptions {
   /** Fed-back outputs that may be written over the held tensor they replace (runners/types.ts `LoadOptions.inPlace`). */
   inPlace?: readonly string[];
   /**
-   * The embedding gradient (a row scatter-add) as one-hot matrix products, which sum in a fixed order, instead of
-   * ScatterND, whose GPU kernels (WebGPU, CUDA) add rows sharing an index in a different order each run: runs, and
-   * resumes, then repeat to the bit on those providers. Costs N·V·D multiply-adds (N rows scattered into a V x D
-   * table: about the LM head's forward matrix product again). The CPU providers' ScatterND is ordered already.
+   * The embedding gradient (a row scatter-add) as one-hot matrix products, which sum in a fixed order (default true),
+   * or, with false, as ScatterND with reduction 'add'. onnxruntime 1.30's ScatterND is wrong where rows share an
+   * index and the scatter is large enough for its CPU kernel to split it over threads: they race and lose updates
+   * (measured: 1,024 token ids into SmolLM2-135M's 49,152 x 576 table, 2 threads, up to 96 elements off by a whole
+   * update in one of six runs); its WebGPU and CUDA kernels add in a different order each run. The products cost
+   * N·V·D multiply-adds for N rows into a V x D table (about the LM head's forward product again; measured: no
+   * change in SmolLM2-135M's full fine-tuning step time on the CPU) and one more V x D buffer at the peak.
    */
   orderedScatter?: boolean;
 }
@@ -80,7 +83,7 @@ export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<
   assertGraph(graph); // on the symbolic graph: shape rules see the dims as written
   const concrete = eliminateDeadCode(specialize(graph, opts.dims ?? {}));
   const resident = opts.resident instanceof Map ? opts.resident : new Map(Object.entries(opts.resident ?? {}));
-  const { model, origins } = lowerGraph(concrete, { resident, ...(opts.orderedScatter ? { orderedScatter: true } : {}) });
+  const { model, origins } = lowerGraph(concrete, { resident, ...(opts.orderedScatter === false ? { orderedScatter: false } : {}) });
   const initBytes = model.initializers.reduce((s, i) => s + (i.raw?.length ?? 0), 0);
   const threshold = opts.externalDataThreshold ?? DEFAULT_EXTERNAL_THRESHOLD;
   const step: CompiledStep = {

@@ -30,9 +30,10 @@ export interface LowerCtx {
    */
   inputView(i: number, dims: readonly number[], dtype?: TensorType['dtype']): string | undefined;
   /**
-   * Lower scatter-adds whose accumulation order a GPU provider does not fix (ScatterND with reduction 'add' adds
-   * rows that share an index in whatever order its threads meet: onnxruntime's WebGPU and CUDA kernels) as products
-   * that sum in the same order every run, at the price of more arithmetic (CompileOptions.orderedScatter).
+   * Lower row scatter-adds as products that sum in a fixed order (CompileOptions.orderedScatter, the default) rather
+   * than as ScatterND with reduction 'add', which onnxruntime 1.30 gets wrong or unrepeatable where rows share an
+   * index: its CPU kernel splits the rows over threads that race (updates lost), its WebGPU and CUDA kernels add in
+   * whatever order their threads meet.
    */
   readonly orderedScatter: boolean;
 }

@@ -11,7 +11,7 @@ export const OPSET = 18;
 export interface LowerOptions {
   /** Inputs whose values are baked into the model as initializers (frozen weights): not fed at run time. */
   resident?: ReadonlyMap<string, HostTensor>;
-  /** LowerCtx.orderedScatter: row scatter-adds as one-hot matrix products, summed in the same order every run. */
+  /** LowerCtx.orderedScatter (default true): row scatter-adds as one-hot matrix products, summed in a fixed order. */
   orderedScatter?: boolean;
 }
 
@@ -118,7 +118,7 @@ export function lowerGraph(graph: Graph, opts: LowerOptions = {}): LoweredModel 
       },
       tensor: (dtype, dims, data, key) => addInit(dtype, dims, data, key === undefined ? undefined : `t:${key}`),
       inputView: (i, dims, dtype) => viewOf(eqn.inputs[i]!, dims, dtype),
-      orderedScatter: opts.orderedScatter ?? false,
+      orderedScatter: opts.orderedScatter ?? true,
     };
     eqn.prim.lower(ctx, eqn);
   });

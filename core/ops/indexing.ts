@@ -7,7 +7,7 @@ import type { LowerCtx } from '../ir/primitive.ts';
 import { definePrimitive } from '../ir/primitive.ts';
 import { dimEq, formatShape, shapeEq } from '../ir/shape.ts';
 import * as op from './api.ts';
-import { bytesOf, castCode, requireArity, requireInt, streamingCost } from './util.ts';
+import { bytesOf, castCode, count, requireArity, requireInt, streamingCost } from './util.ts';
 
 type NoParams = Record<string, never>;
 
@@ -59,7 +59,8 @@ export const scatterAddRows = definePrimitive<NoParams>({
   jvp: ({ primals: [base, idx, upd], tangents: [tb, , tu] }) =>
     op.scatterAddRows(tb ?? op.zerosLike(base!), idx!, tu ?? op.zerosLike(upd!)),
   vjp: ({ primals: [, idx], ct, needs }) => [needs[0] ? ct : null, null, needs[2] ? op.gather(ct, idx!) : null],
-  cost: (eqn) => streamingCost(eqn, 0),
+  // As lowered by default (ordered): each output element is a sum over the N indices.
+  cost: (eqn) => streamingCost(eqn, 2 * count(eqn.inputs[1]!.shape)),
 });
 
 /** Elements of one one-hot block [N, C] of the ordered lowering (64 MiB in float32). */

@@ -70,8 +70,8 @@ export const trainConfigSchema = z
         momentum: z.number().min(0).lt(1).default(0).describe('SGD momentum'),
         nesterov: z.boolean().default(false).describe('SGD Nesterov momentum'),
         maxGradNorm: z.number().positive().nullable().default(1).describe('clip the global gradient norm to this (null = no clipping)'),
-        deterministic: z.boolean().default(false)
-          .describe('on GPU providers (WebGPU, CUDA), compute the embedding gradient as one-hot matrix products instead of ScatterND, whose GPU kernels add rows in a different order each run, so runs and resumes repeat to the bit; costs about N x V x D multiply-adds a step (N tokens, V x D embedding). The CPU is deterministic without it'),
+        deterministic: z.boolean().default(true)
+          .describe("the embedding gradient as one-hot matrix products, summed in a fixed order (true), or as onnxruntime's ScatterND (false: no N x V x D multiply-adds, but on the CPU its threads race and lose updates where token ids repeat in a large batch, and on GPUs it adds in a different order each run)"),
       })
       .strict()
       .prefault({})

@@ -60,7 +60,7 @@ export class CompileCache {
     private readonly limit = 96,
     private readonly runner?: Runner,
     private readonly resident?: (graph: Graph) => ReadonlyMap<string, HostTensor>,
-    private readonly orderedScatter = false,
+    private readonly orderedScatter = true,
   ) {}
 
   /** `holding`: a session that keeps state between runs (compile's `store` and `feedback`). */
@@ -76,7 +76,7 @@ export class CompileCache {
       this.replacing = false;
       const g = graph();
       const resident = this.runner?.residentWeights && this.resident ? this.resident(g) : undefined;
-      hit = compile(g, { dims, settle, runner: this.runner, ...holding, ...(resident?.size ? { resident } : {}), ...(this.orderedScatter ? { orderedScatter: true } : {}) }).then((exe) => {
+      hit = compile(g, { dims, settle, runner: this.runner, ...holding, ...(resident?.size ? { resident } : {}), ...(this.orderedScatter ? {} : { orderedScatter: false }) }).then((exe) => {
         collectGarbage();
         return exe;
       });
