@@ -1,4 +1,7 @@
-/** Input views: the embedding gradient's ScatterND indices come from the host, not from an int64 reshape. */
+/**
+ * Input views: the embedding gradient's indices come from the host, not from an int64 reshape: as int64 [B, T, 1] for
+ * ScatterND (`orderedScatter: false`), as float32 [N, 1] for the ordered lowering (the default).
+ */
 import { expect, test } from 'bun:test';
 import { valueAndGrad } from '../autodiff/vjp.ts';
 import { compile } from '../compile.ts';
@@ -24,7 +27,7 @@ const feeds = (idsDtype: 'int64' | 'int32') => ({
 });
 
 test('int64 ids fed at run time: ScatterND reads a host view [2, 4, 1] of them, with no Cast or Unsqueeze', () => {
-  const { model } = lowerGraph(embeddingGrad('int64'));
+  const { model } = lowerGraph(embeddingGrad('int64'), { orderedScatter: false });
   const view = model.inputs.find((i) => i.viewOf === 'ids');
   expect(view).toEqual({ name: 'ids:view[2,4,1]', dtype: 'int64', dims: [2, 4, 1], viewOf: 'ids' });
   const scatter = model.nodes.find((n) => n.op === 'ScatterND')!;
@@ -32,11 +35,19 @@ test('int64 ids fed at run time: ScatterND reads a host view [2, 4, 1] of them, 
   expect(model.nodes.map((n) => n.op)).not.toContain('Unsqueeze');
 });
 
-test('int32 ids, or resident ones, keep the in-graph Cast and Unsqueeze (no view)', () => {
-  expect(lowerGraph(embeddingGrad('int32')).model.inputs.some((i) => i.viewOf)).toBe(false);
-  const resident = lowerGraph(embeddingGrad('int64'), { resident: new Map([['ids', feeds('int64').ids]]) }).model;
+test('int32 ids, or resident ones, keep the in-graph Cast and Unsqueeze (no view) for ScatterND', () => {
+  expect(lowerGraph(embeddingGrad('int32'), { orderedScatter: false }).model.inputs.some((i) => i.viewOf)).toBe(false);
+  const resident = lowerGraph(embeddingGrad('int64'), { orderedScatter: false, resident: new Map([['ids', feeds('int64').ids]]) }).model;
   expect(resident.inputs.some((i) => i.viewOf)).toBe(false);
   expect(resident.nodes.map((n) => n.op)).toContain('Unsqueeze');
+});
+
+test('the ordered lowering reads the int64 ids as a float32 view [8, 1] the host converts: no int64 node', () => {
+  const { model } = lowerGraph(embeddingGrad('int64'));
+  expect(model.inputs.find((i) => i.viewOf === 'ids')).toEqual({ name: 'ids:view[8,1]:float32', dtype: 'float32', dims: [8, 1], viewOf: 'ids' });
+  expect(model.nodes.map((n) => n.op)).not.toContain('ScatterND');
+  const fed = withInputViews(model.inputs, feeds('int64'));
+  expect([...fed['ids:view[8,1]:float32']!.data]).toEqual(ID_VALUES);
 });
 
 test('compile feeds the view itself: the gradient equals the in-graph path, negative ids included', async () => {

@@ -82,13 +82,18 @@ function lowerOrderedScatterRows(ctx: LowerCtx, eqn: Eqn): void {
   const N = dims(idx.shape).reduce((a, b) => a * b, 1), D = rest.reduce((a, b) => a * b, 1);
   if (V! >= 2 ** 24) throw new Error(`scatter_add_rows: the ordered lowering compares indices as float32, exact below 2^24 rows; this table has ${V}`);
   // The ids as float32 [N, 1]: converted by the host when they are fed (no int64 op on the device), else here.
-  let idxF = ctx.inputView(1, [N, 1], 'float32');
-  if (idxF === undefined) {
+  let ids = ctx.inputView(1, [N, 1], 'float32');
+  if (ids === undefined) {
     const idxN1 = ctx.temp('idx_n1');
     ctx.node('Reshape', [ctx.inputs[1]!, ctx.int64s([N, 1])], [idxN1]);
-    idxF = ctx.temp('idx_f');
-    ctx.node('Cast', [idxN1], [idxF], { to: 1 });
+    ids = ctx.temp('idx_f');
+    ctx.node('Cast', [idxN1], [ids], { to: 1 });
   }
+  // Negative ids count from the end, as in gather: id + V where id < 0.
+  const negative = ctx.temp('idx_neg'), wrapped = ctx.temp('idx_wrapped'), idxF = ctx.temp('idx_rows');
+  ctx.node('Less', [ids, ctx.scalar(0, 'float32')], [negative]);
+  ctx.node('Add', [ids, ctx.scalar(V!, 'float32')], [wrapped]);
+  ctx.node('Where', [negative, wrapped, ids], [idxF]); // [N, 1]
   const upd = ctx.temp('upd_nd');
   ctx.node('Reshape', [ctx.inputs[2]!, ctx.int64s([N, D])], [upd]); // [N, D]
   const C = Math.max(1, Math.min(V!, Math.floor(ONE_HOT_BLOCK / Math.max(N, 1))));
