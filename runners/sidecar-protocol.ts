@@ -135,6 +135,9 @@ export function encodeLoadPrefix(header: LoadHeader): Uint8Array {
  * The parts one after another as a stream, read as the body goes out (pull: one chunk at a time), never copied into
  * one buffer. For file-backed blobs (Bun drops them when they are parts of a `new Blob([...])`) and large frames.
  */
+/** Frames larger than this are streamed from their parts instead of gathered into one Blob (which copies them all). */
+export const STREAM_ABOVE_BYTES = 16 * 2 ** 20;
+
 export function streamOf(parts: readonly FramePart[]): ReadableStream<Uint8Array> {
   let i = 0;
   let current: { read(): Promise<{ done: boolean; value?: Uint8Array }> } | undefined;

@@ -20,7 +20,7 @@ import { HttpError, SessionTable } from './sidecar-sessions.ts';
 import { EXECUTION_PROVIDERS, probeProvider, type SidecarProvider } from './sidecar-providers.ts';
 import type { CompiledStep, Runner, RunnerSession } from './types.ts';
 import {
-  BodyTooLargeError, ChunkReader, LOAD_CONTENT_TYPE, ProtocolError, TENSOR_CONTENT_TYPE, encodeTensors, readLoadHeader, readTensors, streamOf,
+  BodyTooLargeError, ChunkReader, LOAD_CONTENT_TYPE, ProtocolError, STREAM_ABOVE_BYTES, TENSOR_CONTENT_TYPE, encodeTensors, readLoadHeader, readTensors, streamOf,
   type SidecarErrorBody,
 } from './sidecar-protocol.ts';
 
@@ -36,9 +36,6 @@ export interface SidecarLimits {
   /** Fed-back outputs held by all sessions together (a run that would hold more is refused). Default 32 GiB. */
   maxHeldBytes: number;
 }
-
-/** Responses larger than this are streamed from the output arrays instead of gathered into one Blob. */
-const STREAM_ABOVE_BYTES = 16 * 2 ** 20;
 
 export const DEFAULT_LIMITS: SidecarLimits = { maxBodyBytes: 4 * 2 ** 30, maxSessions: 128, idleTimeoutMs: 3_600_000, maxHeldBytes: 32 * 2 ** 30 };
 

@@ -20,7 +20,7 @@ import { explainRuntimeError, type CompiledStep, type LoadOptions, type Runner }
 import type { HostTensor } from '../core/ir/host.ts';
 import type { SidecarInfo } from './sidecar-server.ts';
 import {
-  ChunkReader, LOAD_CONTENT_TYPE, STORE_ID, streamOf, type FramePart, PART_NAMES, ProtocolError, TENSOR_CONTENT_TYPE, encodeLoadPrefix, encodeTensors, readTensors,
+  ChunkReader, LOAD_CONTENT_TYPE, STORE_ID, STREAM_ABOVE_BYTES, streamOf, type FramePart, PART_NAMES, ProtocolError, TENSOR_CONTENT_TYPE, encodeLoadPrefix, encodeTensors, readTensors,
   type LoadHeader, type SidecarErrorBody,
 } from './sidecar-protocol.ts';
 
@@ -89,6 +89,17 @@ async function stepParts(step: CompiledStep): Promise<{ blobs: FramePart[]; part
 /**
  * A runner that executes compiled steps on the sidecar at `url` (`http://host:port`, as `tuneforge sidecar` prints).
  */
+/**
+ * Bun, Node and Deno stream a request body over HTTP/1.1 (`duplex: 'half'`); browsers stream uploads only over HTTP/2,
+ * so there a frame is one Blob.
+ */
+const STREAMS_UPLOADS = 'Bun' in globalThis || 'Deno' in globalThis || typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
+
+/** A run's feeds as a request body: a large frame streamed from its tensors, not copied into one Blob first. */
+function runBody(frame: { parts: FramePart[]; bytes: number }): Blob | ReadableStream<Uint8Array> {
+  return STREAMS_UPLOADS && frame.bytes > STREAM_ABOVE_BYTES ? streamOf(frame.parts) : new Blob(frame.parts);
+}
+
 export function sidecar(url: string, options: SidecarOptions): SidecarRunner {
   const base = url.replace(/\/+$/, '');
   const timeoutMs = options.timeoutMs ?? 300_000;
@@ -182,7 +193,7 @@ export function sidecar(url: string, options: SidecarOptions): SidecarRunner {
           const what = `run a step (session ${id})`;
           let reply: { res: Response; signal: AbortSignal };
           try {
-            reply = await call('POST', `/v1/sessions/${id}/run`, what, timeoutMs, { data: new Blob(frame.parts), size: frame.bytes }, TENSOR_CONTENT_TYPE);
+            reply = await call('POST', `/v1/sessions/${id}/run`, what, timeoutMs, { data: runBody(frame), size: frame.bytes }, TENSOR_CONTENT_TYPE);
           } catch (e) {
             if (e instanceof SidecarError && e.status === 422) throw explainRuntimeError(new Error(e.message), step, 'run the compiled graph');
             throw e;

@@ -88,9 +88,9 @@ describe('results equal onnxruntime-node in this process, bit for bit', () => {
     expect(runner.stats.loads).toBe(2);
   }, 30_000);
 
-  test('outputs over 16 MiB (streamed back rather than gathered into one Blob)', async () => {
+  test('inputs and outputs over 16 MiB (streamed both ways rather than gathered into one Blob)', async () => {
     const s = await serve();
-    const g = () => trace((b) => ({ y: op.exp(b.input('x', 'float32', [4_300_000])) })); // 17.2 MB out
+    const g = () => trace((b) => ({ y: op.exp(b.input('x', 'float32', [4_300_000])) })); // 17.2 MB in, 17.2 MB out
     const x = f32([4_300_000], (i) => (i % 1000) / 1000);
     const local = await compile(g());
     const remote = await compile(g(), { runner: sidecar(s.url, { token: TOKEN }) });
