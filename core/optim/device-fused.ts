@@ -10,8 +10,8 @@
  *   outputs  loss; norm when clipping; `new:<name>` and `new_<slot>:<name>` (fed back: see `fusedFeedback`)
  *
  * With micro-batches, a step is two graphs (`FusedRole`), as core/optim/accumulate.ts weights them: each
- * micro-batch runs the `accumulate` graph, acc' = keep·acc + n·g (n: its loss tokens, input `tokens` [1]; keep [1]:
- * 0 for a step's first micro-batch, 1 after), kept in the store as `acc:<name>`; then the `update` graph, which holds
+ * micro-batch runs the `accumulate` graph, acc' = n·g for a step's first (input keep [1] = 0), acc + n·g after (keep 1;
+ * n: its loss tokens, input `tokens` [1]), kept in the store as `acc:<name>`; then the `update` graph, which holds
  * no model, scales acc by 1/N (input `invTokens` [1]), clips and updates. So however many micro-batches there are,
  * one session per batch shape holds the model's frozen weights (a LoRA run's base model on a GPU), not three.
  *
@@ -82,11 +82,12 @@ export function fusedGraph(gradGraph: Graph, spec: FusedSpec): Graph {
   const out: Record<string, Tensor> = { loss: output('loss') };
   const own = spec.params.map(({ name }) => output(`grad:${name}`));
   if (spec.role === 'only') return withUpdate(g, spec, own, input, out);
-  // keep·acc + n·g: this micro-batch's share added to what the step's earlier ones stored (acc: shaped as the parameter).
-  const tokens = g.input('tokens', 'float32', [1]), keep = g.input('keep', 'float32', [1]);
+  // n·g of this micro-batch, added to what the step's earlier ones stored (acc, shaped as the parameter) unless it is
+  // the step's first (keep 0). Selected, not multiplied by keep: a previous step's non-finite sum must not leak in.
+  const tokens = g.input('tokens', 'float32', [1]), adds = op.less(0, g.input('keep', 'float32', [1])); // [1] bool
   spec.params.forEach(({ name }, i) => {
-    const acc = g.input(accName(name), 'float32', own[i]!.shape);
-    out[`new_${accName(name)}`] = op.add(op.mul(acc, keep), op.mul(own[i]!, tokens));
+    const acc = g.input(accName(name), 'float32', own[i]!.shape), weighted = op.mul(own[i]!, tokens);
+    out[`new_${accName(name)}`] = op.where(adds, op.add(acc, weighted), weighted);
   });
   return g.build(out);
 }
