@@ -71,6 +71,8 @@ const ONE_HOT_BLOCK = 2 ** 24;
  * 2^24) and the updates as [N, D], each block of C table rows gets onehotᵀ [C, N] · updates [N, D], where onehot
  * [N, C] = (index == row). A matrix product sums over N in a fixed order, so every run gives the same bits; rows no
  * index names get exact zeros. Blocks bound the one-hot to ONE_HOT_BLOCK elements; they are concatenated in order.
+ * One difference from ScatterND: a non-finite update row reaches every row of its block (0 · NaN is NaN), not only its
+ * own; with clipping by global norm a non-finite gradient already spoils every parameter either way.
  */
 function lowerOrderedScatterRows(ctx: LowerCtx, eqn: Eqn): void {
   const [base, idx] = [eqn.inputs[0]!, eqn.inputs[1]!];
