@@ -36,7 +36,7 @@ import { evaluateRun, evaluationMetrics } from './evaluate.ts';
 import { finishRun, generateSamples, type Sample } from './finish.ts';
 import { makeOptimizer } from './optimizer.ts';
 import { loadRunDataInChild } from './data-process.ts';
-import { planRun, writeRunDescription } from './plan-run.ts';
+import { planRun, remoteSessionsLine, writeRunDescription } from './plan-run.ts';
 import { Selection } from './selection.ts';
 import { RunCheckpoints } from './run-checkpoints.ts';
 import { setupModel, trainableSet, type RunData, type RunModel } from './setup.ts';
@@ -127,9 +127,7 @@ class TrainingRun {
     if (problems.length) throw new Error(`config: ${problems.join('; ')}`);
     const planned = await planRun(cfg, opts.plugins, data, log);
     cfg = planned.config;
-    if (opts.runner?.residentWeights) {
-      log(`plan: the sessions run on ${opts.runner.name}, which holds the compiled steps, their frozen weights and the activations; the plan above is for the whole run in one process`);
-    }
+    if (opts.runner?.residentWeights) log(remoteSessionsLine(opts.runner.name, cfg, data, planned.plan));
     // A mixture-of-experts model's per-expert tensors may sit below the configured threshold: the plan lowers it.
     const threshold = planned.plan.mmapThreshold;
     if (threshold !== false && threshold !== cfg.memory.mmapThreshold && (await fixMmapThreshold(threshold)) !== undefined) {

@@ -162,6 +162,10 @@ describe('results equal onnxruntime-node in this process, bit for bit', () => {
     expect(bitDifferences(remote.trained, local.trained)).toEqual([]);
     // The run says what a remote runner changes: the plan is for one process, and where the training state is.
     expect(lines.some((l) => l.includes('the plan above is for the whole run in one process'))).toBe(true);
+    // ... and what it holds there: a copy of the frozen weights (stories260k: ~1 MiB) per batch shape.
+    const held = lines.find((l) => l.includes('each session keeps its own copy of the frozen weights'));
+    console.log(held);
+    expect(held).toMatch(/about \d+ batch shapes? \(\d+ training, 0 evaluation\) x 1 MiB = \d+ MiB/);
     expect(lines.some((l) => l.includes("train.optimizerOn 'device' on sidecar") && l.includes('the parameters and moments stay there'))).toBe(true);
     // The update on the host: each step sends the trainable weights; with the state on the sidecar, a step does not.
     const hostRunner = sidecar(s.url, { token: TOKEN });
