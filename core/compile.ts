@@ -83,7 +83,7 @@ export async function compile(graph: Graph, opts: CompileOptions = {}): Promise<
   assertGraph(graph); // on the symbolic graph: shape rules see the dims as written
   const concrete = eliminateDeadCode(specialize(graph, opts.dims ?? {}));
   const resident = opts.resident instanceof Map ? opts.resident : new Map(Object.entries(opts.resident ?? {}));
-  const { model, origins } = lowerGraph(concrete, { resident, ...(opts.orderedScatter === false ? { orderedScatter: false } : {}) });
+  const { model, origins } = lowerGraph(concrete, { resident, orderedScatter: opts.orderedScatter ?? true });
   const initBytes = model.initializers.reduce((s, i) => s + (i.raw?.length ?? 0), 0);
   const threshold = opts.externalDataThreshold ?? DEFAULT_EXTERNAL_THRESHOLD;
   const step: CompiledStep = {

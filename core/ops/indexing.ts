@@ -76,13 +76,10 @@ const ONE_HOT_BLOCK = 2 ** 24;
  */
 function lowerOrderedScatterRows(ctx: LowerCtx, eqn: Eqn): void {
   const [base, idx] = [eqn.inputs[0]!, eqn.inputs[1]!];
-  const dims = (shape: readonly (number | string)[]) => shape.map((d) => {
-    if (typeof d !== 'number') throw new Error(`scatter_add_rows: the ordered lowering needs concrete shapes, got ${formatShape(shape)}`);
-    return d;
-  });
-  const [V, ...rest] = dims(base.shape);
-  const N = dims(idx.shape).reduce((a, b) => a * b, 1), D = rest.reduce((a, b) => a * b, 1);
-  if (V! >= 2 ** 24) throw new Error(`scatter_add_rows: the ordered lowering compares indices as float32, exact below 2^24 rows; this table has ${V}`);
+  // count() refuses symbolic dims: the lowering sees the shapes compile() made concrete.
+  const [V, D, N] = [count(base.shape.slice(0, 1)), count(base.shape.slice(1)), count(idx.shape)];
+  const rest = base.shape.slice(1) as number[];
+  if (V >= 2 ** 24) throw new Error(`scatter_add_rows: the ordered lowering compares indices as float32, exact below 2^24 rows; this table has ${V}`);
   // The ids as float32 [N, 1]: converted by the host when they are fed (no int64 op on the device), else here.
   let ids = ctx.inputView(1, [N, 1], 'float32');
   if (ids === undefined) {
@@ -94,14 +91,14 @@ function lowerOrderedScatterRows(ctx: LowerCtx, eqn: Eqn): void {
   // Negative ids count from the end, as in gather: id + V where id < 0.
   const negative = ctx.temp('idx_neg'), wrapped = ctx.temp('idx_wrapped'), idxF = ctx.temp('idx_rows');
   ctx.node('Less', [ids, ctx.scalar(0, 'float32')], [negative]);
-  ctx.node('Add', [ids, ctx.scalar(V!, 'float32')], [wrapped]);
+  ctx.node('Add', [ids, ctx.scalar(V, 'float32')], [wrapped]);
   ctx.node('Where', [negative, wrapped, ids], [idxF]); // [N, 1]
   const upd = ctx.temp('upd_nd');
   ctx.node('Reshape', [ctx.inputs[2]!, ctx.int64s([N, D])], [upd]); // [N, D]
-  const C = Math.max(1, Math.min(V!, Math.floor(ONE_HOT_BLOCK / Math.max(N, 1))));
+  const C = Math.max(1, Math.min(V, Math.floor(ONE_HOT_BLOCK / Math.max(N, 1))));
   const parts: string[] = [];
-  for (let start = 0; start < V!; start += C) {
-    const rows = Math.min(C, V! - start);
+  for (let start = 0; start < V; start += C) {
+    const rows = Math.min(C, V - start);
     const iota = ctx.tensor('float32', [1, rows], Float32Array.from({ length: rows }, (_, i) => start + i), `rows:${start}:${rows}`);
     const eq = ctx.temp('is_row'), hot = ctx.temp('one_hot'), part = ctx.temp('rows_sum');
     ctx.node('Equal', [idxF, iota], [eq]); // [N, rows] bool
@@ -115,7 +112,7 @@ function lowerOrderedScatterRows(ctx: LowerCtx, eqn: Eqn): void {
     ctx.node('Concat', parts, [summed], { axis: 0 }); // [V, D]
   }
   const shaped = ctx.temp('rows_shaped');
-  ctx.node('Reshape', [summed, ctx.int64s([V!, ...rest])], [shaped]);
+  ctx.node('Reshape', [summed, ctx.int64s([V, ...rest])], [shaped]);
   ctx.node('Add', [ctx.inputs[0]!, shaped], [ctx.out]);
 }
 

@@ -76,7 +76,7 @@ export class CompileCache {
       this.replacing = false;
       const g = graph();
       const resident = this.runner?.residentWeights && this.resident ? this.resident(g) : undefined;
-      hit = compile(g, { dims, settle, runner: this.runner, ...holding, ...(resident?.size ? { resident } : {}), ...(this.orderedScatter ? {} : { orderedScatter: false }) }).then((exe) => {
+      hit = compile(g, { dims, settle, runner: this.runner, ...holding, ...(resident?.size ? { resident } : {}), orderedScatter: this.orderedScatter }).then((exe) => {
         collectGarbage();
         return exe;
       });

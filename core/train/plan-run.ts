@@ -63,12 +63,12 @@ export function writeRunDescription(cfg: TrainConfig, plugins: readonly Plugin[]
  */
 export function remoteSessionsLine(runnerName: string, cfg: TrainConfig, data: RunData, plan: MemoryPlan): string {
   const profile = dataProfileOf(cfg, data, runSteps(cfg, data.train.length));
-  const shapes = Math.max(1, Math.round(profile.trainShapes)) + profile.evalShapes.length;
+  const training = Math.max(1, Math.round(profile.trainShapes)), shapes = training + profile.evalShapes.length;
   const weights = plan.items.find((i) => i.component.startsWith('weights'))?.bytes ?? 4 * plan.parameters;
   const frozen = plan.parameters > 0 ? weights * (1 - plan.trainableParameters / plan.parameters) : 0;
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
   return `plan: the sessions run on ${runnerName}, which holds the compiled steps, their frozen weights and the activations; the plan above is for the whole run in one process. `
     + `There, each session keeps its own copy of the frozen weights: about ${shapes} batch shape${shapes === 1 ? '' : 's'} `
-    + `(${Math.max(1, Math.round(profile.trainShapes))} training, ${profile.evalShapes.length} evaluation) x ${mib(frozen)} = ${mib(shapes * frozen)}`
+    + `(${training} training, ${profile.evalShapes.length} evaluation) x ${mib(frozen)} = ${mib(shapes * frozen)}`
     + (shapes > 2 ? '; fewer shapes with data.packText or a larger train.padMultiple' : '');
 }
