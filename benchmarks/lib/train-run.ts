@@ -26,7 +26,7 @@ export interface TrainCase {
   sidecar?: { url: string; token: string };
   /** The text to train on (default ../shared's TinyStories). */
   textFile?: string;
-  /** train.deterministic (the embedding gradient as ordered matrix products). */
+  /** train.deterministic (default: the config's, true: the embedding gradient as ordered matrix products). */
   deterministic?: boolean;
 }
 export const TRAIN_TAG = '@@train-result ';
@@ -41,7 +41,7 @@ export async function runTrainCase(c: TrainCase) {
     const config = parseTrainConfig({
       model: c.model, output: join(dir, 'run'), seed: 0,
       data: { train: join(dir, 'train.txt'), format: 'text', maxLength: c.T, packText: true, textSplit: 'blank-line' },
-      train: { steps: c.steps, batchSize: c.B, lr: 1e-4, optimizer: 'adamw', padMultiple: 16, optimizerOn: c.optimizerOn ?? 'host', deterministic: c.deterministic ?? false },
+      train: { steps: c.steps, batchSize: c.B, lr: 1e-4, optimizer: 'adamw', padMultiple: 16, optimizerOn: c.optimizerOn ?? 'host', ...(c.deterministic !== undefined ? { deterministic: c.deterministic } : {}) },
       export: { merged: false, adapters: false },
       ...(c.mmapThreshold !== undefined ? { memory: { mmapThreshold: c.mmapThreshold } } : {}),
     });
