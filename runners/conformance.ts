@@ -12,6 +12,7 @@ import { trace, type Graph } from '../core/ir/graph.ts';
 import { hostTensor, type HostTensor } from '../core/ir/host.ts';
 import * as op from '../core/ops/api.ts';
 import { ortNodeRunner } from './ort-node.ts';
+import { ortFfiUnavailable } from './ort-ffi.ts';
 import { ortWebRunner } from './ort-web.ts';
 import { loopbackSidecar } from './sidecar-server.ts';
 import { withInputViews } from '../core/onnx/input-views.ts';
@@ -151,7 +152,12 @@ export function probeCase(): Promise<{ step: CompiledStep; feeds: Record<string,
 
 /** Runners of this process. The first is the reference every other is compared with. */
 export const CONFORMANCE_RUNNERS: ConformanceRunner[] = [
-  { name: 'onnxruntime-node cpu', available: async () => true, make: () => ortNodeRunner() },
+  { name: 'onnxruntime-node cpu', available: async () => true, make: () => ortNodeRunner({ binding: 'node' }) },
+  {
+    name: 'onnxruntime C API cpu (bun:ffi)',
+    available: async () => (await ortFfiUnavailable()) ?? true,
+    make: () => ortNodeRunner({ binding: 'c-api' }),
+  },
   {
     name: 'onnxruntime-node webgpu',
     available: async () => { const p = await probeCase(); return probe(ortNodeRunner({ provider: 'webgpu' }), p.step, p.feeds); },

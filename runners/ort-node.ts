@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readPlacement, type NodePlacement } from './ort-node-placement.ts';
+import { ortFfiSession, ortFfiUnavailable } from './ort-ffi.ts';
 import type { DType } from '../core/ir/dtype.ts';
 import type { HostTensor } from '../core/ir/host.ts';
 import { explainRuntimeError, type CompiledStep, type Runner, type RunnerSession } from './types.ts';
@@ -40,6 +41,13 @@ export interface OrtNodeOptions {
    * to `<prefix>_<date>.json` when the session is released. For finding which nodes a step's time goes to.
    */
   profilePrefix?: string;
+  /**
+   * How sessions on the CPU provider are driven: 'c-api' calls onnxruntime's C API through bun:ffi (runners/ort-ffi.ts),
+   * which writes outputs straight into their arrays; 'node' uses onnxruntime-node's binding, which copies every output
+   * after a run. Default: 'c-api' where it loads (Bun), else 'node'; the environment variable TUNEFORGE_ORT_BINDING
+   * (c-api or node) sets the default. Profiling and GPU providers always use the binding.
+   */
+  binding?: 'c-api' | 'node';
 }
 
 type OrtType = ort.Tensor.Type;
@@ -104,6 +112,17 @@ function webgpuUnavailable(e: unknown): Error | undefined {
   );
 }
 
+/** Whether CPU sessions go through the C API: asked for, or by default where it loads. Asked for and missing: an error. */
+async function useCApi(binding: OrtNodeOptions['binding']): Promise<boolean> {
+  const env = process.env.TUNEFORGE_ORT_BINDING;
+  if (binding === undefined && env !== undefined && env !== 'c-api' && env !== 'node') throw new Error(`TUNEFORGE_ORT_BINDING: c-api or node, got '${env}'`);
+  const wanted = binding ?? (env as OrtNodeOptions['binding'] | undefined);
+  if (wanted === 'node') return false;
+  const why = await ortFfiUnavailable();
+  if (why && wanted === 'c-api') throw new Error(`binding 'c-api' asked for, but ${why}; use binding 'node'`);
+  return why === undefined;
+}
+
 /** The default runner: onnxruntime-node on the CPU (its WebGPU provider can be asked for where a GPU exists). */
 export function ortNodeRunner(options: OrtNodeOptions = {}): Runner {
   return {
@@ -121,6 +140,13 @@ export function ortNodeRunner(options: OrtNodeOptions = {}): Runner {
         ...(options.profilePrefix ? { enableProfiling: true, profileFilePrefix: options.profilePrefix } : {}),
       };
       const onDevice = sessionOptions.executionProviders!.some((p) => (typeof p === 'string' ? p : p.name) !== 'cpu');
+      if (!onDevice && !options.profilePrefix && await useCApi(options.binding)) {
+        return ortFfiSession(step, {
+          graphOptimizationLevel: sessionOptions.graphOptimizationLevel as 'disabled' | 'basic' | 'extended' | 'all',
+          memArena: sessionOptions.enableCpuMemArena!, memPattern: sessionOptions.enableMemPattern!,
+          ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
+        });
+      }
       // The first run is profiled to see where each node ran; endProfiling after it stops the profiler.
       let placementDir = options.onPlacement && onDevice && !options.profilePrefix ? mkdtempSync(join(tmpdir(), 'tuneforge-placement-')) : undefined;
       if (placementDir) Object.assign(sessionOptions, { enableProfiling: true, profileFilePrefix: join(placementDir, 'first-run') });
