@@ -5,10 +5,11 @@
  *   (b) SmolLM2-135M shape, batch 4 x 256: full 80 tok/s, LoRA 99 tok/s, peak RSS 7.1 GB (full), 5.3 GB (LoRA)
  * Targets: >= 2x PyTorch's tokens/s in (a), >= 1.5x in (b), <= 60% of its peak memory in (b).
  * Each case runs in its own process. The SmolLM2-135M cases run again with train.optimizerOn 'device' (the update
- * as onnxruntime graphs, core/optim/device.ts), so the two are compared in one run; `update s` is the median time
- * of a step's clipping and update.
+ * as onnxruntime graphs, core/optim/device.ts), and both again with memory.arena (one onnxruntime arena for the
+ * run's sessions, core/train/arena.ts; with 'device' the update is then fused into the step), so all are compared in
+ * one run; `update s` is the median time of a step's clipping and update (0 where it is part of the step's graph).
  *
- *   bun run bench:train [--quick] [--mmap-threshold BYTES|off] [--no-device]
+ *   bun run bench:train [--quick] [--mmap-threshold BYTES|off] [--no-device] [--no-arena]
  *
  * --mmap-threshold sets the trainer's memory.mmapThreshold (default 1 MiB; "off" keeps glibc's adaptive threshold,
  * faster on small models but with peaks above the memory plan: see core/memory/allocator.ts).
@@ -21,9 +22,10 @@ import { benchOptions } from './lib/options.ts';
 import { TRAIN_TAG, type TrainCase } from './lib/train-run.ts';
 import { runChild } from './lib/child.ts';
 
-const opts = benchOptions(['quick', 'mmap-threshold', 'no-device']);
+const opts = benchOptions(['quick', 'mmap-threshold', 'no-device', 'no-arena']);
 const quick = opts.string('quick') !== undefined;
 const withDevice = opts.string('no-device') === undefined;
+const withArena = opts.string('no-arena') === undefined;
 const thresholdOption = opts.string('mmap-threshold');
 const mmapThreshold = thresholdOption === undefined ? undefined : thresholdOption === 'off' ? false : Number(thresholdOption);
 if (typeof mmapThreshold === 'number' && !(Number.isInteger(mmapThreshold) && mmapThreshold > 0)) throw new Error(`--mmap-threshold: a positive number of bytes or "off", got ${thresholdOption}`);
@@ -41,16 +43,19 @@ const rows: string[][] = [];
 for (const [key, model, B, T, steps] of [['a', STORIES, 16, 64, quick ? 8 : 25], ['b', smol, 4, 256, quick ? 3 : 5]] as const) {
   for (const method of ['full', 'lora'] as const) {
     for (const optimizerOn of key === 'b' && withDevice ? ['host', 'device'] as const : ['host'] as const) {
-      const suffix = optimizerOn === 'device' ? '_device' : '';
-      const r = await run({ name: `${key}-${method}${suffix}`, model, method, B, T, steps, optimizerOn, ...(mmapThreshold !== undefined ? { mmapThreshold } : {}) });
-      const ref = PYTORCH[key];
-      results[key]![`${method}${suffix}_tok_s`] = Math.round(r.tok_s);
-      results[key]![`${method}${suffix}_peak_mb`] = Math.round(r.peak_mb);
-      results[key]![`${method}${suffix}_update_s`] = Number(r.update_s.toFixed(3));
-      const refTok = ref[`${method}_tok_s`], refMb = ref[`${method}_peak_mb`];
-      rows.push([`(${key}) ${key === 'a' ? 'stories260k 16x64' : 'SmolLM2-135M 4x256'} ${method}${optimizerOn === 'device' ? ', optimizer on device' : ''}`, r.tok_s.toFixed(0), refTok.toString(), `${(r.tok_s / refTok).toFixed(2)}x`,
-        r.update_s.toFixed(3), r.peak_mb.toFixed(0), refMb.toFixed(0), `${((100 * r.peak_mb) / refMb).toFixed(0)}%`, r.predicted_mb.toFixed(0)]);
-      console.error(`done ${key}-${method}${suffix}: ${r.tok_s.toFixed(0)} tok/s, update ${r.update_s.toFixed(3)} s, peak ${r.peak_mb.toFixed(0)} MB`);
+      for (const arena of key === 'b' && withArena ? [false, true] : [false]) {
+        const suffix = `${optimizerOn === 'device' ? '_device' : ''}${arena ? '_arena' : ''}`;
+        const r = await run({ name: `${key}-${method}${suffix}`, model, method, B, T, steps, optimizerOn, arena, ...(mmapThreshold !== undefined ? { mmapThreshold } : {}) });
+        const ref = PYTORCH[key];
+        results[key]![`${method}${suffix}_tok_s`] = Math.round(r.tok_s);
+        results[key]![`${method}${suffix}_peak_mb`] = Math.round(r.peak_mb);
+        results[key]![`${method}${suffix}_update_s`] = Number(r.update_s.toFixed(3));
+        const refTok = ref[`${method}_tok_s`], refMb = ref[`${method}_peak_mb`];
+        const how = [optimizerOn === 'device' ? 'optimizer on device' : '', arena ? 'shared arena' : ''].filter(Boolean).join(', ');
+        rows.push([`(${key}) ${key === 'a' ? 'stories260k 16x64' : 'SmolLM2-135M 4x256'} ${method}${how ? `, ${how}` : ''}`, r.tok_s.toFixed(0), refTok.toString(), `${(r.tok_s / refTok).toFixed(2)}x`,
+          r.update_s.toFixed(3), r.peak_mb.toFixed(0), refMb.toFixed(0), `${((100 * r.peak_mb) / refMb).toFixed(0)}%`, r.predicted_mb.toFixed(0)]);
+        console.error(`done ${key}-${method}${suffix}: ${r.tok_s.toFixed(0)} tok/s, update ${r.update_s.toFixed(3)} s, peak ${r.peak_mb.toFixed(0)} MB`);
+      }
     }
   }
 }

@@ -3,8 +3,9 @@
  * runners/ort-node.ts, without its binding's copies. onnxruntime-node 1.30 copies every output into a new
  * JavaScript buffer after a run, outputs pre-allocated by the caller included (its `OrtValueToNapiValue`), so an
  * output costs a fresh allocation, its page faults and a pass over memory, and a pre-allocated one costs that on
- * top of the write. Here every output of known shape is written by onnxruntime into its final array: the caller's
- * (`into`) or a new one, and nothing is copied.
+ * top of the write. Here an output the caller gives (`into`: the device optimizer's new weights and moments, held
+ * state written over itself) is written by onnxruntime where it goes, with no copy; the others are copied once out
+ * of onnxruntime's buffers, as the binding does.
  *
  * Measured (a one-off profile of the device optimizer's AdamW update of SmolLM2-135M, in pieces written in place):
  * 70% of its page faults were that copy.
@@ -25,6 +26,8 @@ export interface OrtFfiSessionOptions {
   graphOptimizationLevel: 'disabled' | 'basic' | 'extended' | 'all';
   memArena: boolean;
   memPattern: boolean;
+  /** Allocate from one arena shared by every session made with it (`sharedArena` below) instead of the session's own. */
+  sharedArena?: boolean;
 }
 
 type Pointer = number;
@@ -38,6 +41,7 @@ const API_INDEX = {
   GetTensorMutableData: 51, GetTensorElementType: 60, GetDimensionsCount: 61, GetDimensions: 62, GetTensorTypeAndShape: 65,
   CreateCpuMemoryInfo: 69, ReleaseEnv: 92, ReleaseStatus: 93, ReleaseMemoryInfo: 94, ReleaseSession: 95, ReleaseValue: 96,
   ReleaseTensorTypeAndShapeInfo: 99, ReleaseSessionOptions: 100,
+  AddSessionConfigEntry: 130, CreateAndRegisterAllocator: 144, CreateArenaCfg: 156, ReleaseArenaCfg: 157,
   SessionGetInputCount: 30, SessionGetOutputCount: 31, SessionGetInputName: 36, SessionGetOutputName: 37,
   AllocatorFree: 76, GetAllocatorWithDefaultOptions: 78,
 } as const;
@@ -95,6 +99,7 @@ async function loadApi(): Promise<Api | undefined> {
       ReleaseSession: [[P], VOID], ReleaseValue: [[P], VOID], ReleaseTensorTypeAndShapeInfo: [[P], VOID], ReleaseSessionOptions: [[P], VOID],
       SessionGetInputCount: [[P, P]], SessionGetOutputCount: [[P, P]], SessionGetInputName: [[P, U64, P, P]], SessionGetOutputName: [[P, U64, P, P]],
       AllocatorFree: [[P, P]], GetAllocatorWithDefaultOptions: [[P]],
+      AddSessionConfigEntry: [[P, P, P]], CreateAndRegisterAllocator: [[P, P, P]], CreateArenaCfg: [[U64, I32, I32, I32, P]], ReleaseArenaCfg: [[P], VOID],
     };
     const call = Object.fromEntries(Object.entries(API_INDEX).map(([name, index]) => {
       const [args, returns = P] = signatures[name as keyof typeof API_INDEX];
@@ -115,6 +120,31 @@ async function loadApi(): Promise<Api | undefined> {
   return api;
 }
 
+let arenaRegistered = false;
+
+/**
+ * The process's shared CPU arena, registered with the environment on first use: sessions made with `sharedArena`
+ * allocate from it, so memory one run frees is reused by the next run of any of them instead of being unmapped and
+ * page-faulted in again. It grows by what is asked (not onnxruntime's default doubling) and is never given back
+ * while the process lives.
+ */
+function registerSharedArena(a: Api): void {
+  if (arenaRegistered) return;
+  const SAME_AS_REQUESTED = 1, DEFAULT = -1, ARENA_ALLOCATOR = 1, MEM_TYPE_DEFAULT = 0;
+  const cfg = created(a, (out) => a.call.CreateArenaCfg(0, SAME_AS_REQUESTED, DEFAULT, DEFAULT, out), 'configure the shared arena');
+  try {
+    const info = created(a, (out) => a.call.CreateCpuMemoryInfo(ARENA_ALLOCATOR, MEM_TYPE_DEFAULT, out), 'describe the shared arena');
+    try {
+      check(a, a.call.CreateAndRegisterAllocator(a.env, info, cfg), 'register the shared arena');
+    } finally {
+      a.call.ReleaseMemoryInfo(info);
+    }
+  } finally {
+    a.call.ReleaseArenaCfg(cfg);
+  }
+  arenaRegistered = true;
+}
+
 /** Why sessions cannot be made here, or undefined when they can (loads the library on first call). */
 export async function ortFfiUnavailable(): Promise<string | undefined> {
   await loadApi();
@@ -122,7 +152,6 @@ export async function ortFfiUnavailable(): Promise<string | undefined> {
 }
 
 const cString = (s: string): Buffer => Buffer.from(`${s}\0`, 'utf8');
-
 
 /** Throws onnxruntime's message when a call returned an error status. */
 function check(a: Pick<Api, 'call'>, status: unknown, what: string): void {
@@ -176,6 +205,10 @@ export async function ortFfiSession(step: CompiledStep, options: OrtFfiSessionOp
     check(a, options.memArena ? call.EnableCpuMemArena(so) : call.DisableCpuMemArena(so), 'set the memory arena');
     check(a, options.memPattern ? call.EnableMemPattern(so) : call.DisableMemPattern(so), 'set the memory pattern');
     check(a, call.SetSessionGraphOptimizationLevel(so, LEVEL[options.graphOptimizationLevel]), 'set the optimization level');
+    if (options.sharedArena) {
+      registerSharedArena(a);
+      check(a, call.AddSessionConfigEntry(so, cString('session.use_env_allocators'), cString('1')), 'use the shared arena');
+    }
     if (options.intraOpNumThreads) check(a, call.SetIntraOpNumThreads(so, options.intraOpNumThreads), 'set the thread count');
     try {
       const model = step.model;
@@ -188,9 +221,8 @@ export async function ortFfiSession(step: CompiledStep, options: OrtFfiSessionOp
   } finally {
     call.ReleaseSessionOptions(so);
   }
-  // The session's own names (a step may list none, as a provider probe does); the step's lists give output shapes.
+  // The session's own names: a step may list none (a provider probe does).
   const input = sessionNames(a, session, 'Input'), output = sessionNames(a, session, 'Output');
-  const outputInfo = output.map((name) => step.outputs.find((o) => o.name === name));
   const inputNames = input.map(cString), outputNames = output.map(cString);
   const namePointers = (names: Buffer[]) => BigUint64Array.from(names, (b) => BigInt(a.ptr(b)));
   const inputNamePtrs = namePointers(inputNames), outputNamePtrs = namePointers(outputNames);
@@ -205,7 +237,7 @@ export async function ortFfiSession(step: CompiledStep, options: OrtFfiSessionOp
     return created(a, (out) => call.CreateTensorWithDataAsOrtValue(a.cpu, bytes ? t.data : EMPTY, bytes, shape.length ? shape : EMPTY, shape.length, type, out), `tensor '${name}'`);
   };
 
-  /** An output onnxruntime allocated (one of unknown shape): copied out, then released. */
+  /** An output onnxruntime allocated: copied into a new array (released after the run). */
   const readOwned = (value: Pointer): HostTensor => {
     const info = created(a, (out) => call.GetTensorTypeAndShape(value, out), 'read an output\'s shape');
     try {
@@ -249,11 +281,11 @@ export async function ortFfiSession(step: CompiledStep, options: OrtFfiSessionOp
           if (!t) throw new Error(`onnxruntime C API: input '${name}' was not fed`);
           values.push(Number(inputs[i] = BigInt(wrap(name, t))));
         });
-        // Each output of known shape goes straight into its final array: the caller's, or a new one.
+        // Outputs given in `into` are written there by onnxruntime; the others it allocates, and they are copied out.
+        // (Handing it new arrays for those too was slower on small models: 16.5k against 23.7k tokens/s on
+        // stories260k full fine-tuning, where a step's 48 outputs are small and many.)
         output.forEach((name, o) => {
-          const info = outputInfo[o];
-          const known = info && !info.dimParams?.some((p) => p !== null && p !== undefined);
-          const target = into?.[name] ?? (known ? { dtype: info.dtype, shape: [...info.dims], data: typedArrayFor(info.dtype, info.dims.reduce((x, y) => x * y, 1)) } : undefined);
+          const target = into?.[name];
           results.push(target);
           if (target) values.push(Number(outputs[o] = BigInt(wrap(name, target))));
         });

@@ -48,6 +48,14 @@ export interface OrtNodeOptions {
    * (c-api or node) sets the default. Profiling and GPU providers always use the binding.
    */
   binding?: 'c-api' | 'node';
+  /**
+   * One onnxruntime memory arena for every session of this process that asks for it (C API only): the memory a
+   * step's intermediates free is reused by the next step, of any batch shape, instead of being unmapped and faulted in
+   * again. Faster, at a higher peak, and the arena keeps its size while the process lives (the trainer's
+   * memory.arena; measured figures in docs/memory-planner.md). Such a runner also keeps a run's training state in
+   * one store for all its sessions (`sharesStores`), so train.optimizerOn 'device' fuses the update into the step.
+   */
+  sharedArena?: boolean;
 }
 
 type OrtType = ort.Tensor.Type;
@@ -126,7 +134,8 @@ async function useCApi(binding: OrtNodeOptions['binding']): Promise<boolean> {
 /** The default runner: onnxruntime-node on the CPU (its WebGPU provider can be asked for where a GPU exists). */
 export function ortNodeRunner(options: OrtNodeOptions = {}): Runner {
   return {
-    name: options.provider === 'webgpu' ? 'onnxruntime-node (webgpu)' : 'onnxruntime-node',
+    name: options.provider === 'webgpu' ? 'onnxruntime-node (webgpu)' : options.sharedArena ? 'onnxruntime-node (shared arena)' : 'onnxruntime-node',
+    ...(options.sharedArena ? { sharesStores: true } : {}),
     async load(step: CompiledStep): Promise<RunnerSession> {
       // onnxruntime's contrib fusions (QuickGelu, ...) have float32 kernels only and break float64 graphs, so those
       // (our numerical checks) get the basic level: constant folding and redundancy removal, no fusions.
@@ -140,8 +149,11 @@ export function ortNodeRunner(options: OrtNodeOptions = {}): Runner {
         ...(options.profilePrefix ? { enableProfiling: true, profileFilePrefix: options.profilePrefix } : {}),
       };
       const onDevice = sessionOptions.executionProviders!.some((p) => (typeof p === 'string' ? p : p.name) !== 'cpu');
-      if (!onDevice && !options.profilePrefix && await useCApi(options.binding)) {
+      const cApi = !onDevice && !options.profilePrefix && await useCApi(options.binding);
+      if (options.sharedArena && !cApi) throw new Error(`ortNodeRunner: sharedArena needs onnxruntime's C API on the CPU provider (Bun, no profilePrefix)${onDevice ? ', not a GPU provider' : ''}`);
+      if (cApi) {
         return ortFfiSession(step, {
+          ...(options.sharedArena ? { sharedArena: true } : {}),
           graphOptimizationLevel: sessionOptions.graphOptimizationLevel as 'disabled' | 'basic' | 'extended' | 'all',
           memArena: sessionOptions.enableCpuMemArena!, memPattern: sessionOptions.enableMemPattern!,
           ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),

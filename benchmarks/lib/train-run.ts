@@ -14,6 +14,7 @@ import { fullFinetune } from '../../plugins/full/index.ts';
 import { lora } from '../../plugins/lora/index.ts';
 import { SHARED } from './model-folder.ts';
 import { sidecar } from '../../runners/sidecar.ts';
+import { ortNodeRunner } from '../../runners/ort-node.ts';
 import { reportToParent } from './child.ts';
 
 export interface TrainCase {
@@ -28,6 +29,10 @@ export interface TrainCase {
   textFile?: string;
   /** train.deterministic (default: the config's, true: the embedding gradient as ordered matrix products). */
   deterministic?: boolean;
+  /** How the in-process runner drives onnxruntime (runners/ort-node.ts `binding`; default: its default). */
+  binding?: 'c-api' | 'node';
+  /** memory.arena (default false). */
+  arena?: boolean;
 }
 export const TRAIN_TAG = '@@train-result ';
 
@@ -43,10 +48,10 @@ export async function runTrainCase(c: TrainCase) {
       data: { train: join(dir, 'train.txt'), format: 'text', maxLength: c.T, packText: true, textSplit: 'blank-line' },
       train: { steps: c.steps, batchSize: c.B, lr: 1e-4, optimizer: 'adamw', padMultiple: 16, optimizerOn: c.optimizerOn ?? 'host', ...(c.deterministic !== undefined ? { deterministic: c.deterministic } : {}) },
       export: { merged: false, adapters: false },
-      ...(c.mmapThreshold !== undefined ? { memory: { mmapThreshold: c.mmapThreshold } } : {}),
+      memory: { ...(c.mmapThreshold !== undefined ? { mmapThreshold: c.mmapThreshold } : {}), ...(c.arena ? { arena: true } : {}) },
     });
     const plugins = c.method === 'full' ? [fullFinetune()] : [lora({ r: 8, alpha: 16, targets: ['q_proj', 'v_proj'] })];
-    const runner = c.sidecar ? sidecar(c.sidecar.url, { token: c.sidecar.token }) : undefined;
+    const runner = c.sidecar ? sidecar(c.sidecar.url, { token: c.sidecar.token }) : c.binding ? ortNodeRunner({ binding: c.binding }) : undefined;
     await train({ config, plugins, runner, resume: false, log: () => {}, progress: { isTTY: false, write: () => true } });
     const steps = readFileSync(join(config.output, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.trim())
       .map((l) => JSON.parse(l) as Record<string, number>).filter((m) => m.step_s !== undefined);

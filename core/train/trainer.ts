@@ -35,6 +35,7 @@ import { checkpointedBackprop } from './checkpointed.ts';
 import { evaluateRun, evaluationMetrics } from './evaluate.ts';
 import { finishRun, generateSamples, type Sample } from './finish.ts';
 import { makeOptimizer } from './optimizer.ts';
+import { withArenaRunner } from './arena.ts';
 import { loadRunDataInChild } from './data-process.ts';
 import { planRun, remoteSessionsLine, writeRunDescription } from './plan-run.ts';
 import { Selection } from './selection.ts';
@@ -116,9 +117,10 @@ class TrainingRun {
   // ------------------------------------------------------------------------------------------------ prepare
 
   /** Data first (its lengths size the plan), then the plan (it may change micro-batch and checkpointing), then the model. */
-  static async prepare(opts: TrainOptions): Promise<TrainingRun> {
-    let cfg = opts.config;
-    const log = opts.log ?? ((l: string) => console.error(l));
+  static async prepare(options: TrainOptions): Promise<TrainingRun> {
+    let cfg = options.config;
+    const log = options.log ?? ((l: string) => console.error(l));
+    const opts = await withArenaRunner(options, log);
     // Before any onnxruntime session allocates: see core/memory/allocator.ts for why.
     if (cfg.memory.mmapThreshold !== false) await fixMmapThreshold(cfg.memory.mmapThreshold);
     const modelDir = await resolveModel(cfg.model);
