@@ -1,6 +1,6 @@
 /**
- * A step whose training state stays on the runner (train.optimizerOn 'device' on a runner that shares stores, the
- * sidecar): one graph computes the loss, the gradients, the clip and the update (core/optim/device-fused.ts), and
+ * A step whose training state stays on the runner (train.optimizerOn 'device' on a runner that shares stores: the
+ * sidecar, or this process with memory.arena): one graph computes the loss, the gradients, the clip and the update (core/optim/device-fused.ts), and
  * the new parameters and moments stay in the runner's store for the next step. Only the batch goes out and the loss
  * and gradient norm come back; the host's parameters are read back when something here needs them (evaluation, a
  * checkpoint, the end: `DeviceOptimizer.syncState`).
@@ -23,8 +23,9 @@ import type { RunModel } from './setup.ts';
 /** Why a run cannot keep its state on the runner (undefined: it can). */
 export function fusedStepRefusal(t: TrainConfig['train'], runner: Runner | undefined, estimator: GradientEstimator, m: RunModel): string | undefined {
   if (t.optimizerOn !== 'device') return 'not asked for';
-  // In this process the update's own graphs are faster, and take less memory (docs/sidecar.md).
-  if (!runner?.sharesStores) return `${runner?.name ?? 'this process'} keeps no store for a run's sessions`;
+  // In this process only with memory.arena's runner: without the arena the fused step is no faster than the update
+  // in pieces and peaks higher (docs/memory-planner.md).
+  if (!runner?.sharesStores) return `${runner?.name ?? 'this process'} keeps no store for a run's sessions (in this process, memory.arena gives it one)`;
   if (estimator.name !== 'backprop') return `the gradients come from '${estimator.name}', not plain backpropagation`;
   const hooked = m.driver.plugins.filter((p) => p['step:before'] || p['step:after']).map((p) => p.name);
   if (hooked.length) return `plugins ${hooked.join(', ')} act between steps (step:before / step:after), on the parameters or gradients here`;
