@@ -7,10 +7,9 @@
  * clipping; the optimizer update at the scheduled learning rate; `step:after`. A run resumes exactly from its
  * latest checkpoint, model selection and early stopping included.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BatchStream } from '../data/stream.ts';
-import { resolveModel } from '../hub/index.ts';
 import type { Graph } from '../ir/graph.ts';
 import type { HostTensor } from '../ir/host.ts';
 import { DeviceOptimizer } from '../optim/device.ts';
@@ -19,10 +18,9 @@ import type { StepContext } from '../plugin/context.ts';
 import type { GradientEstimator } from '../plugin/estimator.ts';
 import type { Plugin } from '../plugin/hooks.ts';
 import type { Runner } from '../../runners/types.ts';
-import { loadConfig } from '../models/load.ts';
 import { createProgress, openMetrics, readMetrics, writeLossChart, writeRunReport, type Progress, type ProgressStream } from '../report/index.ts';
 import { seededRandom } from '../generate/sampling.ts';
-import { collectGarbage, fixMmapThreshold, peakRssBytes, rssBytes, type MemoryPlan } from '../memory/index.ts';
+import { collectGarbage, peakRssBytes, rssBytes, type MemoryPlan } from '../memory/index.ts';
 import { releaseFreedMemory } from '../memory/allocator.ts';
 import { microBatches } from './batches.ts';
 import { optimizerStep } from './step.ts';
@@ -30,17 +28,14 @@ import { describe, dropMetricsAfter, resultLines } from './run-log.ts';
 import type { TrainConfig } from './config.ts';
 import type { TrainOptions, TrainResult } from './run-options.ts';
 import { CompileCache, backprop } from './graphs.ts';
-import { deviceOptimizerLine, fusedOptimizerStep, fusedStepRefusal } from './fused-step.ts';
-import { checkpointedBackprop } from './checkpointed.ts';
+import { fusedOptimizerStep } from './fused-step.ts';
 import { evaluateRun, evaluationMetrics } from './evaluate.ts';
 import { finishRun, generateSamples, type Sample } from './finish.ts';
 import { makeOptimizer } from './optimizer.ts';
-import { withArenaRunner } from './arena.ts';
-import { loadRunDataInChild } from './data-process.ts';
-import { planRun, remoteSessionsLine, writeRunDescription } from './plan-run.ts';
+import { prepareRun } from './prepare.ts';
 import { Selection } from './selection.ts';
 import { RunCheckpoints } from './run-checkpoints.ts';
-import { setupModel, trainableSet, type RunData, type RunModel } from './setup.ts';
+import { trainableSet, type RunData, type RunModel } from './setup.ts';
 
 export type { TrainOptions, TrainResult } from './run-options.ts';
 export { bestCheckpointDir } from './run-checkpoints.ts';
@@ -116,41 +111,12 @@ class TrainingRun {
 
   // ------------------------------------------------------------------------------------------------ prepare
 
-  /** Data first (its lengths size the plan), then the plan (it may change micro-batch and checkpointing), then the model. */
+  /** The static phase (prepare.ts: data, plan, model, optimizer), then the run made of it. */
   static async prepare(options: TrainOptions): Promise<TrainingRun> {
-    let cfg = options.config;
-    const log = options.log ?? ((l: string) => console.error(l));
-    const opts = await withArenaRunner(options, log);
-    // Before any onnxruntime session allocates: see core/memory/allocator.ts for why.
-    if (cfg.memory.mmapThreshold !== false) await fixMmapThreshold(cfg.memory.mmapThreshold);
-    const modelDir = await resolveModel(cfg.model);
-    const data = await loadRunDataInChild(cfg, modelDir, log, (await loadConfig(modelDir)).maxPositions);
-    const problems = Selection.problems(cfg, evaluationMetrics(data));
-    if (problems.length) throw new Error(`config: ${problems.join('; ')}`);
-    const planned = await planRun(cfg, opts.plugins, data, log);
-    cfg = planned.config;
-    if (opts.runner?.residentWeights) log(remoteSessionsLine(opts.runner.name, cfg, data, planned.plan));
-    // A mixture-of-experts model's per-expert tensors may sit below the configured threshold: the plan lowers it.
-    const threshold = planned.plan.mmapThreshold;
-    if (threshold !== false && threshold !== cfg.memory.mmapThreshold && (await fixMmapThreshold(threshold)) !== undefined) {
-      log(`memory.mmapThreshold ${cfg.memory.mmapThreshold} lowered to ${threshold}: the experts' tensors are smaller than it (core/memory/allocator.ts)`);
-    }
-    let totalSteps = 0;
     let run: TrainingRun | undefined;
     // Plugins log through the run once it exists (above the progress bar on a terminal).
-    const m = await setupModel(cfg, opts.plugins, () => totalSteps, (line) => (run ? run.log(line) : log(line)));
-    const t = cfg.train;
-    const streamOptions = { batchSize: t.batchSize, padId: m.tok.padId ?? 0, seed: cfg.seed, shuffle: true, bucketByLength: t.bucketByLength, drawRandom: t.sampling === 'random' };
-    const stream = new BatchStream(data.train, streamOptions);
-    totalSteps = t.steps ?? Math.ceil((t.epochs ?? 1) * stream.batchesPerEpoch);
-    const optimizer = makeOptimizer(t, new Map([...m.params].map(([n, p]) => [n, p.shape])), opts.runner);
-    const estimator = (await m.driver.first('step:estimator', m.ctx))?.value ?? (cfg.memory.checkpointing ? checkpointedBackprop() : backprop());
-    const refusal = fusedStepRefusal(t, opts.runner, estimator, m);
-    const fused = optimizer instanceof DeviceOptimizer && refusal === undefined;
-    if (opts.runner && t.optimizerOn === 'device' && (refusal === undefined || opts.runner.residentWeights)) log(deviceOptimizerLine(opts.runner, refusal));
-    mkdirSync(cfg.output, { recursive: true });
-    writeRunDescription(cfg, opts.plugins, planned.plan);
-    run = new TrainingRun(opts, cfg, m, data, planned.plan, stream, streamOptions, totalSteps, trainableSet(m), optimizer, estimator, fused);
+    const p = await prepareRun(options, () => run?.log);
+    run = new TrainingRun(p.opts, p.cfg, p.m, p.data, p.plan, p.stream, p.streamOptions, p.totalSteps, p.trainable, p.optimizer, p.estimator, p.fused);
     return run;
   }
 
