@@ -15,7 +15,7 @@ const API_INDEX = {
   EnableMemPattern: 16, DisableMemPattern: 17, EnableCpuMemArena: 18, DisableCpuMemArena: 19,
   SetSessionGraphOptimizationLevel: 23, SetIntraOpNumThreads: 24, CreateTensorWithDataAsOrtValue: 49,
   GetTensorMutableData: 51, GetTensorElementType: 60, GetDimensionsCount: 61, GetDimensions: 62, GetTensorTypeAndShape: 65,
-  CreateCpuMemoryInfo: 69, ReleaseEnv: 92, ReleaseStatus: 93, ReleaseMemoryInfo: 94, ReleaseSession: 95, ReleaseValue: 96,
+  CreateCpuMemoryInfo: 69, ReleaseStatus: 93, ReleaseMemoryInfo: 94, ReleaseSession: 95, ReleaseValue: 96,
   ReleaseTensorTypeAndShapeInfo: 99, ReleaseSessionOptions: 100,
   AddSessionConfigEntry: 130, CreateAndRegisterAllocator: 144, CreateArenaCfg: 156, ReleaseArenaCfg: 157,
   SessionGetInputCount: 30, SessionGetOutputCount: 31, SessionGetInputName: 36, SessionGetOutputName: 37,
@@ -39,9 +39,6 @@ export interface Api {
 let api: Api | undefined;
 let unavailable: string | undefined;
 
-/** Why the API did not load (after `loadApi` returned undefined). */
-export const whyUnavailable = (): string | undefined => unavailable;
-
 /** The shared library inside onnxruntime-node's package for this platform, if it ships one. */
 function libraryPath(): string | undefined {
   const dir = dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json'));
@@ -50,6 +47,7 @@ function libraryPath(): string | undefined {
   return existsSync(file) ? file : undefined;
 }
 
+/** The API, loaded on first call; undefined where it cannot load (`ortFfiUnavailable` says why). */
 export async function loadApi(): Promise<Api | undefined> {
   if (api || unavailable) return api;
   if (typeof Bun === 'undefined') {
@@ -74,7 +72,7 @@ export async function loadApi(): Promise<Api | undefined> {
       SetSessionGraphOptimizationLevel: [[P, I32]], SetIntraOpNumThreads: [[P, I32]],
       CreateTensorWithDataAsOrtValue: [[P, P, U64, P, U64, I32, P]], GetTensorMutableData: [[P, P]],
       GetTensorElementType: [[P, P]], GetDimensionsCount: [[P, P]], GetDimensions: [[P, P, U64]], GetTensorTypeAndShape: [[P, P]],
-      CreateCpuMemoryInfo: [[I32, I32, P]], ReleaseEnv: [[P], VOID], ReleaseStatus: [[P], VOID], ReleaseMemoryInfo: [[P], VOID],
+      CreateCpuMemoryInfo: [[I32, I32, P]], ReleaseStatus: [[P], VOID], ReleaseMemoryInfo: [[P], VOID],
       ReleaseSession: [[P], VOID], ReleaseValue: [[P], VOID], ReleaseTensorTypeAndShapeInfo: [[P], VOID], ReleaseSessionOptions: [[P], VOID],
       SessionGetInputCount: [[P, P]], SessionGetOutputCount: [[P, P]], SessionGetInputName: [[P, U64, P, P]], SessionGetOutputName: [[P, U64, P, P]],
       AllocatorFree: [[P, P]], GetAllocatorWithDefaultOptions: [[P]],
@@ -92,7 +90,6 @@ export async function loadApi(): Promise<Api | undefined> {
     const env = created(partial, (out) => call.CreateEnv(ORT_LOGGING_LEVEL_WARNING, cString('tuneforge'), out), 'create the environment');
     const cpu = created(partial, (out) => call.CreateCpuMemoryInfo(0 /* OrtDeviceAllocator */, 0 /* OrtMemTypeDefault */, out), 'describe CPU memory');
     api = { ...partial, env, cpu };
-
   } catch (e) {
     unavailable = `onnxruntime's C API did not load: ${(e as Error).message}`;
   }

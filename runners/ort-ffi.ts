@@ -16,9 +16,9 @@
 import { DTYPES, typedArrayFor, type DType } from '../core/ir/dtype.ts';
 import type { HostTensor } from '../core/ir/host.ts';
 import { explainRuntimeError, type CompiledStep, type RunnerSession, type RunOptions } from './types.ts';
-import { LEVEL, check, created, cString, loadApi, registerSharedArena, sessionNames, whyUnavailable, type Pointer } from './ort-capi.ts';
+import { LEVEL, check, created, cString, loadApi, ortFfiUnavailable, registerSharedArena, sessionNames, type Pointer } from './ort-capi.ts';
 
-export { ortFfiUnavailable } from './ort-capi.ts';
+export { ortFfiUnavailable };
 
 /** What a session is created with (the CPU provider's part of OrtNodeOptions). */
 export interface OrtFfiSessionOptions {
@@ -44,7 +44,7 @@ export interface OrtFfiSession extends RunnerSession {
 /** Loads a compiled step as a session of the C API. Callers check `ortFfiUnavailable()` first. */
 export async function ortFfiSession(step: CompiledStep, options: OrtFfiSessionOptions): Promise<OrtFfiSession> {
   const a = await loadApi();
-  if (!a) throw new Error(`onnxruntime C API: ${whyUnavailable()}`);
+  if (!a) throw new Error(`onnxruntime C API: ${await ortFfiUnavailable()}`);
   const { call } = a;
   const so = created(a, (out) => call.CreateSessionOptions(out), 'create session options');
   let session: Pointer;
@@ -118,7 +118,6 @@ export async function ortFfiSession(step: CompiledStep, options: OrtFfiSessionOp
       if (released) throw new Error('onnxruntime C API: run on a released session');
       const values: Pointer[] = [];
       const outputs = new BigUint64Array(output.length);
-      const results: (HostTensor | undefined)[] = [];
       try {
         const extra = Object.keys(feeds).filter((name) => !input.includes(name));
         if (extra.length) throw new Error(`onnxruntime C API: fed ${extra.map((n) => `'${n}'`).join(', ')}, which the graph has no input for`);
@@ -133,7 +132,6 @@ export async function ortFfiSession(step: CompiledStep, options: OrtFfiSessionOp
         // stories260k full fine-tuning, where a step's 48 outputs are small and many.)
         output.forEach((name, o) => {
           const target = into?.[name];
-          results.push(target);
           if (target) values.push(Number(outputs[o] = BigInt(wrap(name, target))));
         });
         try {
@@ -141,17 +139,9 @@ export async function ortFfiSession(step: CompiledStep, options: OrtFfiSessionOp
         } catch (e) {
           throw explainRuntimeError(e, step, 'run the compiled graph');
         }
-        const out: Record<string, HostTensor> = {};
-        output.forEach((name, o) => {
-          const given = results[o];
-          if (given) out[name] = given;
-          else {
-            const value = Number(outputs[o]);
-            values.push(value);
-            out[name] = readOwned(value);
-          }
-        });
-        return out;
+        // Every output onnxruntime allocated is released below, even when reading an earlier one fails.
+        output.forEach((name, o) => { if (!into?.[name]) values.push(Number(outputs[o])); });
+        return Object.fromEntries(output.map((name, o) => [name, into?.[name] ?? readOwned(Number(outputs[o]))]));
       } finally {
         for (const v of values) if (v) call.ReleaseValue(v);
       }

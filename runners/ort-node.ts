@@ -43,8 +43,8 @@ export interface OrtNodeOptions {
   profilePrefix?: string;
   /**
    * How sessions on the CPU provider are driven: 'c-api' calls onnxruntime's C API through bun:ffi (runners/ort-ffi.ts),
-   * which writes outputs straight into their arrays; 'node' uses onnxruntime-node's binding, which copies every output
-   * after a run. Default: 'c-api' where it loads (Bun), else 'node'; the environment variable TUNEFORGE_ORT_BINDING
+   * which writes outputs given in `into` straight into them; 'node' uses onnxruntime-node's binding, which copies every
+   * output after a run, those included. Default: 'c-api' where it loads (Bun), else 'node'; the environment variable TUNEFORGE_ORT_BINDING
    * (c-api or node) sets the default. Profiling and GPU providers always use the binding.
    */
   binding?: 'c-api' | 'node';

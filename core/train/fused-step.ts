@@ -1,7 +1,7 @@
 /**
  * A step whose training state stays on the runner (train.optimizerOn 'device' on a runner that shares stores: the
- * sidecar, or this process with memory.arena): one graph computes the loss, the gradients, the clip and the update (core/optim/device-fused.ts), and
- * the new parameters and moments stay in the runner's store for the next step. Only the batch goes out and the loss
+ * sidecar, or this process with memory.arena): one graph computes the loss, the gradients, the clip and the update
+ * (core/optim/device-fused.ts), and the new parameters and moments stay in the runner's store for the next step. Only the batch goes out and the loss
  * and gradient norm come back; the host's parameters are read back when something here needs them (evaluation, a
  * checkpoint, the end: `DeviceOptimizer.syncState`).
  *
